@@ -1,0 +1,7 @@
+"""fomm-convert: First Order Motion Model checkpoints to verified deployment artifacts."""
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("fomm-convert")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+source"
