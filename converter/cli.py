@@ -15,6 +15,7 @@ from . import __version__
 COMMANDS = {
     "synth": "converter.synth:synth_command",
     "predict": "converter.predict:predict_command",
+    "demo": "converter.demo:demo_command",
 }
 
 

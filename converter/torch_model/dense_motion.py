@@ -58,9 +58,14 @@ class DenseMotionNetwork(nn.Module):
         warped = grid_sample(repeated, motions.view(b * n, h, w, 2), self.align_corners)
         return warped.view(b, n, c, h, w)
 
+    def downsample(self, source_image):
+        return self.down(source_image) if self.scale_factor != 1 else source_image
+
     def forward(self, source_image, kp_driving, kp_source):
-        if self.scale_factor != 1:
-            source_image = self.down(source_image)
+        return self.motion(self.downsample(source_image), kp_driving, kp_source)
+
+    def motion(self, source_image, kp_driving, kp_source):
+        """Everything after the anti-aliased downsample, which depends on the source only."""
         b, _, h, w = source_image.shape
         heatmaps = self.heatmap_representations((h, w), kp_driving, kp_source)
         motions = self.sparse_motions((h, w), kp_driving, kp_source)

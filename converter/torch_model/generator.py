@@ -47,28 +47,38 @@ class OcclusionAwareGenerator(nn.Module):
         return grid_sample(x, deformation, self.align_corners)
 
     def encode(self, source_image):
+        """The source's features: the part of the generator that ignores the keypoints."""
         out = self.first(source_image)
         for block in self.down_blocks:
             out = block(out)
         return out
 
-    def forward(self, source_image, kp_driving, kp_source):
-        out = self.encode(source_image)
-        motion = self.dense_motion_network(source_image=source_image, kp_driving=kp_driving,
-                                           kp_source=kp_source)
-        result = {"mask": motion["mask"], "sparse_deformed": motion["sparse_deformed"]}
-        out = self.deform(out, motion["deformation"])
+    def decode(self, features, motion):
+        """Warp and occlude the source features by the motion, then decode the frame."""
+        out = self.deform(features, motion["deformation"])
         if "occlusion_map" in motion:
             occlusion = motion["occlusion_map"]
-            result["occlusion_map"] = occlusion
             if occlusion.shape[2:] != out.shape[2:]:
                 occlusion = F.interpolate(occlusion, size=out.shape[2:], mode="bilinear",
                                           align_corners=False)
             out = out * occlusion
-        result["deformed"] = self.deform(source_image, motion["deformation"])
         out = self.bottleneck(out)
         for block in self.up_blocks:
             out = block(out)
-        result["prediction"] = torch.sigmoid(self.final(out))
+        return torch.sigmoid(self.final(out))
+
+    def forward(self, source_image, kp_driving, kp_source):
+        features = self.encode(source_image)
+        motion = self.dense_motion_network(source_image=source_image, kp_driving=kp_driving,
+                                           kp_source=kp_source)
+        result = {k: motion[k] for k in ("mask", "sparse_deformed", "occlusion_map")
+                  if k in motion}
+        result["deformed"] = self.deform(source_image, motion["deformation"])
+        result["prediction"] = self.decode(features, motion)
         result["deformation"] = motion["deformation"]
         return result
+
+    def generate(self, source_features, source_down, kp_driving, kp_source):
+        """The prediction from encode()'s features and the downsampled source (encode-once)."""
+        motion = self.dense_motion_network.motion(source_down, kp_driving, kp_source)
+        return self.decode(source_features, motion)

@@ -1,0 +1,26 @@
+# One command sets up and runs the demo (make demo), one runs the tests (make test).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+FC     := $(VENV)/bin/fomm-convert
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test clean
+
+# The venv holds the toolchain pinned in pyproject.toml; rebuilt only when that changes.
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(FC) demo
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) artifacts

@@ -1,0 +1,59 @@
+"""Shared test fixtures: the oracle's recorded cases and where they live."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# ../shared beside the checkout (CI lays it there); large oracle files are read from it.
+SHARED = ROOT.parent / "shared"
+ORACLE = SHARED / "oracle"
+
+# Dataset specs and the oracle fact table each must reproduce.
+SPEC_TABLES = {"vox": "vox-256", "vox-adv": "vox-adv-256", "taichi": "taichi-256",
+               "taichi-adv": "taichi-adv-256", "fashion": "fashion-256", "mgif": "mgif-256",
+               "bair": "bair-256", "nemo": "nemo-256"}
+EXTRA_CONFIGS = ["tiny", "tiny-pad", "tiny-single-jac", "tiny-nojac", "tiny-noocc", "vox-512"]
+
+
+def config_path(name: str) -> str:
+    """A spec name, or the fixture path of one of the oracle's extra configs."""
+    return str(FIXTURES / "configs" / f"{name}.yaml") if name in EXTRA_CONFIGS else name
+
+
+def state_dict_sha256(state) -> str:
+    """The oracle's weights_sha256: key bytes then raw little-endian tensor bytes, in order."""
+    digest = hashlib.sha256()
+    for key, value in state.items():
+        digest.update(key.encode("utf-8"))
+        digest.update(np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<")).tobytes())
+    return digest.hexdigest()
+
+
+def require_oracle(*names):
+    missing = [n for n in names if not (ORACLE / n).exists()]
+    if missing:
+        pytest.skip(f"needs ../shared/oracle/{', '.join(missing)}")
+
+
+@pytest.fixture(scope="session")
+def vox256_checkpoint(tmp_path_factory) -> Path:
+    """The oracle's vox-256 seed-7 weights, regenerated with its own script and checked."""
+    require_oracle("make_weights.py", "vox-256.json", "statedicts/vox-256.json")
+    out = tmp_path_factory.mktemp("vox256") / "vox-256-seed7.pth.tar"
+    subprocess.run([sys.executable, str(ORACLE / "make_weights.py"), "--table",
+                    str(ORACLE / "statedicts" / "vox-256.json"), "--seed", "7", "--out",
+                    str(out)], check=True)
+    expected = json.loads((ORACLE / "vox-256.json").read_text())["weights_sha256"]
+    from converter.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(out)
+    assert state_dict_sha256(ckpt.kp_detector) == expected["kp_detector"]
+    assert state_dict_sha256(ckpt.generator) == expected["generator"]
+    return out
