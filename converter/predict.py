@@ -126,8 +126,10 @@ def open_backend(name: str, spec, checkpoint: str | None, bundle: str | None):
               help="grid_sample convention (default: the spec's).")
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1),
               help="Generator frames per call.")
+@click.option("--gen-frames", default=None, metavar="I,J,...",
+              help="Run the generator on these driving rows only (default: all).")
 def predict_command(config, checkpoint, bundle, inputs, out, backend, align_corners,
-                    batch_size):
+                    batch_size, gen_frames):
     """Run one backend on an oracle-style NPZ and write the oracle's arrays."""
     try:
         spec = load_spec(config)
@@ -136,7 +138,15 @@ def predict_command(config, checkpoint, bundle, inputs, out, backend, align_corn
     if align_corners is not None:
         spec = spec.with_align_corners(align_corners)
     source, driving = read_inputs(Path(inputs), spec.frame_shape)
+    positions = None
+    if gen_frames:
+        try:
+            positions = [int(i) for i in gen_frames.split(",")]
+        except ValueError:
+            raise click.ClickException(f"--gen-frames: expected comma-separated rows, got {gen_frames!r}")
+        if not all(0 <= i < len(driving) for i in positions):
+            raise click.ClickException(f"--gen-frames: rows must be in 0..{len(driving) - 1}")
     runner = open_backend(backend, spec, checkpoint, bundle)
-    arrays = predict(runner, source, driving, batch_size=batch_size)
+    arrays = predict(runner, source, driving, batch_size=batch_size, positions=positions)
     write_npz(Path(out), arrays)
     click.echo(f"{out}: {len(arrays)} arrays, {len(driving)} frames, backend {backend}")
