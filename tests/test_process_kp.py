@@ -1,0 +1,274 @@
+"""In-graph keypoint normalisation: hull area, the module against the torch reference and
+the oracle, and the TFLite conversion (builtins only, dynamic batch)."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+from conftest import FIXTURES, ORACLE, require_oracle
+from scipy.spatial import ConvexHull, QhullError
+
+from converter.tf_model.process_kp import FLAGS, ProcessKpDriving, hull_area, movement_scale
+from converter.torch_model.normalize import normalize_kp
+
+FLAG_COMBINATIONS = list(itertools.product((0.0, 1.0), repeat=3))
+
+
+def scipy_area(points) -> float:
+    """The original's measure (ConvexHull.volume, float64); 0 where qhull finds no 2-D hull."""
+    try:
+        return ConvexHull(np.asarray(points, np.float64)).volume
+    except QhullError:
+        return 0.0
+
+
+def areas(points) -> np.ndarray:
+    out = hull_area(tf.constant(np.asarray(points, np.float32))).numpy()
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    return out
+
+
+# ------------------------------------------------------------------------------- hull area
+
+@pytest.mark.parametrize("num_points", [3, 5, 10, 15])
+def test_hull_area_matches_scipy_on_random_points(num_points):
+    rng = np.random.default_rng([11, num_points])
+    points = rng.uniform(-1, 1, (200, num_points, 2)).astype(np.float32)
+    got = areas(points)
+    want = np.array([scipy_area(p) for p in points])
+    relative = np.abs(got - want) / want
+    assert relative.max() <= 1e-6, relative.max()
+
+
+def test_hull_area_of_clustered_points_away_from_the_origin():
+    rng = np.random.default_rng(5)
+    points = (0.8 + 0.01 * rng.standard_normal((50, 10, 2))).astype(np.float32)
+    want = np.array([scipy_area(p) for p in points])
+    assert np.abs(areas(points) - want).max() <= 1e-6 * want.min()
+
+
+def test_hull_area_with_points_rounded_onto_hull_edges():
+    # Points placed on hull edges and rounded to float32 lie a hair inside or outside;
+    # float orientation tests disagree about such near-collinear triples (the hull then
+    # loses or doubles an edge: errors of 0.1-0.5 were seen), exact ones do not.
+    rng = np.random.default_rng(3)
+    points = rng.uniform(-1, 1, (300, 8, 2)).astype(np.float32)
+    for p in points:
+        hull = ConvexHull(p.astype(np.float64)).vertices
+        inner = [i for i in range(len(p)) if i not in hull]
+        a, b = p[hull[0]], p[hull[1]]
+        for i in inner[:3]:
+            p[i] = a + np.float32(rng.uniform()) * (b - a)
+    want = np.array([scipy_area(p) for p in points])
+    assert np.abs(areas(points) - want).max() <= 1e-6 * want.min()
+
+
+def test_hull_area_on_a_lattice_with_collinear_and_repeated_points():
+    rng = np.random.default_rng(17)
+    for num_points in (3, 5, 10):
+        points = (rng.integers(-3, 4, (200, num_points, 2)) / 4).astype(np.float32)
+        want = np.array([scipy_area(p) for p in points])
+        np.testing.assert_array_equal(areas(points), want.astype(np.float32))
+
+
+DEGENERATE = {
+    "collinear": ([[0, 0], [0.25, 0.5], [0.5, 1], [-0.5, -1], [0.125, 0.25]], 0.0),
+    "collinear_vertical": ([[0.3, 0], [0.3, -0.75], [0.3, 0.5]], 0.0),
+    "collinear_with_duplicates": ([[0, 0], [0.5, 0.5], [0, 0], [-0.25, -0.25], [0.5, 0.5]],
+                                  0.0),
+    "identical": ([[0.3, -0.2]] * 5, 0.0),
+    "two_distinct": ([[0, 0], [1, 1], [0, 0], [1, 1], [1, 1]], 0.0),
+    "duplicated_vertices": ([[0, 0], [1, 0], [1, 1], [0, 0], [1, 0]], 0.5),
+    "point_on_edge": ([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0]], 1.0),
+    "points_on_every_edge": ([[-1, -1], [0, -1], [1, -1], [1, 0], [1, 1], [0, 1], [-1, 1],
+                              [-1, 0], [0, 0]], 4.0),
+    "interior_point": ([[0, 0], [1, 0], [0, 1], [0.25, 0.25]], 0.5),
+    "triangle_ccw": ([[0, 0], [1, 0], [0, 1]], 0.5),
+    "triangle_cw": ([[0, 0], [0, 1], [1, 0]], 0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEGENERATE))
+def test_hull_area_of_degenerate_and_special_sets(name):
+    points, want = DEGENERATE[name]
+    points = np.asarray(points, np.float32)
+    assert areas(points[None])[0] == want
+    if want > 0:
+        assert scipy_area(points) == pytest.approx(want)
+    # Any order of the same points gives the same area.
+    assert areas(points[None, ::-1])[0] == want
+
+
+def test_hull_area_is_batch_aware():
+    sets = [np.asarray(DEGENERATE[n][0][:3], np.float32)
+            for n in ("triangle_ccw", "collinear", "identical", "triangle_cw")]
+    np.testing.assert_array_equal(areas(np.stack(sets)), [0.5, 0.0, 0.0, 0.5])
+
+
+def test_movement_scale_is_one_for_a_degenerate_hull():
+    triangle = np.asarray([[[0, 0], [1, 0], [0, 1]]], np.float32)
+    line = np.asarray([[[0, 0], [0.5, 0.5], [1, 1]]], np.float32)
+    assert movement_scale(tf.constant(triangle), tf.constant(2 * triangle)).numpy()[0] == 0.5
+    for source, initial in ((line, triangle), (triangle, line), (line, line)):
+        assert movement_scale(tf.constant(source), tf.constant(initial)).numpy()[0] == 1.0
+
+
+# ----------------------------------------------------------------- module vs torch reference
+
+def random_kp(rng, batch, num_kp, jacobian=True):
+    kp = {"value": rng.uniform(-0.9, 0.9, (batch, num_kp, 2)).astype(np.float32)}
+    if jacobian:
+        kp["jacobian"] = (np.eye(2) + 0.3 * rng.standard_normal((batch, num_kp, 2, 2))
+                          ).astype(np.float32)
+    return kp
+
+
+def run_module(module, driving, initial, source, flags):
+    jac = module.estimate_jacobian
+    out = module(driving["value"], driving.get("jacobian") if jac else None,
+                 initial["value"], initial.get("jacobian") if jac else None,
+                 source["value"], source.get("jacobian") if jac else None, *flags)
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def run_reference(driving, initial, source, flags):
+    relative, relative_jacobian, adapt = (bool(f) for f in flags)
+    as_torch = [{k: torch.from_numpy(v) for k, v in kp.items()}
+                for kp in (source, driving, initial)]
+    out = normalize_kp(*as_torch, adapt_movement_scale=adapt,
+                       use_relative_movement=relative, use_relative_jacobian=relative_jacobian)
+    return {k: v.numpy() for k, v in out.items()}
+
+
+@pytest.mark.parametrize("initial_batch", [1, 4])
+@pytest.mark.parametrize("flags", FLAG_COMBINATIONS, ids=lambda f: "rel{:g}-jac{:g}-adapt{:g}"
+                         .format(*f))
+def test_module_matches_torch_normalize_kp(flags, initial_batch):
+    rng = np.random.default_rng([23, initial_batch, *map(int, flags)])
+    driving = random_kp(rng, 4, 10)
+    initial = random_kp(rng, initial_batch, 10)
+    source = random_kp(rng, 1, 10)
+    got = run_module(ProcessKpDriving(10, True), driving, initial, source, flags)
+    want = run_reference(driving, initial, source, flags)
+    assert set(got) == {"value", "jacobian"}
+    np.testing.assert_allclose(got["value"], want["value"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got["jacobian"], want["jacobian"], rtol=0, atol=1e-5)
+    if not flags[0]:
+        np.testing.assert_array_equal(got["value"], driving["value"])
+    if not (flags[0] and flags[1]):
+        np.testing.assert_array_equal(got["jacobian"], driving["jacobian"])
+
+
+@pytest.mark.parametrize("flags", FLAG_COMBINATIONS)
+def test_module_without_jacobians(flags):
+    rng = np.random.default_rng(29)
+    driving, initial, source = (random_kp(rng, b, 5, jacobian=False) for b in (3, 1, 1))
+    got = run_module(ProcessKpDriving(5, False), driving, initial, source, flags)
+    want = run_reference(driving, initial, source, flags)
+    assert set(got) == {"value"}
+    np.testing.assert_allclose(got["value"], want["value"], rtol=0, atol=1e-6)
+
+
+def test_module_with_degenerate_hulls_is_finite_and_uses_scale_one():
+    line = np.asarray([[[0, 0], [0.25, 0.25], [0.5, 0.5]]], np.float32)
+    same = np.zeros((1, 3, 2), np.float32)
+    driving = np.asarray([[[0.1, 0.2], [0.3, 0.1], [-0.2, 0.4]]] * 2, np.float32)
+    module = ProcessKpDriving(3, False)
+    for source, initial in ((line, same), (same, line), (same, same)):
+        adapted = module(driving, None, initial, None, source, None, 1.0, 0.0, 1.0)["value"]
+        plain = module(driving, None, initial, None, source, None, 1.0, 0.0, 0.0)["value"]
+        assert np.isfinite(adapted.numpy()).all()
+        np.testing.assert_array_equal(adapted.numpy(), plain.numpy())
+
+
+def test_module_rejects_mismatched_jacobian_arguments():
+    kp = np.zeros((1, 3, 2), np.float32)
+    jac = np.tile(np.eye(2, dtype=np.float32), (1, 3, 1, 1))
+    with pytest.raises(ValueError, match="jacobians"):
+        ProcessKpDriving(3, True)(kp, None, kp, None, kp, None, 1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="no jacobians"):
+        ProcessKpDriving(3, False)(kp, jac, kp, jac, kp, jac, 1.0, 1.0, 1.0)
+
+
+# ------------------------------------------------------------------------------ the oracle
+
+def oracle_case(name):
+    path = FIXTURES / f"{name}.npz"
+    if not path.exists():
+        require_oracle(f"{name}.npz")
+        path = ORACLE / f"{name}.npz"
+    return np.load(path)
+
+
+@pytest.mark.parametrize("case", ["tiny", "tiny-single-jac", "vox-256"])
+def test_module_reproduces_the_oracle_normalisation(case):
+    data = oracle_case(case)
+    num_kp = data["kp_source_value"].shape[1]
+    source = {"value": data["kp_source_value"], "jacobian": data["kp_source_jacobian"]}
+    driving = {"value": data["kp_driving_value"], "jacobian": data["kp_driving_jacobian"]}
+    initial = {k: v[:1] for k, v in driving.items()}
+    scale = movement_scale(tf.constant(source["value"]), tf.constant(initial["value"]))
+    assert abs(scale.numpy()[0] / data["adapt_movement_scale"] - 1) <= 1e-6
+    module = ProcessKpDriving(num_kp, True)
+    for rel, adapt in itertools.product((1, 0), (1, 0)):
+        # The oracle ties use_relative_jacobian to use_relative_movement, like demo.py.
+        got = run_module(module, driving, initial, source, (rel, rel, adapt))
+        prefix = f"norm_rel{rel}_adapt{adapt}"
+        np.testing.assert_allclose(got["value"], data[f"{prefix}_value"], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(got["jacobian"], data[f"{prefix}_jacobian"], rtol=0,
+                                   atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------- TFLite
+
+def to_tflite(module) -> bytes:
+    function = module.serving_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [function.get_concrete_function()], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter.convert()
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["jacobian", "no-jacobian"])
+def tflite_case(request):
+    module = ProcessKpDriving(10, request.param)
+    return module, to_tflite(module)
+
+
+def test_tflite_uses_builtin_ops_only(tflite_case):
+    from ai_edge_litert.interpreter import Interpreter
+    module, flatbuffer = tflite_case
+    interpreter = Interpreter(model_content=flatbuffer)
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
+    signature = interpreter.get_signature_list()["serving_default"]
+    assert sorted(signature["inputs"]) == sorted(module.input_names())
+    assert sorted(signature["outputs"]) == (["jacobian", "value"] if module.estimate_jacobian
+                                            else ["value"])
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_tflite_matches_tf(tflite_case, batch):
+    from ai_edge_litert.interpreter import Interpreter
+    module, flatbuffer = tflite_case
+    runner = Interpreter(model_content=flatbuffer).get_signature_runner("serving_default")
+    rng = np.random.default_rng([31, batch])
+    jac = module.estimate_jacobian
+    driving, initial, source = (random_kp(rng, b, 10, jac) for b in (batch, 1, 1))
+    for flags in FLAG_COMBINATIONS:
+        inputs = {"kp_driving": driving["value"], "kp_driving_initial": initial["value"],
+                  "kp_source": source["value"]}
+        if jac:
+            inputs.update(kp_driving_jacobian=driving["jacobian"],
+                          kp_driving_initial_jacobian=initial["jacobian"],
+                          kp_source_jacobian=source["jacobian"])
+        inputs.update({name: np.float32(f) for name, f in zip(FLAGS, flags)})
+        got = runner(**inputs)
+        want = run_module(module, driving, initial, source, flags)
+        assert set(got) == set(want)
+        for name in want:
+            assert got[name].shape == want[name].shape
+            np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-6)
