@@ -1,7 +1,6 @@
 """Shared test fixtures: the oracle's recorded cases and where they live."""
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -28,15 +27,6 @@ def config_path(name: str) -> str:
     return str(FIXTURES / "configs" / f"{name}.yaml") if name in EXTRA_CONFIGS else name
 
 
-def state_dict_sha256(state) -> str:
-    """The oracle's weights_sha256: key bytes then raw little-endian tensor bytes, in order."""
-    digest = hashlib.sha256()
-    for key, value in state.items():
-        digest.update(key.encode("utf-8"))
-        digest.update(np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<")).tobytes())
-    return digest.hexdigest()
-
-
 def require_oracle(*names):
     missing = [n for n in names if not (ORACLE / n).exists()]
     if missing:
@@ -52,7 +42,7 @@ def vox256_checkpoint(tmp_path_factory) -> Path:
                     str(ORACLE / "statedicts" / "vox-256.json"), "--seed", "7", "--out",
                     str(out)], check=True)
     expected = json.loads((ORACLE / "vox-256.json").read_text())["weights_sha256"]
-    from converter.checkpoint import load_checkpoint
+    from converter.checkpoint import load_checkpoint, state_dict_sha256
     ckpt = load_checkpoint(out)
     assert state_dict_sha256(ckpt.kp_detector) == expected["kp_detector"]
     assert state_dict_sha256(ckpt.generator) == expected["generator"]

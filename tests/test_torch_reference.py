@@ -147,3 +147,16 @@ def test_no_jacobian_model_runs_relative(tmp_path):
     expected = ours["kp_driving_value"] - ours["kp_driving_value"][:1] + ours["kp_source_value"]
     np.testing.assert_allclose(rel, expected, atol=1e-7)
     assert np.isfinite(ours["gen_prediction"]).all()
+
+
+def test_coordinate_grid_and_gaussians_on_non_square_maps():
+    """x runs along the width, y along the height: a swap shows on a non-square map."""
+    import torch
+    from converter.torch_model.blocks import kp2gaussian, make_coordinate_grid
+    grid = make_coordinate_grid(2, 3)
+    assert grid.shape == (2, 3, 2)
+    np.testing.assert_array_equal(grid[..., 0].numpy(), [[-1, 0, 1], [-1, 0, 1]])
+    np.testing.assert_array_equal(grid[..., 1].numpy(), [[-1, -1, -1], [1, 1, 1]])
+    # A keypoint at x = 1 (right edge), y = -1 (top) peaks at row 0, last column.
+    blob = kp2gaussian(torch.tensor([[[1.0, -1.0]]]), (5, 9), 0.01)[0, 0].numpy()
+    assert np.unravel_index(blob.argmax(), blob.shape) == (0, 8)
