@@ -99,15 +99,21 @@ def write_npz(path: Path, arrays: dict):
 
 def open_backend(name: str, spec, checkpoint: str | None, bundle: str | None):
     """The named backend for a spec, from a checkpoint or a bundle as it needs."""
-    from .runtime import backend_names, load_backend
+    from .runtime import BUNDLE_BACKENDS, backend_names, load_backend
     if name not in backend_names():
         raise click.ClickException(f"unknown backend '{name}' (known: {', '.join(backend_names())})")
+    if name in BUNDLE_BACKENDS:
+        if bundle is None:
+            raise click.ClickException(f"--backend {name} needs --bundle")
+        try:
+            return load_backend(name, spec=spec, bundle=bundle)
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(str(exc).splitlines()[0])
     if checkpoint is None:
         raise click.ClickException(f"--backend {name} needs --checkpoint")
     from .checkpoint import CheckpointError, load_checkpoint
     try:
-        ckpt = load_checkpoint(checkpoint)
-        return load_backend(name, spec=spec, checkpoint=ckpt)
+        return load_backend(name, spec=spec, checkpoint=load_checkpoint(checkpoint))
     except (CheckpointError, ValueError) as exc:
         raise click.ClickException(str(exc))
 

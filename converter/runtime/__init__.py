@@ -10,7 +10,11 @@ import importlib
 
 BACKENDS = {
     "torch": "converter.runtime.torch_backend:TorchBackend",
+    "tf": "converter.runtime.tf_backend:TFBackend",
+    "savedmodel": "converter.runtime.savedmodel_backend:SavedModelBackend",
 }
+# Backends that run exported artifacts from a bundle; the others convert a checkpoint.
+BUNDLE_BACKENDS = {"savedmodel"}
 
 
 def backend_names() -> list[str]:

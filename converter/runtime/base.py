@@ -36,3 +36,56 @@ class Backend(Protocol):
 
     def generate(self, encoded: Arrays, kp_driving: Arrays, kp_source: Arrays) -> np.ndarray:
         """Prediction (B, H, W, C) from encode_source's output."""
+
+
+def kp_inputs(kp: Arrays, prefix: str, jacobian: bool) -> Arrays:
+    """Keypoints as named signature inputs: {prefix: value[, prefix_jacobian: jacobian]}."""
+    args = {prefix: np.asarray(kp["value"], np.float32)}
+    if jacobian:
+        args[f"{prefix}_jacobian"] = np.asarray(kp["jacobian"], np.float32)
+    return args
+
+
+class SignatureBackend:
+    """A backend over exported signatures with named inputs and outputs.
+
+    Subclasses provide `call(model, signature, inputs) -> outputs`, where model is
+    kp_detector, process_kp_driving or generator and signature serving_default,
+    encode_source or generate: the names every artifact format carries.
+    """
+    num_kp: int
+    estimate_jacobian: bool
+
+    def call(self, model: str, signature: str, inputs: Arrays) -> Arrays:
+        raise NotImplementedError
+
+    def _kps(self, kp_driving, kp_source):
+        jac = self.estimate_jacobian
+        return {**kp_inputs(kp_driving, "kp_driving", jac), **kp_inputs(kp_source, "kp_source", jac)}
+
+    def kp_detector(self, image):
+        return self.call("kp_detector", "serving_default", {"image": np.asarray(image, np.float32)})
+
+    def process_kp_driving(self, kp_driving, kp_driving_initial, kp_source,
+                           use_relative_movement, use_relative_jacobian, adapt_movement_scale):
+        jac = self.estimate_jacobian
+        inputs = {**kp_inputs(kp_driving, "kp_driving", jac),
+                  **kp_inputs(kp_driving_initial, "kp_driving_initial", jac),
+                  **kp_inputs(kp_source, "kp_source", jac),
+                  "use_relative_movement": np.float32(use_relative_movement),
+                  "use_relative_jacobian": np.float32(use_relative_jacobian),
+                  "adapt_movement_scale": np.float32(adapt_movement_scale)}
+        return self.call("process_kp_driving", "serving_default", inputs)
+
+    def generator(self, source_image, kp_driving, kp_source):
+        inputs = {"source_image": np.asarray(source_image, np.float32),
+                  **self._kps(kp_driving, kp_source)}
+        return self.call("generator", "serving_default", inputs)
+
+    def encode_source(self, source_image):
+        return self.call("generator", "encode_source",
+                         {"source_image": np.asarray(source_image, np.float32)})
+
+    def generate(self, encoded, kp_driving, kp_source):
+        inputs = {**encoded, **self._kps(kp_driving, kp_source)}
+        return self.call("generator", "generate", inputs)["prediction"]

@@ -1,0 +1,1 @@
+"""Exporters: SavedModel, TFLite and ONNX, all from the same model functions."""

@@ -1,0 +1,23 @@
+"""The TF graph, straight from a checkpoint through the weight table (no export)."""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from ..export.savedmodel import model_functions
+from ..weights import build_tf_models
+from .base import SignatureBackend
+
+
+class TFBackend(SignatureBackend):
+    def __init__(self, spec, checkpoint, threads: int | None = None):
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+        self.spec = spec
+        self.num_kp = spec.num_kp
+        self.estimate_jacobian = spec.estimate_jacobian
+        self.frame_shape = spec.frame_shape
+        self.functions = model_functions(spec, *build_tf_models(spec, checkpoint))
+
+    def call(self, model, signature, inputs):
+        out = self.functions[model][1][signature](**inputs)
+        return {k: v.numpy() for k, v in out.items()}
