@@ -14,6 +14,7 @@ import tensorflow as tf
 import torch
 import torch.nn.functional as F
 
+from converter.checkpoint import load_checkpoint
 from converter.spec import load_spec
 from converter.tf_model import ops
 from converter.tf_model.blocks import AntiAliasInterpolation2d as TFAntiAlias
@@ -58,10 +59,9 @@ def assert_close(diffs: dict):
         f"{n}={d:.3g}" for n, d in sorted(bad.items(), key=lambda kv: -kv[1]))
 
 
-def torch_load_checkpoint(path) -> dict:
-    # Until converter.checkpoint is in, read the oracle files with torch (safe mode).
-    raw = torch.load(path, weights_only=True)
-    return {net: OrderedDict((k, v.numpy()) for k, v in raw[net].items()) for net in NETS}
+def read_checkpoint(path) -> dict:
+    checkpoint = load_checkpoint(path)
+    return {net: OrderedDict(getattr(checkpoint, net)) for net in NETS}
 
 
 def np_kp(out: dict) -> dict:
@@ -131,7 +131,7 @@ def test_anti_alias_matches_torch(scale, shape):
 def test_kernel_comes_from_the_checkpoint_not_recomputed():
     _, generator = build_tf_models(
         load_spec(config_path("tiny")),
-        _perturbed_down(torch_load_checkpoint(FIXTURES / "tiny-seed7.pth.tar")))
+        _perturbed_down(read_checkpoint(FIXTURES / "tiny-seed7.pth.tar")))
     kernel = generator.dense_motion_network.down.kernel.numpy()
     assert kernel[2, 2, 0, 0] == pytest.approx(0.5)
 
@@ -147,7 +147,7 @@ def _perturbed_down(checkpoint):
 @pytest.fixture(scope="module")
 def tiny_case():
     spec = load_spec(config_path("tiny"))
-    checkpoint = torch_load_checkpoint(FIXTURES / "tiny-seed7.pth.tar")
+    checkpoint = load_checkpoint(FIXTURES / "tiny-seed7.pth.tar")
     kp_detector, generator = build_tf_models(spec, checkpoint)
     return spec, checkpoint, kp_detector, generator, dict(np.load(FIXTURES / "tiny.npz"))
 
@@ -191,7 +191,7 @@ GEN_LAYOUT = {"prediction": nchw, "mask": nchw, "occlusion_map": nchw, "deformed
 
 def _oracle_end_to_end(config, checkpoint_file, npz):
     spec = load_spec(config_path(config))
-    checkpoint = torch_load_checkpoint(FIXTURES / checkpoint_file)
+    checkpoint = read_checkpoint(FIXTURES / checkpoint_file)
     kp_detector, generator = build_tf_models(spec, checkpoint)
     _, generator_ac = build_tf_models(spec.with_align_corners(True), checkpoint)
     case = dict(np.load(FIXTURES / npz))
