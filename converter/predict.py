@@ -99,10 +99,10 @@ def write_npz(path: Path, arrays: dict):
 
 def open_backend(name: str, spec, checkpoint: str | None, bundle: str | None):
     """The named backend for a spec, from a checkpoint or a bundle as it needs."""
-    from .runtime import BUNDLE_BACKENDS, backend_names, load_backend
+    from .runtime import CHECKPOINT_BACKENDS, backend_names, load_backend
     if name not in backend_names():
         raise click.ClickException(f"unknown backend '{name}' (known: {', '.join(backend_names())})")
-    if name in BUNDLE_BACKENDS:
+    if name not in CHECKPOINT_BACKENDS:
         if bundle is None:
             raise click.ClickException(f"--backend {name} needs --bundle")
         try:

@@ -2,19 +2,25 @@
 
 All arrays crossing it are numpy float32 in the artifacts' layout (NHWC images,
 keypoints (B, K, 2) as (x, y) in [-1, 1], jacobians (B, K, 2, 2)), so the animate loop
-and `predict` never care which framework is underneath.
+and `predict` never care which framework is underneath. The tflite and onnx backends
+import neither torch nor tensorflow.
 """
 from __future__ import annotations
 
 import importlib
 
+# name -> (class, fixed keyword arguments)
 BACKENDS = {
-    "torch": "converter.runtime.torch_backend:TorchBackend",
-    "tf": "converter.runtime.tf_backend:TFBackend",
-    "savedmodel": "converter.runtime.savedmodel_backend:SavedModelBackend",
+    "torch": ("converter.runtime.torch_backend:TorchBackend", {}),
+    "tf": ("converter.runtime.tf_backend:TFBackend", {}),
+    "savedmodel": ("converter.runtime.savedmodel_backend:SavedModelBackend", {}),
+    "tflite": ("converter.runtime.tflite_backend:TFLiteBackend", {"precision": "fp32"}),
+    "tflite-fp16": ("converter.runtime.tflite_backend:TFLiteBackend", {"precision": "fp16"}),
+    "tflite-int8": ("converter.runtime.tflite_backend:TFLiteBackend", {"precision": "int8"}),
+    "onnx": ("converter.runtime.onnx_backend:ONNXBackend", {}),
 }
-# Backends that run exported artifacts from a bundle; the others convert a checkpoint.
-BUNDLE_BACKENDS = {"savedmodel"}
+# Backends that convert a checkpoint on the fly; the others run a bundle's artifacts.
+CHECKPOINT_BACKENDS = {"torch", "tf"}
 
 
 def backend_names() -> list[str]:
@@ -22,6 +28,10 @@ def backend_names() -> list[str]:
 
 
 def load_backend(name: str, **kwargs):
-    """Instantiate a backend by name (imports its framework only now)."""
-    module, attr = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), attr)(**kwargs)
+    """Instantiate a backend by name (imports its framework only now).
+
+    Checkpoint backends take spec= and checkpoint=; bundle backends spec= and bundle=.
+    """
+    target, fixed = BACKENDS[name]
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)(**fixed, **kwargs)
