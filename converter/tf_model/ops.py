@@ -123,9 +123,13 @@ def conv2d(x: tf.Tensor, kernel: tf.Variable, bias: tf.Variable, padding: int) -
 
 
 def batch_norm(x, gamma, beta, mean, variance, epsilon: float = BN_EPSILON) -> tf.Tensor:
-    """Inference BatchNorm, as torch's CPU kernel evaluates it: x * alpha + (beta - mean * alpha)."""
+    """Inference BatchNorm, as torch's CPU kernel evaluates it: x * alpha + (beta - mean * alpha).
+
+    The per-channel factors are reshaped to (1, 1, 1, C): no rank-1 against rank-4
+    broadcasting reaches TFLite."""
     alpha = gamma / tf.sqrt(variance + epsilon)
-    return x * alpha + (beta - mean * alpha)
+    shift = beta - mean * alpha
+    return x * tf.reshape(alpha, [1, 1, 1, -1]) + tf.reshape(shift, [1, 1, 1, -1])
 
 
 def avg_pool2x2(x: tf.Tensor) -> tf.Tensor:
