@@ -498,3 +498,50 @@ def test_tflite_matches_tf(tiny_case, tflite_tiny):
     diffs["generate_prediction"] = float(
         np.abs(lite["prediction"] - reference["prediction"].numpy()).max())
     assert_close(diffs)
+
+
+# ---------------------------------------------------------------- vox-256 (one full-size case)
+# Keypoint values of a full-size model carry float32 noise that the 1e-5 design number does
+# not leave room for: the hourglass' logits are divided by temperature 0.1 before the
+# spatial softmax. Measured on vox-256 (9 images), max abs against a float64 run of the
+# same weights: the oracle itself 9.3e-6; TF with oneDNN (TF's default on x86) 3.1e-5;
+# TF with TF_ENABLE_ONEDNN_OPTS=0 8.9e-6; against the oracle, TFLite/XNNPACK 1.8e-5.
+# The design number stays (xfail below, so the gap shows in every run); a bug gives
+# errors orders of magnitude above the measured noise, which this bound still catches.
+VOX_VALUE_NOISE = 5e-5
+
+
+@pytest.fixture(scope="module")
+def vox256(vox256_checkpoint):
+    require_oracle("vox-256.npz")
+    spec = load_spec("vox")
+    kp_detector, generator = build_tf_models(spec, load_checkpoint(vox256_checkpoint))
+    case = dict(np.load(ORACLE / "vox-256.npz"))
+    ours = {}
+    for name, image in (("kp_source", case["source"]), ("kp_driving", case["driving"])):
+        for key, value in kp_detector(nhwc(image)).items():
+            ours[f"{name}_{key}"] = value.numpy()
+    rows = case["gen_frame_positions"]
+    out = generator(nhwc(case["source"]), case["norm_rel1_adapt1_value"][rows],
+                    case["norm_rel1_adapt1_jacobian"][rows], case["kp_source_value"],
+                    case["kp_source_jacobian"])
+    for key, value in out.items():
+        if f"gen_{key}" in case:
+            ours[f"gen_{key}"] = GEN_LAYOUT[key](value.numpy())
+    assert len(ours) == 10
+    return max_diffs(ours, case, sorted(ours))
+
+
+def test_vox256_matches_oracle(vox256):
+    """The one full-size case: 13x13 anti-alias kernel, 58x58 heatmaps (pad 0), no
+    deformation resize for the features, 64x64 -> 256x256 for `deformed`. Everything at
+    the design numbers except keypoint values (see VOX_VALUE_NOISE)."""
+    assert_close({n: d for n, d in vox256.items() if not n.endswith("_value")})
+    values = {n: d for n, d in vox256.items() if n.endswith("_value")}
+    assert max(values.values()) <= VOX_VALUE_NOISE, values
+
+
+@pytest.mark.xfail(strict=False, reason="float32 noise of full-size keypoint values exceeds "
+                   "the 1e-5 design number (see VOX_VALUE_NOISE)")
+def test_vox256_keypoint_values_within_design_number(vox256):
+    assert_close({n: d for n, d in vox256.items() if n.endswith("_value")})
