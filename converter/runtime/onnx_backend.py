@@ -1,0 +1,51 @@
+"""A bundle's ONNX files (DIR/onnx/*.onnx) run with onnxruntime; imports neither torch nor
+tensorflow."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .base import SignatureBackend
+
+# (model, signature) -> file name under DIR/onnx/ (written by converter/export/onnx.py).
+FILES = {
+    ("kp_detector", "serving_default"): "kp_detector.onnx",
+    ("process_kp_driving", "serving_default"): "process_kp_driving.onnx",
+    ("generator", "serving_default"): "generator.onnx",
+    ("generator", "encode_source"): "generator.encode_source.onnx",
+    ("generator", "generate"): "generator.generate.onnx",
+}
+# The metadata_props key holding the exporter's JSON metadata.
+METADATA_KEY = "fomm_convert.json"
+
+
+class ONNXBackend(SignatureBackend):
+    def __init__(self, spec, bundle, threads: int | None = None):
+        self.num_kp = spec.num_kp
+        self.estimate_jacobian = spec.estimate_jacobian
+        self.frame_shape = spec.frame_shape
+        root = Path(bundle) / "onnx"
+        missing = [name for name in FILES.values() if not (root / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{root}: missing {', '.join(missing)}")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        self.sessions = {
+            key: ort.InferenceSession(str(root / name), sess_options=options,
+                                      providers=["CPUExecutionProvider"])
+            for key, name in FILES.items()}
+
+    def call(self, model, signature, inputs):
+        session = self.sessions[model, signature]
+        names = [i.name for i in session.get_inputs()]
+        missing = [n for n in names if n not in inputs]
+        unexpected = [n for n in inputs if n not in names]
+        if missing or unexpected:
+            raise ValueError(f"{FILES[model, signature]}: missing inputs {missing}, "
+                             f"unexpected {unexpected}")
+        feed = {n: np.ascontiguousarray(inputs[n], dtype=np.float32) for n in names}
+        outputs = [o.name for o in session.get_outputs()]
+        return dict(zip(outputs, session.run(outputs, feed)))

@@ -1,0 +1,147 @@
+"""Keypoint normalisation for animation as a torch graph (relative motion, relative
+jacobian, adapted movement scale), for export: one artifact serves every mode.
+
+The torch twin of converter/tf_model/process_kp.py. The three mode flags are scalar
+float32 tensors (0.0 or 1.0) that act through `torch.where`, never through Python
+branches, and the movement scale's convex hull area is computed in the graph, in exact
+int64 arithmetic, with no data-dependent shapes or control flow (so tracing records it
+whole and ONNX export needs no custom op).
+
+Semantics (docs/semantics.md, "Keypoint normalisation"; eager reference:
+converter/torch_model/normalize.py):
+- not relative: value and jacobian are kp_driving's, unchanged;
+- relative: value = (kp_driving - kp_initial) * scale + kp_source, where
+  scale = sqrt(hull_area(kp_source[0]) / hull_area(kp_initial[0])) when adapting the
+  movement scale, else 1; a degenerate hull (area 0) gives scale 1 (the original raises);
+- relative movement and relative jacobian:
+  jacobian = kp_driving_jacobian @ inverse(kp_initial_jacobian) @ kp_source_jacobian.
+kp_driving_initial and kp_source may have batch 1 or kp_driving's batch.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .normalize import inverse2x2
+
+FLAGS = ("use_relative_movement", "use_relative_jacobian", "adapt_movement_scale")
+
+# The same grid as the TF graph's (converter/tf_model/process_kp.py explains the bounds):
+# points are clipped to [-2, 2] and rounded to multiples of 2**-28, so that every
+# difference, cross product and partial shoelace sum of the hull test is exact in int64.
+HULL_BOUND = 2.0
+HULL_GRID_BITS = 29
+
+
+def hull_area(points: torch.Tensor) -> torch.Tensor:
+    """Area of the 2-D convex hull of each point set: (B, K, 2) -> (B,), float32.
+
+    Vectorised over (i, j, k) triples, exact on the points rounded to a 2**-28 grid: the
+    directed pair (i, j) is a counter-clockwise hull edge iff every point k lies strictly
+    left of it, or on its line within the segment [p_i, p_j]; twice the area is the
+    shoelace sum of cross(p_i, p_j) over those edges, in int64, scaled to float32 at the
+    end (one rounding). Identical points count once (the first copy); collinear sets give
+    the edges (i, j) and (j, i) whose terms cancel, so degenerate sets give exactly 0. No
+    division, so no NaN or Inf.
+    """
+    points = points.to(torch.float32)
+    num_points = points.shape[1]
+    per_unit = 2.0 ** HULL_GRID_BITS / HULL_BOUND  # a power of two: the scaling is exact
+    grid = torch.round(torch.clamp(points, -HULL_BOUND, HULL_BOUND) * per_unit)
+    grid = grid.to(torch.int64)
+    x, y = grid[:, :, 0], grid[:, :, 1]  # (B, K)
+
+    # Triples by broadcasting: i on axis 1, j on axis 2, k on axis 3.
+    xi, yi = x[:, :, None, None], y[:, :, None, None]
+    xj, yj = x[:, None, :, None], y[:, None, :, None]
+    xk, yk = x[:, None, None, :], y[:, None, None, :]
+    ex, ey = xj - xi, yj - yi  # edge i -> j, (B, K, K, 1)
+    dx, dy = xk - xi, yk - yi  # i -> candidate k, (B, K, 1, K)
+    orientation = ex * dy - ey * dx  # > 0: k is left of i -> j; (B, K, K, K)
+    along = ex * dx + ey * dy  # projection of k on the edge, times |e|^2
+    length2 = ex * ex + ey * ey
+    on_segment = (orientation == 0) & (along >= 0) & (along <= length2)
+    supports = (orientation > 0) | on_segment
+    # "every k supports (i, j)": a min over 0/1 floats (ReduceMin is not defined on bool).
+    is_edge = supports.to(torch.float32).amin(dim=3) > 0.5  # (B, K, K)
+
+    # Keep only the first copy of identical points, and no (i, i) pairs.
+    same = (x[:, :, None] == x[:, None, :]) & (y[:, :, None] == y[:, None, :])  # (B, K, K)
+    # Index masks as constants (numpy): traced torch.eye/tril on bool become EyeLike/Trilu
+    # nodes that onnxruntime does not implement for bool.
+    earlier = torch.from_numpy(np.tril(np.ones((num_points, num_points), bool), -1))
+    has_earlier_twin = (same & earlier).to(torch.float32).amax(dim=2) > 0.5  # (B, K)
+    first_copy = ~has_earlier_twin
+    distinct = torch.from_numpy(~np.eye(num_points, dtype=bool))
+    is_edge = is_edge & first_copy[:, :, None] & first_copy[:, None, :] & distinct
+
+    cross = x[:, :, None] * y[:, None, :] - y[:, :, None] * x[:, None, :]  # (B, K, K) int64
+    twice_area = torch.where(is_edge, cross, torch.zeros_like(cross)).sum(dim=(1, 2))
+    area = twice_area.to(torch.float32) * (0.5 / per_unit ** 2)
+    return torch.clamp(area, min=0.0)
+
+
+def movement_scale(kp_source: torch.Tensor, kp_initial: torch.Tensor) -> torch.Tensor:
+    """sqrt(hull area of kp_source[0] / hull area of kp_initial[0]), 1 if either is 0; (1,)."""
+    areas = hull_area(torch.cat([kp_source[:1], kp_initial[:1]], dim=0))
+    source, initial = areas[0:1], areas[1:2]
+    degenerate = (source <= 0.0) | (initial <= 0.0)
+    one = torch.ones_like(initial)
+    safe_initial = torch.where(degenerate, one, initial)
+    # sqrt(a / b), as the TF graph computes it (one rounding fewer than sqrt(a) / sqrt(b)).
+    return torch.where(degenerate, one, torch.sqrt(source / safe_initial))
+
+
+class ProcessKpDriving(nn.Module):
+    """Driving keypoints normalised for animation; every mode selected by input flags.
+
+    forward(kp_driving, kp_driving_jacobian, kp_driving_initial,
+    kp_driving_initial_jacobian, kp_source, kp_source_jacobian, use_relative_movement,
+    use_relative_jacobian, adapt_movement_scale) -> {"value"[, "jacobian"]}; the jacobian
+    arguments are None for a model without jacobians. Flags are scalar float tensors (or
+    Python numbers) read as true when > 0.5.
+    """
+
+    def __init__(self, num_kp: int, estimate_jacobian: bool):
+        super().__init__()
+        self.num_kp = int(num_kp)
+        self.estimate_jacobian = bool(estimate_jacobian)
+
+    def input_names(self) -> list[str]:
+        kps = ("kp_driving", "kp_driving_initial", "kp_source")
+        if self.estimate_jacobian:
+            kps = tuple(n for kp in kps for n in (kp, f"{kp}_jacobian"))
+        return [*kps, *FLAGS]
+
+    def output_names(self) -> list[str]:
+        return ["value", "jacobian"] if self.estimate_jacobian else ["value"]
+
+    def forward(self, kp_driving, kp_driving_jacobian, kp_driving_initial,
+                kp_driving_initial_jacobian, kp_source, kp_source_jacobian,
+                use_relative_movement, use_relative_jacobian, adapt_movement_scale):
+        jacobians = (kp_driving_jacobian, kp_driving_initial_jacobian, kp_source_jacobian)
+        if self.estimate_jacobian and any(j is None for j in jacobians):
+            raise ValueError("this model estimates jacobians: pass all three jacobians")
+        if not self.estimate_jacobian and any(j is not None for j in jacobians):
+            raise ValueError("this model has no jacobians: pass none")
+        relative = _flag(use_relative_movement)
+        adapt = _flag(adapt_movement_scale)
+
+        scale = torch.where(adapt, movement_scale(kp_source, kp_driving_initial),
+                            torch.ones(1, dtype=torch.float32))
+        moved = (kp_driving - kp_driving_initial) * scale + kp_source
+        # Broadcasting against kp_driving keeps its batch (the others have 1 or the same).
+        out = {"value": torch.where(relative, moved, kp_driving)}
+        if self.estimate_jacobian:
+            relative_jacobian = relative & _flag(use_relative_jacobian)
+            moved_jacobian = (kp_driving_jacobian @ inverse2x2(kp_driving_initial_jacobian)) \
+                @ kp_source_jacobian
+            out["jacobian"] = torch.where(relative_jacobian, moved_jacobian,
+                                          kp_driving_jacobian)
+        return out
+
+
+def _flag(value) -> torch.Tensor:
+    """A scalar 0/1 flag as a 0-d boolean tensor."""
+    return torch.as_tensor(value, dtype=torch.float32).reshape(()) > 0.5
