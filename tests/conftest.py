@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import converter  # noqa: F401  (first: it sets TensorFlow's numerics before TF loads)
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # ../shared beside the checkout (CI lays it there); large oracle files are read from it.
