@@ -19,8 +19,9 @@ from converter.spec import load_spec
 from converter.weights import build_tf_models
 from parity.compare import load_tolerances
 
-from conftest import FIXTURES, ROOT, config_path
+from conftest import FIXTURES, ORACLE, ROOT, config_path, require_oracle
 from test_torch_reference import assert_matches_oracle
+from test_torch_reference import tolerance as oracle_tolerance
 
 CHECKPOINT = FIXTURES / "tiny-seed7.pth.tar"
 BACKENDS = {"fp32": "tflite", "fp16": "tflite-fp16", "int8": "tflite-int8"}
@@ -187,6 +188,37 @@ def test_int8_bounds(spec, bundle, oracle, inputs, tf_backend):
               "gen_deformation": 5e-3}
     errors = {k: max_abs(ours[k], reference[k]) for k in bounds}
     assert all(errors[k] <= bounds[k] for k in bounds), errors
+
+
+def test_vox256_fp32_matches_oracle(tmp_path, vox256_checkpoint):
+    """The one full-size case, through predict at the oracle's generator rows, with the
+    oracle policy of test_torch_reference. Known gap: keypoint values. The spatial softmax
+    divides the logits by 0.1, and TFLite's float32 convolutions (XNNPACK or its reference
+    kernels alike) round differently from torch and TF-Eigen: measured 1.8e-5 from the
+    oracle (1.9e-5 from TF) for the detections and 3.7e-5 for the normalised values, against
+    1e-5 and 3e-5. The images stay well inside theirs (prediction 1.3e-5)."""
+    require_oracle("vox-256.npz")
+    spec = load_spec("vox")
+    checkpoint = load_checkpoint(vox256_checkpoint)
+    export_savedmodels(model_functions(spec, *build_tf_models(spec, checkpoint)),
+                       tmp_path / "savedmodel")
+    export.export_tflite(tmp_path / "savedmodel", tmp_path / "tflite", "fp32", METADATA)
+    case = dict(np.load(ORACLE / "vox-256.npz"))
+    source, driving = (np.ascontiguousarray(case[k].transpose(0, 2, 3, 1))
+                       for k in ("source", "driving"))
+    ours = predict(load_backend("tflite", spec=spec, bundle=tmp_path), source, driving,
+                   positions=case["gen_frame_positions"])
+    errors = {k: max_abs(ours[k], case[k]) for k in ours
+              if k in case and k not in ("gen_frame_positions",)}
+    assert len(errors) == 20
+    over = {k: e for k, e in errors.items() if e > oracle_tolerance(k)}
+    keypoint_values = {k for k in errors if k.endswith("_value")}
+    assert not set(over) - keypoint_values, f"over tolerance: {over} (all: {errors})"
+    # A broken detector would be far off: the known gap is bounded at 10x.
+    assert all(e <= 10 * oracle_tolerance(k) for k, e in over.items()), over
+    if over:
+        pytest.xfail("TFLite float32 keypoint values above the oracle tolerance: " + ", ".join(
+            f"{k} {e:.1e} > {oracle_tolerance(k):.0e}" for k, e in sorted(over.items())))
 
 
 # ------------------------------------------------------------------------------ signatures
