@@ -19,7 +19,7 @@ from scipy.spatial import ConvexHull, QhullError
 from converter.checkpoint import load_checkpoint
 from converter.export.onnx import OPSET, export_onnx, op_types
 from converter.hull import convex_hull_area
-from converter.predict import predict
+from converter.predict import TO_ORACLE, predict
 from converter.runtime import load_backend
 from converter.runtime.onnx_backend import FILES, METADATA_KEY
 from converter.spec import load_spec
@@ -256,6 +256,25 @@ def test_predict_matches_oracle(bundles, oracle_inputs):
     oracle = np.load(FIXTURES / "tiny.npz")
     ours = predict(onnx_backend(bundles, "tiny"), *oracle_inputs)
     assert len(assert_matches_oracle(ours, oracle)) == 20
+
+
+def test_stages_fed_oracle_inputs(bundles):
+    """Each stage from the oracle's own inputs meets 1e-5 / 1e-4 (no inherited noise)."""
+    oracle = np.load(FIXTURES / "tiny.npz")
+    backend = onnx_backend(bundles, "tiny")
+    kp_source = {k: oracle[f"kp_source_{k}"] for k in ("value", "jacobian")}
+    kp_driving = {k: oracle[f"kp_driving_{k}"] for k in ("value", "jacobian")}
+    for rel, adapt in itertools.product((0, 1), (0, 1)):
+        norm = backend.process_kp_driving(kp_driving, {k: v[:1] for k, v in kp_driving.items()},
+                                          kp_source, bool(rel), bool(rel), bool(adapt))
+        for key, value in norm.items():
+            name = f"norm_rel{rel}_adapt{adapt}_{key}"
+            assert np.abs(value - oracle[name]).max() <= STAGE[key], name
+    kp_norm = {k: oracle[f"norm_rel1_adapt1_{k}"] for k in ("value", "jacobian")}
+    out = backend.generator(oracle["source"].transpose(0, 2, 3, 1), kp_norm, kp_source)
+    for key, value in out.items():
+        err = np.abs(value.transpose(TO_ORACLE[key]) - oracle[f"gen_{key}"]).max()
+        assert err <= STAGE["other"], f"{key}: {err:.2e}"
 
 
 @pytest.mark.parametrize("case", ["tiny", "tiny-nojac"])
