@@ -423,6 +423,12 @@ def test_op_report(bundle):
     assert generator["serving_default", "CONV_2D"]["gpu"] == "yes"
     # sparse_deformed is 5-D: whatever touches it stays off the GPU.
     assert any("5-D" in n for r in reports["generator"] for n in r["notes"])
+    # Dynamic-range int8 runs on CPU only; float16 weights are dequantized on the GPU.
+    int8 = export.op_report(bundle / "tflite" / export.tflite_filename("generator", "int8"))
+    conv = [r for r in int8 if r["op"] == "CONV_2D"]
+    assert conv and all(r["gpu"] == "no" and "int8" in r["notes"][0] for r in conv)
+    fp16 = export.op_report(bundle / "tflite" / export.tflite_filename("generator", "fp16"))
+    assert all(r["gpu"] == "yes" for r in fp16 if r["op"] in ("CONV_2D", "DEQUANTIZE"))
     page = export.op_report_markdown(reports)
     for model, rows in reports.items():
         assert f"## {model}" in page

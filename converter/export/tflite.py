@@ -243,6 +243,10 @@ class _Table:
         o = self._offset(field)
         return self.tab.GetVectorAsNumpy(flags, o).tolist() if o else None
 
+    def length(self, field):
+        o = self._offset(field)
+        return self.tab.VectorLen(o) if o else 0
+
     def bytes(self, field):
         o = self._offset(field)
         if not o:
@@ -329,7 +333,10 @@ def tflite_signatures(path) -> dict:
 # The same error strings ("Only support 1D indices", "Tensor dimensions must be less than
 # 5.") are in ai_edge_litert 2.3.0's GPU accelerator (libLiteRtWebGpuAccelerator.so).
 # Anything not listed (GATHER_ND, SHAPE, RANGE, EXPAND_DIMS, BROADCAST_TO, ZEROS_LIKE,
-# LOGICAL_OR, ROUND, ...) makes the delegate leave the op to the CPU.
+# LOGICAL_OR, ROUND, ...) makes the delegate leave the op to the CPU. Dynamic-range int8
+# ops (int8 weights, float activations) run on CPU only (LiteRT post-training quantization
+# guide, https://ai.google.dev/edge/litert/models/post_training_quantization: "Dynamic
+# range quantization ... Hardware: CPU"; float16 weights: "CPU, GPU").
 # Value: None when the op is accepted as such, else the condition it must meet.
 GPU_DELEGATE_OPS: dict[str, str | None] = {
     **dict.fromkeys([
@@ -374,7 +381,7 @@ GPU_SOURCE = ("tensorflow/lite/tools/versioning/gpu_compatibility.cc "
               "(CheckGpuDelegateCompatibility)")
 
 # TensorType values used by the instance checks below (schema.fbs).
-_FLOAT32, _FLOAT16, _INT32, _BOOL = 0, 1, 2, 6
+_FLOAT32, _FLOAT16, _INT32, _BOOL, _INT16, _INT8 = 0, 1, 2, 6, 7, 9
 
 
 def _gather_verdict(inputs):
@@ -404,10 +411,15 @@ def _gpu_verdict(op: str, inputs: list, outputs: list) -> tuple[str, str | None]
     rank = max((len(t["shape"]) for t in inputs + outputs), default=0)
     if rank > GPU_MAX_RANK:
         return "no", f"{rank}-D tensors (the GPU delegate takes at most {GPU_MAX_RANK}-D)"
+    if any(t["type"] == _INT8 and t["const"] for t in inputs) and op != "DEQUANTIZE" \
+            and any(t["type"] == _FLOAT32 for t in outputs):
+        return "no", "dynamic-range int8 weights (CPU only)"
     if op == "GATHER":
         return _gather_verdict(inputs)
     if op == "CAST":
         return _cast_verdict(inputs, outputs)
+    if op == "DEQUANTIZE":
+        return ("no", "from int16") if inputs[0]["type"] == _INT16 else ("yes", None)
     condition = GPU_DELEGATE_OPS[op]
     return ("conditional", condition) if condition else ("yes", None)
 
@@ -433,10 +445,11 @@ def op_report(path) -> list[dict]:
             codes.append(f"CUSTOM:{code.string(1)}" if builtin == CUSTOM
                          else names.get(builtin, f"BUILTIN_{builtin}"))
         signatures = {sig.scalar(4, _U32): sig.string(2) for sig in model.tables(7)}
+        constant = [b.length(0) > 0 or b.scalar(2, _U64) > 0 for b in model.tables(4)]
         rows = []
         for index, subgraph in enumerate(model.tables(2)):
-            tensors = [{"shape": _shape(t), "type": t.scalar(1, _I8)}
-                       for t in subgraph.tables(0)]
+            tensors = [{"shape": _shape(t), "type": t.scalar(1, _I8),
+                        "const": constant[t.scalar(2, _U32)]} for t in subgraph.tables(0)]
             counts, verdicts, notes = Counter(), {}, {}
             for op in subgraph.tables(3):
                 name = codes[op.scalar(0, _U32)]
