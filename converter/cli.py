@@ -16,6 +16,10 @@ COMMANDS = {
     "synth": "converter.synth:synth_command",
     "predict": "converter.predict:predict_command",
     "demo": "converter.demo:demo_command",
+    "build": "converter.build:build_command",
+    "verify": "converter.verify:verify_command",
+    "inspect": "converter.inspect_cmd:inspect_command",
+    "parity": "converter.parity_cmd:parity_command",
 }
 
 

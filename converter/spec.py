@@ -136,6 +136,11 @@ def load_spec(name_or_path: str | Path) -> Spec:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}".splitlines()[0]) from None
+    return spec_from_data(path, data)
+
+
+def spec_from_data(path: Path, data) -> Spec:
+    """A Spec from parsed YAML/JSON (either format); `path` names it in errors."""
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping at the top level")
     if "dataset_params" in data:
@@ -154,7 +159,8 @@ def _from_spec(path: Path, data: dict) -> Spec:
     _reject_unknown(path, "normalization", norm, NORMALIZATION_FIELDS)
     norm = {k: _bool(path, f"normalization.{k}", norm.get(k, d))
             for k, d in NORMALIZATION_FIELDS.items()}
-    return _build(path, str(data["name"]), data["frame_shape"], str(data["checkpoint"]),
+    checkpoint = None if data["checkpoint"] is None else str(data["checkpoint"])
+    return _build(path, str(data["name"]), data["frame_shape"], checkpoint,
                   norm, _bool(path, "grid_sample_align_corners",
                               data.get("grid_sample_align_corners", False)),
                   data["model_params"], str(data.get("description", "")))

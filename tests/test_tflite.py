@@ -286,7 +286,7 @@ def test_metadata_round_trip_without_tensorflow(bundle):
     for precision in BACKENDS:
         for model in export.MODELS:
             meta, names = found[export.tflite_filename(model, precision)]
-            effective = "fp32" if model in export.FLOAT32_ONLY else precision
+            effective = export.effective_precision(model, precision)
             assert meta == {**METADATA[model], "precision": effective, "variant": precision}
             # Ours is added; what the converter wrote stays.
             assert names[-1] == export.METADATA_NAME

@@ -45,5 +45,16 @@ def export_savedmodels(functions: dict, out_dir: Path) -> dict[str, Path]:
             setattr(root, sig_name, fn)
         path = Path(out_dir) / name
         tf.saved_model.save(root, str(path), signatures=signatures)
+        _pin_fingerprint(path)
         paths[name] = path
     return paths
+
+
+def _pin_fingerprint(path: Path):
+    """Drop the random uuid TF writes into fingerprint.pb, so that the same inputs give
+    the same bytes (the content hashes it also holds are deterministic)."""
+    from tensorflow.core.protobuf import fingerprint_pb2
+    file = path / "fingerprint.pb"
+    fingerprint = fingerprint_pb2.FingerprintDef.FromString(file.read_bytes())
+    fingerprint.ClearField("uuid")
+    file.write_bytes(fingerprint.SerializeToString(deterministic=True))

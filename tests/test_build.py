@@ -1,0 +1,181 @@
+"""The release bundle: built only when parity passes, reproducible, atomic, verifiable."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+
+import pytest
+from click.testing import CliRunner
+
+from converter.bundle import BundleError, file_sha256, read_manifest
+from converter.cli import cli
+
+from conftest import FIXTURES, ROOT, config_path
+
+TINY = config_path("tiny")
+CKPT = str(FIXTURES / "tiny-seed7.pth.tar")
+ALL = "savedmodel,tflite,tflite-fp16,tflite-int8,onnx"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def build(out, *extra):
+    result = run("build", "--config", TINY, "--checkpoint", CKPT, "--out", str(out), *extra)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def build_in_process_of_its_own(out, *extra):
+    """As a user runs it: TF names traced functions by a per-process counter, so two
+    builds in one process would differ in saved_model.pb; two runs of the CLI do not."""
+    result = subprocess.run([sys.executable, "-m", "converter.cli", "build", "--config", TINY,
+                             "--checkpoint", CKPT, "--out", str(out), *extra],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundles") / "tiny-a"
+    build_in_process_of_its_own(out, "--formats", ALL)
+    return out
+
+
+def test_bundle_layout_and_manifest(bundle):
+    manifest = read_manifest(bundle)
+    paths = {row["path"] for row in manifest["files"]}
+    for model in ("kp_detector", "process_kp_driving", "generator"):
+        assert f"savedmodel/{model}/saved_model.pb" in paths
+        for suffix in ("", ".fp16", ".int8"):
+            assert f"tflite/{model}{suffix}.tflite" in paths
+    assert {"onnx/generator.onnx", "onnx/generator.encode_source.onnx",
+            "onnx/generator.generate.onnx", "parity/report.json", "parity/report.md",
+            "tflite/ops.md"} <= paths
+    for row in manifest["files"]:
+        assert file_sha256(bundle / row["path"]) == row["sha256"]
+        assert (bundle / row["path"]).stat().st_size == row["size"]
+    assert manifest["checkpoint"]["sha256"] == file_sha256(FIXTURES / "tiny-seed7.pth.tar")
+    assert manifest["synthetic"] is False
+    assert manifest["licence"]["license"] == "CC-BY-NC-4.0"
+    assert manifest["toolchain"]["tensorflow"] and manifest["toolchain"]["torch"]
+    assert all(p["passed"] for p in manifest["parity"].values())
+    assert set(manifest["parity"]) == {"layers", *ALL.split(",")}
+    # The fp32 formats meet the design numbers end to end (recorded, then checked here).
+    for fmt in ("savedmodel", "tflite", "onnx"):
+        worst = manifest["parity"][fmt]["max_abs_by_stage"]
+        assert worst["keypoint_value"] <= 1e-5 and worst["image"] <= 1e-4, fmt
+    archive = bundle.parent / f"fomm-tiny-{manifest['version']}.tar.gz"
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert {f"{bundle.name}/{p}" for p in paths} <= names
+
+
+def test_verify_passes_then_catches_tampering(bundle, tmp_path):
+    result = run("verify", str(bundle), "--checkpoint", CKPT)
+    assert result.exit_code == 0, result.output
+    assert "verified" in result.output
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(bundle), str(copy)], check=True)
+    target = copy / "tflite" / "generator.tflite"
+    data = bytearray(target.read_bytes())
+    data[-100] ^= 1
+    target.write_bytes(bytes(data))
+    result = run("verify", str(copy), "--checkpoint", CKPT)
+    assert result.exit_code != 0
+    assert "tflite/generator.tflite: sha256 differs" in result.output
+
+
+def test_rebuild_is_byte_identical(bundle, tmp_path):
+    other = tmp_path / "tiny-b"
+    build_in_process_of_its_own(other, "--formats", ALL)
+    first, second = read_manifest(bundle), read_manifest(other)
+    assert first == second
+    assert (bundle / "manifest.json").read_bytes() == (other / "manifest.json").read_bytes()
+    for row in first["files"]:
+        assert (other / row["path"]).read_bytes() == (bundle / row["path"]).read_bytes(), row
+
+
+def test_existing_version_needs_force(bundle):
+    result = run("build", "--config", TINY, "--checkpoint", CKPT, "--out", str(bundle),
+                 "--formats", ALL)
+    assert result.exit_code != 0 and "pass --force" in result.output
+
+
+def test_parity_failure_leaves_no_bundle_and_a_report(tmp_path, monkeypatch):
+    import parity.end_to_end as e2e
+    from parity.compare import Tolerances
+    monkeypatch.setattr(e2e, "load_tolerances", lambda profile: Tolerances.uniform(1e-12))
+    out = tmp_path / "strict"
+    result = run("build", "--config", TINY, "--checkpoint", CKPT, "--out", str(out),
+                 "--formats", "tflite")
+    assert result.exit_code != 0
+    assert "parity failed (tflite at" in result.output and "no bundle written" in result.output
+    assert not out.exists()
+    assert not list(tmp_path.glob(".strict.staging-*"))
+    report = (tmp_path / "strict.parity-failed.md").read_text()
+    assert "First divergence" in report and "would pass at" in report
+    assert json.loads((tmp_path / "strict.parity-failed.json").read_text())["tflite"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_build_leaves_no_bundle(tmp_path, sig):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "converter.cli", "build", "--config", TINY,
+                             "--checkpoint", CKPT, "--out", str(out), "--formats", "tflite"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if "SavedModel written" in line:
+            break
+    staging = list(tmp_path.glob(".killed.staging-*"))
+    assert staging, "the build writes into a staging directory first"
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert not out.exists()
+    if sig == signal.SIGTERM:  # cleaned up on the way out
+        assert not list(tmp_path.glob(".killed.staging-*"))
+    else:  # nothing can run on SIGKILL: the next build removes the leftover
+        build(out, "--formats", "tflite")
+        assert not list(tmp_path.glob(".killed.staging-*"))
+        assert out.is_dir()
+
+
+def test_inspect_tflite_without_tensorflow(bundle):
+    code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['torch'] = None\n"
+            "from converter.cli import main; sys.argv = ['fomm-convert', 'inspect', "
+            f"{str(bundle / 'tflite' / 'generator.tflite')!r}]; main()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    meta = info["metadata"]
+    assert meta["model"] == "generator" and meta["dataset"] == "tiny"
+    assert meta["licence"]["license"] == "CC-BY-NC-4.0"
+    assert meta["layout"] == "NHWC" and meta["synthetic_weights"] is False
+    assert set(info["signatures"]) == {"serving_default", "encode_source", "generate"}
+
+
+def test_inspect_checkpoint_lists_rules():
+    result = run("inspect", "--config", TINY, "--checkpoint", CKPT)
+    assert result.exit_code == 0, result.output
+    assert "ignored entries: discriminator" in result.output
+    assert "dense_motion_network.down.weight" in result.output
+    assert "dropped: BatchNorm step counter" in result.output
+    assert "conv_oihw_to_hwio" in result.output
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    result = run("build", "--config", TINY, "--checkpoint", str(tmp_path / "nope.pth.tar"))
+    assert result.exit_code != 0 and "nope.pth.tar" in result.output
+    result = run("build", "--dataset", "vox", "--config", TINY)
+    assert result.exit_code != 0 and "exactly one of --dataset and --config" in result.output
+    result = run("build", "--config", TINY, "--checkpoint", CKPT, "--formats", "tflite,coreml",
+                 "--out", str(tmp_path / "x"))
+    assert result.exit_code != 0 and "unknown format coreml" in result.output
+    with pytest.raises(BundleError, match="no manifest.json"):
+        read_manifest(tmp_path)
