@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 FC     := $(VENV)/bin/fomm-convert
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test all clean
 
 # The venv holds the toolchain pinned in pyproject.toml; rebuilt only when that changes.
 install: $(STAMP)
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(FC) demo
+
+# A bundle for every dataset whose checkpoint is in checkpoints/ (skipped ones are listed).
+all: install
+	$(FC) build-all
 
 test: install
 	$(PY) -m pytest -q

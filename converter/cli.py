@@ -17,6 +17,7 @@ COMMANDS = {
     "predict": "converter.predict:predict_command",
     "demo": "converter.demo:demo_command",
     "build": "converter.build:build_command",
+    "build-all": "converter.build_all:build_all_command",
     "verify": "converter.verify:verify_command",
     "inspect": "converter.inspect_cmd:inspect_command",
     "parity": "converter.parity_cmd:parity_command",

@@ -1,8 +1,8 @@
-"""`fomm-convert demo`: the whole pipeline so far on a fresh machine, no downloads.
+"""`fomm-convert demo`: the whole pipeline on a fresh machine, no downloads.
 
-The official checkpoints cannot be fetched here, so the demo synthesises a seeded vox
-checkpoint in the original's format and makes its own inputs (a drawn face whose features
-move), then runs them through the torch reference.
+The official checkpoints cannot be fetched here, so the demo builds a bundle from a
+seeded synthetic vox checkpoint in the original's format, verifies it, and runs the
+TFLite artifacts on inputs it draws itself (a face whose features move).
 """
 from __future__ import annotations
 
@@ -35,37 +35,46 @@ def demo_inputs(frame_shape, frames: int = 8) -> tuple[np.ndarray, np.ndarray]:
     return source.astype(np.float32), driving.astype(np.float32)
 
 
+def existing_bundle(dataset: str) -> Path | None:
+    """The newest synthetic bundle of a dataset already built, if any."""
+    found = sorted((ROOT / "artifacts" / dataset).glob("*-synthetic-*/manifest.json"),
+                   key=lambda p: p.stat().st_mtime)
+    return found[-1].parent if found else None
+
+
 @click.command("demo")
 @click.option("--dataset", default="vox", show_default=True, help="Dataset spec to demo.")
-@click.option("--out", default=str(ROOT / "artifacts" / "demo"), show_default=True,
-              type=click.Path(file_okay=False), help="Where the demo writes.")
-def demo_command(dataset, out):
-    """Synthesise a checkpoint, make inputs, and run the torch reference on them."""
-    from .checkpoint import load_checkpoint
+def demo_command(dataset):
+    """Build (once) and verify a synthetic bundle, then run its TFLite artifacts."""
+    from .build import build, synthetic_checkpoint
+    from .bundle import BundleError
     from .predict import predict, write_npz
     from .runtime import load_backend
     from .spec import load_spec
-    from .synth import write_checkpoint
+    from .verify import verify
 
     spec = load_spec(dataset)
-    out = Path(out)
-    ckpt_path = ROOT / "checkpoints" / f"{spec.name}-synthetic-seed7.pth.tar"
-    if not ckpt_path.exists():
-        write_checkpoint(spec, 7, ckpt_path)
-    checkpoint = load_checkpoint(ckpt_path)
-    click.secho(f"SYNTHETIC WEIGHTS ({ckpt_path.name}): the pipeline is real, the pictures "
-                f"are not meant to look like anything.", fg="yellow")
+    click.secho(f"SYNTHETIC WEIGHTS: the official {dataset} checkpoint cannot be downloaded "
+                "here; the pipeline is real, the pictures are not meant to look like anything.",
+                fg="yellow")
+    checkpoint = synthetic_checkpoint(spec, 7)
+    bundle = existing_bundle(spec.name)
+    try:
+        if bundle is None:
+            bundle = build(spec, checkpoint)
+        else:
+            click.echo(f"using the bundle built earlier: {bundle}")
+        verify(bundle, str(checkpoint))
+    except BundleError as exc:
+        raise click.ClickException(str(exc))
     source, driving = demo_inputs(spec.frame_shape)
-    write_npz(out / "inputs.npz", {"source": source.transpose(0, 3, 1, 2),
-                                   "driving": driving.transpose(0, 3, 1, 2)})
-    backend = load_backend("torch", spec=spec, checkpoint=checkpoint)
+    backend = load_backend("tflite", spec=spec, bundle=bundle)
     start = time.perf_counter()
     arrays = predict(backend, source, driving)
     seconds = time.perf_counter() - start
-    write_npz(out / f"{spec.name}-torch.npz", arrays)
+    out = ROOT / "artifacts" / "demo" / f"{spec.name}-tflite.npz"
+    write_npz(out, arrays)
     pred = arrays["gen_prediction"]
-    click.echo(f"{spec.name}: {len(driving)} frames {spec.frame_shape[1]}x{spec.frame_shape[0]}"
-               f" through the torch reference in {seconds:.1f} s; prediction range "
-               f"[{pred.min():.3f}, {pred.max():.3f}], adapt scale "
-               f"{arrays['adapt_movement_scale']:.4f}")
-    click.echo(f"wrote {out / 'inputs.npz'} and {out / (spec.name + '-torch.npz')}")
+    click.echo(f"{spec.name}: {len(driving)} frames through the TFLite artifacts in "
+               f"{seconds:.1f} s; prediction range [{pred.min():.3f}, {pred.max():.3f}]; "
+               f"wrote {out}")
