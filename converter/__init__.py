@@ -7,6 +7,9 @@ from importlib.metadata import PackageNotFoundError, version
 # keypoint budget. The converter wants exactness; the fast path is TFLite. Set before any
 # import of tensorflow; an explicit setting by the user wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# TensorFlow's C++ INFO/WARNING lines (loader chatter, CPU feature notes) would bury the
+# converter's own progress lines.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 try:
     __version__ = version("fomm-convert")
