@@ -13,6 +13,7 @@ No torch, tensorflow, scipy or scikit-image here: this module is part of the lit
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import re
 import shutil
@@ -166,10 +167,11 @@ def load_image_array(path) -> np.ndarray:
     if path.is_dir():
         raise MediaError(f"{path}: is a directory, not an image")
     try:
-        mode = iio.immeta(path).get("mode")
+        # Pillow only: PNG, JPEG and the other still formats, not a video's first frame.
+        mode = iio.immeta(path, plugin="pillow").get("mode")
         if mode == "CMYK":
-            return iio.imread(path, index=0, mode="RGB")
-        return iio.imread(path, index=0)
+            return iio.imread(path, index=0, plugin="pillow", mode="RGB")
+        return iio.imread(path, index=0, plugin="pillow")
     except Exception as exc:  # imageio raises many types for "not an image"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MediaError(f"{path}: not a readable image ({reason})") from None
@@ -309,6 +311,7 @@ class _Writer:
             raise MediaError(f"{self.out}: cannot create its folder ({exc.strerror})") from None
         if not os.access(parent, os.W_OK | os.X_OK):
             raise MediaError(f"{self.out}: the folder {parent} is not writable")
+        _remove_stale_partials(self.out)
         self.tmp = parent / f".{self.out.name}.partial-{os.getpid()}{self.out.suffix}"
         self.done = False
 
@@ -365,33 +368,58 @@ class _Writer:
         pass
 
 
+def _remove_stale_partials(out: Path):
+    """Temporary outputs of killed runs (their process is gone) beside `out`."""
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.partial-(\d+)")
+    for path in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):
+        match = pattern.match(path.name)
+        if match and not _pid_alive(int(match.group(1))):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 class MP4Writer(_Writer):
-    """H.264 (libx264, yuv420p) through imageio-ffmpeg's ffmpeg, fed raw RGB on a pipe;
-    muxes the audio of `audio_from` when given."""
+    """H.264 (libx264, yuv420p) through imageio-ffmpeg's ffmpeg, fed raw RGB on a pipe.
+
+    With `audio_from`, the video is encoded first and the audio of `audio_from` muxed in at
+    the end, cut to the video's exact duration (ffmpeg's -shortest drops final frames).
+    """
     kind = "mp4"
     CRF = 18
 
     def __init__(self, out, fps, audio_from=None):
         super().__init__(out, fps)
         self.audio_from = audio_from
+        self.rate = Fraction(self.fps or 25).limit_denominator(1001)
+        self.video = self.tmp if audio_from is None else \
+            self.tmp.with_name(self.tmp.name[:-len(self.out.suffix) or None] + ".video.mp4")
         self.proc = None
         self.size = None
-        self.log = None
+        self.log = tempfile.TemporaryFile()
+
+    def _ffmpeg(self):
+        import imageio_ffmpeg
+        return [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error"]
 
     def _start(self, h, w):
-        import imageio_ffmpeg
-        rate = Fraction(self.fps or 25).limit_denominator(1001)
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(rate),
-               "-i", "-"]
-        if self.audio_from is not None:
-            cmd += ["-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0",
-                    "-c:a", "aac", "-shortest"]
+        cmd = self._ffmpeg() + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+                                "-r", str(self.rate), "-i", "-"]
         if h % 2 or w % 2:  # yuv420p needs even sizes: pad by one pixel
             cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
         cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(self.CRF),
-                "-f", "mp4", str(self.tmp)]
-        self.log = tempfile.TemporaryFile()
+                "-f", "mp4", str(self.video)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=self.log)
         self.size = (h, w)
@@ -403,7 +431,7 @@ class MP4Writer(_Writer):
             raise MediaError(f"{self.out}: frame size {frame.shape[:2]} != {self.size}")
         try:
             self.proc.stdin.write(frame.tobytes())
-        except (BrokenPipeError, OSError):
+        except OSError:  # ffmpeg is gone (BrokenPipeError) or the pipe failed
             self.proc.wait()
             raise MediaError(f"{self.out}: ffmpeg stopped ({self._ffmpeg_error()})") from None
 
@@ -411,24 +439,34 @@ class MP4Writer(_Writer):
         self.log.seek(0)
         lines = [l.strip() for l in self.log.read().decode(errors="replace").splitlines()
                  if l.strip()]
-        return lines[-1] if lines else f"exit code {self.proc.returncode}"
+        return lines[-1] if lines else "no message"
 
     def _finish(self):
         try:
             self.proc.stdin.close()
         except OSError:
             pass
-        code = self.proc.wait()
-        if code != 0:
+        if self.proc.wait() != 0:
             raise MediaError(f"{self.out}: ffmpeg failed ({self._ffmpeg_error()})")
+        if self.audio_from is not None:
+            seconds = Fraction(self.count) / self.rate
+            cmd = self._ffmpeg() + ["-i", str(self.video), "-i", str(self.audio_from),
+                                    "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+                                    "-c:a", "aac", "-t", f"{float(seconds):.6f}",
+                                    "-f", "mp4", str(self.tmp)]
+            if subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=self.log).returncode:
+                raise MediaError(f"{self.out}: muxing the audio failed "
+                                 f"({self._ffmpeg_error()})")
+            self.video.unlink()
         self.log.close()
 
     def _cancel(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        if self.log is not None:
-            self.log.close()
+        if self.video != self.tmp:
+            self.video.unlink(missing_ok=True)
+        self.log.close()
 
 
 class GIFWriter(_Writer):
