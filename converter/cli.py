@@ -21,6 +21,8 @@ COMMANDS = {
     "verify": "converter.verify:verify_command",
     "inspect": "converter.inspect_cmd:inspect_command",
     "parity": "converter.parity_cmd:parity_command",
+    "animate": "converter.animate:animate_command",
+    "reconstruct": "converter.animate:reconstruct_command",
 }
 
 
