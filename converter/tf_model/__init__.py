@@ -2,17 +2,33 @@
 
 The tf.Module tree mirrors converter/torch_model, file for file, so that a variable's
 dotted path (`named_variables`) reads like the torch state_dict key it is loaded from.
+`fast.py` derives the exported graphs from it (`fast_models`); `algebra.py` holds their
+weight algebra in numpy only.
+
+Names are imported lazily, so that `converter.tf_model.algebra` loads without TensorFlow
+(the ONNX export uses it too).
 """
 from __future__ import annotations
 
-from .blocks import named_modules, named_variables
-from .generator import OcclusionAwareGenerator, generator_from_spec
-from .keypoint_detector import KPDetector, kp_detector_from_spec
+import importlib
 
-__all__ = ["KPDetector", "OcclusionAwareGenerator", "build_models", "named_modules",
-           "named_variables"]
+__all__ = ["KPDetector", "OcclusionAwareGenerator", "build_models", "fast_models",
+           "named_modules", "named_variables"]
+
+_LAZY = {"named_modules": "blocks", "named_variables": "blocks",
+         "OcclusionAwareGenerator": "generator", "generator_from_spec": "generator",
+         "KPDetector": "keypoint_detector", "kp_detector_from_spec": "keypoint_detector",
+         "fast_models": "fast"}
 
 
-def build_models(spec) -> tuple[KPDetector, OcclusionAwareGenerator]:
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def build_models(spec):
     """The two TF networks of a spec, every variable zero until weights are applied."""
+    from .generator import generator_from_spec
+    from .keypoint_detector import kp_detector_from_spec
     return kp_detector_from_spec(spec), generator_from_spec(spec)

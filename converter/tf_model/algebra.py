@@ -1,0 +1,110 @@
+"""Weight algebra of the fast graphs, in numpy only (no TensorFlow, no torch).
+
+Shared by the TF fast graph (converter/tf_model/fast.py) and the torch export wrappers of
+the ONNX route (converter/export/onnx.py). Kernels are HWIO ([kh, kw, in, out], TF's
+layout); every rewrite is computed in float64 and rounded to float32 once.
+
+- `fold_bn`: conv followed by inference BatchNorm -> one conv.
+- `phase_kernels`: nearest upsample x2 followed by a 3x3 conv (pad 1) -> one 2x2 conv
+  with 4*C_out channels on the low-resolution input (then depth-to-space and a crop).
+- `winograd_kernels`: a 3x3 conv (pad 1) -> the 16 matrices of Winograd F(2x2, 3x3).
+- `space_to_depth_kernel`: a KxK conv with few output channels -> the equivalent conv on
+  the space-to-depth (block 2) input, with 4*C_out channels (then depth-to-space).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BN_EPSILON = 1e-5
+
+# Phase s of an output row/column (see phase_kernels) -> for each tap t of the 2x2 window,
+# the rows (columns) of the 3x3 kernel whose taps land on that low-resolution pixel.
+PHASE_TAPS = (((0, 1), (2,)), ((0,), (1, 2)))
+
+# Winograd F(2, 3) (Lavin & Gray 2016): y = A^T [(G g) * (B^T d)] for a 4-tap input tile d,
+# a 3-tap kernel g and 2 outputs; in 2-D, Y = A^T [(G g G^T) * (B^T d B)] A.
+WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+                       np.float64)
+WINOGRAD_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float64)
+WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
+
+
+def bn_factors(gamma, beta, mean, variance, epsilon: float = BN_EPSILON):
+    """(alpha, shift) in float64: BN(x) = x * alpha + shift."""
+    gamma, beta, mean, variance = (np.asarray(v, np.float64) for v in
+                                   (gamma, beta, mean, variance))
+    alpha = gamma / np.sqrt(variance + epsilon)
+    return alpha, beta - mean * alpha
+
+
+def fold_bn(kernel, bias, gamma, beta, mean, variance, epsilon: float = BN_EPSILON):
+    """An HWIO conv followed by inference BN as one conv: (kernel, bias), float32."""
+    alpha, shift = bn_factors(gamma, beta, mean, variance, epsilon)
+    kernel = np.asarray(kernel, np.float64) * alpha
+    bias = np.asarray(bias, np.float64) * alpha + shift
+    return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+def phase_kernels(kernel) -> np.ndarray:
+    """A 3x3 HWIO kernel applied after nearest upsampling x2 -> the [2, 2, I, 4*O] kernel
+    of the equivalent low-resolution convolution (float32, summed in float64).
+
+    Upsampled output row u = 2i + a reads upsampled rows u-1, u, u+1, i.e. low-resolution
+    rows (a=0) i-1 <- kernel row 0, i <- rows 1, 2; (a=1) i <- rows 0, 1, i+1 <- row 2.
+    Over the input padded by 1, a VALID 2x2 window at (r, c) covers low-resolution rows
+    r-1 and r: it serves output rows 2r-1 (a=1, sub-phase s=0) and 2r (a=0, s=1), so
+    output row u = 2r - 1 + s. Phase (s_y, s_x) is output channel block s_y*2 + s_x
+    (TF depth_to_space order): depth_to_space gives the output shifted by one pixel,
+    (2H+2, 2W+2), and the image is its [1:2H+1, 1:2W+1] crop. The pad rows of the
+    low-resolution input are exactly the upsampled image's zero padding.
+    """
+    kernel = np.asarray(kernel, np.float64)
+    if kernel.shape[:2] != (3, 3):
+        raise ValueError(f"expected a 3x3 kernel, got {kernel.shape}")
+    cin, cout = kernel.shape[2:]
+    out = np.zeros((2, 2, cin, 4, cout), np.float64)
+    for sy in range(2):
+        for sx in range(2):
+            for ty in range(2):
+                for tx in range(2):
+                    out[ty, tx, :, sy * 2 + sx] = sum(
+                        kernel[dy, dx] for dy in PHASE_TAPS[sy][ty]
+                        for dx in PHASE_TAPS[sx][tx])
+    return out.reshape(2, 2, cin, 4 * cout).astype(np.float32)
+
+
+def winograd_kernels(kernel) -> np.ndarray:
+    """A 3x3 HWIO kernel -> U = G g G^T per (in, out): [4, 4, I, O] float32; U[i, j] is
+    the (I, O) matrix that multiplies the transformed input tile's entry (i, j)."""
+    kernel = np.asarray(kernel, np.float64)
+    if kernel.shape[:2] != (3, 3):
+        raise ValueError(f"expected a 3x3 kernel, got {kernel.shape}")
+    return np.einsum("ia,jb,abco->ijco", WINOGRAD_G, WINOGRAD_G, kernel).astype(np.float32)
+
+
+def space_to_depth_kernel(kernel) -> np.ndarray:
+    """A stride-1 KxK HWIO conv with 'same' padding p = (K-1)/2 (K odd) -> the kernel of
+
+        conv(x, kernel, pad p) == depth_to_space(conv(s2d(pad(x, p)), kernel', VALID), 2)
+
+    s2d and depth_to_space of block 2 in TF's DCR channel order (pixel (2t+a, 2s+b) is
+    channel block a*2 + b); the input's height and width must be even. Output row 2P + a
+    reads padded rows 2P + a + d (d < K), i.e. block row P + (a + d) // 2, phase
+    (a + d) % 2: kernel' is [K//2 + 1, K//2 + 1, 4*I, 4*O]. Few output channels waste
+    most of a GEMM micro-kernel's lanes (the generator's final 7x7 conv has 3); this has 4x
+    as many, for (K//2 + 1)^2 * 4 / K^2 as many multiply-adds (1.31x for K = 7).
+    """
+    kernel = np.asarray(kernel, np.float64)
+    k, cin, cout = kernel.shape[0], kernel.shape[2], kernel.shape[3]
+    if kernel.shape[1] != k or k % 2 != 1:
+        raise ValueError(f"expected a square kernel of odd size, got {kernel.shape}")
+    taps = k // 2 + 1
+    out = np.zeros((taps, taps, 4, cin, 4, cout), np.float64)
+    for a in range(2):
+        for b in range(2):
+            for dy in range(k):
+                for dx in range(k):
+                    ty, py = divmod(a + dy, 2)
+                    tx, px = divmod(b + dx, 2)
+                    out[ty, tx, py * 2 + px, :, a * 2 + b, :] += kernel[dy, dx]
+    return out.reshape(taps, taps, 4 * cin, 4 * cout).astype(np.float32)

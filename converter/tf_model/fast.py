@@ -1,0 +1,319 @@
+"""The exported (fast) TF graph: the reference-structured models with the same function
+and less work, derived from their loaded weights.
+
+    fast_kp_detector, fast_generator = fast_models(kp_detector, generator)
+
+The reference-structured models (blocks.py, ...) mirror torch layer for layer, which is
+what per-layer parity compares; these are what gets exported. They compute the same
+function (equal up to float32 rounding; tests/test_fast.py holds them to 1e-5 on
+keypoints and 1e-4 on images) with three exact rewrites:
+
+- BatchNorm folded into the convolution before it (Down/Up/SameBlock2d: conv -> BN;
+  ResBlock2d: conv1 -> norm2): kernel * alpha, (bias - mean) * alpha + beta with
+  alpha = gamma / sqrt(var + eps), in float64, rounded once. ResBlock2d's norm1 acts on the
+  residual stream before a ReLU and cannot be folded exactly: it stays a per-channel
+  affine (x * alpha + shift, then ReLU).
+- Nearest upsample x2 followed by a 3x3 conv (pad 1) as four 2x2 convs on the
+  low-resolution input, one per output phase, evaluated as ONE 2x2 convolution with
+  4*C_out channels over the input padded by 1, then DEPTH_TO_SPACE and a one-pixel crop
+  (`phase_kernels` explains the layout). 2.25x fewer multiply-adds in every UpBlock2d,
+  and no RESIZE_NEAREST_NEIGHBOR (which XNNPACK does not run) in the graph. Exact: the
+  upsampled image's zero padding is the low-resolution image's zero padding.
+- ReLU fused into the convolution (the TFLite converter emits CONV_2D with a fused
+  activation).
+
+Everything else (keypoint heatmaps, dense motion, grid_sample, the signatures) is the
+reference models' own code: the fast classes subclass them and only swap the conv blocks.
+Each fast block records its output under the reference block's tap name, so the two
+graphs can be compared block by block (not inside a block: the folded BN has no output
+of its own).
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from . import ops
+from .algebra import (WINOGRAD_AT, WINOGRAD_BT, bn_factors, fold_bn, phase_kernels,
+                      space_to_depth_kernel, winograd_kernels)
+from .blocks import (Block, Conv2d, DownBlock2d, Encoder, Decoder, Hourglass, ResBlock2d,
+                     SameBlock2d, Sequential, UpBlock2d, assign_paths)
+from .dense_motion import DenseMotionNetwork
+from .generator import OcclusionAwareGenerator
+from .keypoint_detector import KPDetector
+
+def _np(variable) -> np.ndarray:
+    return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
+
+
+def _folded(conv: Conv2d, norm) -> tuple[np.ndarray, np.ndarray]:
+    return fold_bn(_np(conv.kernel), _np(conv.bias), _np(norm.gamma), _np(norm.beta),
+                   _np(norm.moving_mean), _np(norm.moving_variance))
+
+
+def _const(value) -> tf.Variable:
+    return tf.Variable(np.asarray(value, np.float32), trainable=False)
+
+
+# ---------------------------------------------------------------- blocks
+def _combine(rows, coefficients):
+    """sum_k coefficients[k] * rows[k] for coefficients in {-1, 0, 1}, as adds/subs."""
+    out = None
+    for c, row in zip(coefficients, rows):
+        if c == 0:
+            continue
+        if out is None:
+            out = row if c > 0 else -row
+        else:
+            out = out + row if c > 0 else out - row
+    return out
+
+
+def winograd_conv3x3(x, kernels, bias, relu: bool):
+    """3x3 conv, stride 1, zero padding 1, by Winograd F(2x2, 3x3): (B, H, W, I) -> (B, H,
+    W, O) for even H, W; kernels [4, 4, I, O] from `winograd_kernels`.
+
+    The input padded by 1 is cut into 4x4 tiles at stride 2 (one per 2x2 output block),
+    through space-to-depth: tile (t, s) rows 2t..2t+3 are block rows t, t+1 with phase
+    0, 1. V = B^T d B takes adds only (B has entries 0, +-1), M_ij = V_ij @ U_ij are 16
+    matrix products (1x1 convolutions) of (tiles, I) by (I, O), and Y = A^T M A adds them
+    back into the 2x2 outputs of each tile, which depth-to-space interleaves. 16 products
+    of I*O per 4 outputs instead of 36: 2.25x fewer multiply-adds. The bias rides on
+    M_11, which every output sums exactly once (A[1, :] = 1 in both directions).
+    """
+    h, w = ops.static_hw(x)
+    c = x.shape[3]
+    if h % 2 or w % 2:
+        raise ValueError(f"Winograd F(2x2, 3x3) needs an even size, got {h}x{w}")
+    t_rows, t_cols = h // 2, w // 2
+    blocks = tf.nn.space_to_depth(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), 2)
+    # Padded row 2t + r is block row t + r // 2, phase r % 2 (channels phase*2C .. +2C).
+    rows = [blocks[:, r // 2:r // 2 + t_rows, :, (r % 2) * 2 * c:(r % 2 + 1) * 2 * c]
+            for r in range(4)]
+    products = {}
+    for i in range(4):
+        d = _combine(rows, WINOGRAD_BT[i])
+        cols = [d[:, :, q // 2:q // 2 + t_cols, (q % 2) * c:(q % 2 + 1) * c] for q in range(4)]
+        for j in range(4):
+            v = _combine(cols, WINOGRAD_BT[j])
+            m = tf.nn.conv2d(v, kernels[i, j][None, None], strides=1, padding="VALID")
+            products[i, j] = tf.nn.bias_add(m, bias) if (i, j) == (1, 1) else m
+    partial = {(i, q): _combine([products[i, j] for j in range(4)], WINOGRAD_AT[q])
+               for i in range(4) for q in range(2)}
+    outputs = []
+    for p in range(2):
+        for q in range(2):
+            y = _combine([partial[i, q] for i in range(4)], WINOGRAD_AT[p])
+            outputs.append(tf.nn.relu(y) if relu else y)
+    return tf.nn.depth_to_space(tf.concat(outputs, axis=-1), 2)
+
+
+# Which convolutions take Winograd F(2x2, 3x3): 3x3, padding 1, even sizes, and at least
+# this many input and output channels (below it the transforms cost more than they save).
+WINOGRAD_MIN_CHANNELS = 64
+
+
+class FusedConv(Block):
+    """Stride-1 conv (torch padding) + bias, optionally followed by ReLU; 3x3 convs with
+    padding 1 between wide layers by Winograd F(2x2, 3x3) (`winograd_conv3x3`)."""
+
+    def __init__(self, kernel, bias, padding: int, relu: bool,
+                 winograd_min_channels: int | None = WINOGRAD_MIN_CHANNELS):
+        super().__init__()
+        kernel = np.asarray(kernel, np.float32)
+        self.winograd = (winograd_min_channels is not None and kernel.shape[:2] == (3, 3)
+                         and padding == 1 and min(kernel.shape[2:]) >= winograd_min_channels)
+        self.kernel = _const(winograd_kernels(kernel) if self.winograd else kernel)
+        self.bias = _const(bias)
+        self.padding = int(padding)
+        self.relu = bool(relu)
+        # An odd-sized input (a config whose resolution is not a multiple of 2^blocks)
+        # takes the plain kernel, a constant captured only by graphs that use it.
+        self._plain_kernel = tf.constant(kernel) if self.winograd else None
+
+    def __call__(self, x, taps=None):
+        if self.winograd and all(n % 2 == 0 for n in ops.static_hw(x)):
+            return winograd_conv3x3(x, self.kernel, self.bias, self.relu)
+        kernel = self._plain_kernel if self.winograd else self.kernel
+        out = ops.conv2d(x, kernel, self.bias, self.padding)
+        return tf.nn.relu(out) if self.relu else out
+
+
+class SpaceToDepthConv(Block):
+    """A KxK 'same' conv with few output channels, on the space-to-depth input:
+    pad, s2d (block 2), a (K//2+1)^2 VALID conv with 4x the channels, depth-to-space
+    (`space_to_depth_kernel`). For an odd size, the plain conv."""
+
+    def __init__(self, kernel, bias, padding: int):
+        super().__init__()
+        kernel = np.asarray(kernel, np.float32)
+        if kernel.shape[0] - 1 != 2 * padding:
+            raise ValueError("SpaceToDepthConv needs 'same' padding")
+        self.kernel = _const(space_to_depth_kernel(kernel))
+        self.bias = _const(np.tile(bias, 4))
+        self.padding = int(padding)
+        self._plain = (tf.constant(kernel), tf.constant(np.asarray(bias, np.float32)))
+
+    def __call__(self, x, taps=None):
+        if any(n % 2 for n in ops.static_hw(x)):
+            return self._tap(taps, ops.conv2d(x, *self._plain, self.padding))
+        p = self.padding
+        blocks = tf.nn.space_to_depth(tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]), 2)
+        out = tf.nn.conv2d(blocks, self.kernel, strides=1, padding="VALID")
+        return self._tap(taps, tf.nn.depth_to_space(tf.nn.bias_add(out, self.bias), 2))
+
+
+class FastSameBlock(Block):
+    """SameBlock2d: conv with BN folded, ReLU."""
+
+    def __init__(self, ref: SameBlock2d, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+        super().__init__()
+        self.conv = FusedConv(*_folded(ref.conv, ref.norm), ref.conv.padding, relu=True,
+                              winograd_min_channels=winograd_min_channels)
+
+    def __call__(self, x, taps=None):
+        return self._tap(taps, self.conv(x))
+
+
+class FastDownBlock(Block):
+    """DownBlock2d: conv with BN folded, ReLU, average pool 2x2."""
+
+    def __init__(self, ref: DownBlock2d, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+        super().__init__()
+        self.conv = FusedConv(*_folded(ref.conv, ref.norm), ref.conv.padding, relu=True,
+                              winograd_min_channels=winograd_min_channels)
+
+    def __call__(self, x, taps=None):
+        return self._tap(taps, ops.avg_pool2x2(self.conv(x)))
+
+
+def phase_upsample_conv(x, kernel, bias, relu: bool = True):
+    """Nearest upsample x2 + 3x3 conv (pad 1) as one 2x2 conv on x; kernel from
+    `phase_kernels`, bias repeated 4 times (phase-major)."""
+    h, w = ops.static_hw(x)
+    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    out = tf.nn.bias_add(tf.nn.conv2d(padded, kernel, strides=1, padding="VALID"), bias)
+    if relu:
+        out = tf.nn.relu(out)
+    out = tf.nn.depth_to_space(out, 2)
+    return out[:, 1:2 * h + 1, 1:2 * w + 1, :]
+
+
+class FastUpBlock(Block):
+    """UpBlock2d: upsample + conv + BN + ReLU as a phase conv (BN folded) and ReLU."""
+
+    def __init__(self, ref: UpBlock2d):
+        super().__init__()
+        if int(ref.conv.kernel.shape[0]) != 3 or ref.conv.padding != 1:
+            raise ValueError("the phase rewrite needs a 3x3 conv with padding 1")
+        kernel, bias = _folded(ref.conv, ref.norm)
+        self.kernel = _const(phase_kernels(kernel))
+        self.bias = _const(np.tile(bias, 4))
+
+    def __call__(self, x, taps=None):
+        return self._tap(taps, phase_upsample_conv(x, self.kernel, self.bias))
+
+
+class FastResBlock(Block):
+    """ResBlock2d: relu(x * alpha1 + shift1) -> conv1 with norm2 folded, ReLU -> conv2,
+    plus x."""
+
+    def __init__(self, ref: ResBlock2d, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+        super().__init__()
+        alpha, shift = bn_factors(_np(ref.norm1.gamma), _np(ref.norm1.beta),
+                                  _np(ref.norm1.moving_mean), _np(ref.norm1.moving_variance))
+        self.scale = _const(alpha.reshape(1, 1, 1, -1))
+        self.shift = _const(shift.reshape(1, 1, 1, -1))
+        self.conv1 = FusedConv(*_folded(ref.conv1, ref.norm2), ref.conv1.padding, relu=True,
+                               winograd_min_channels=winograd_min_channels)
+        self.conv2 = FusedConv(_np(ref.conv2.kernel), _np(ref.conv2.bias), ref.conv2.padding,
+                               relu=False, winograd_min_channels=winograd_min_channels)
+
+    def __call__(self, x, taps=None):
+        out = self.conv2(self.conv1(tf.nn.relu(x * self.scale + self.shift)))
+        return self._tap(taps, out + x)
+
+
+class FastEncoder(Encoder):
+    def __init__(self, ref: Encoder, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+        Block.__init__(self)
+        self.down_blocks = [FastDownBlock(b, winograd_min_channels) for b in ref.down_blocks]
+
+
+class FastDecoder(Decoder):
+    def __init__(self, ref: Decoder):
+        Block.__init__(self)
+        self.up_blocks = [FastUpBlock(b) for b in ref.up_blocks]
+
+
+class FastHourglass(Hourglass):
+    def __init__(self, ref: Hourglass, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+        Block.__init__(self)
+        self.encoder = FastEncoder(ref.encoder, winograd_min_channels)
+        self.decoder = FastDecoder(ref.decoder)
+        self.out_filters = ref.out_filters
+
+
+# ---------------------------------------------------------------- models
+_KP_ATTRIBUTES = ("kp", "jacobian", "num_kp", "num_channels", "temperature", "scale_factor",
+                  "num_jacobian_maps", "down", "_frame_shape")
+_DENSE_ATTRIBUTES = ("mask", "occlusion", "num_kp", "num_channels", "scale_factor",
+                     "kp_variance", "align_corners", "down")
+_GENERATOR_ATTRIBUTES = ("final", "num_kp", "num_channels", "estimate_jacobian",
+                         "estimate_occlusion_map", "align_corners", "_feature_channels",
+                         "_frame_shape")
+
+
+def _copy_attributes(target, source, names):
+    """Share `source`'s attributes (numbers, or modules that need no rewrite)."""
+    for name in names:
+        if name in vars(source):
+            setattr(target, name, getattr(source, name))
+
+
+class FastKPDetector(KPDetector):
+    """The keypoint detector with a fast hourglass; kp and jacobian heads shared."""
+
+    def __init__(self, ref: KPDetector, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+        Block.__init__(self)
+        self.predictor = FastHourglass(ref.predictor, winograd_min_channels)
+        _copy_attributes(self, ref, _KP_ATTRIBUTES)
+        assign_paths(self)
+
+
+class FastDenseMotionNetwork(DenseMotionNetwork):
+    def __init__(self, ref: DenseMotionNetwork, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+        Block.__init__(self)
+        self.hourglass = FastHourglass(ref.hourglass, winograd_min_channels)
+        _copy_attributes(self, ref, _DENSE_ATTRIBUTES)
+
+
+class FastGenerator(OcclusionAwareGenerator):
+    """The generator with fast blocks; same entry points and signatures."""
+
+    def __init__(self, ref: OcclusionAwareGenerator,
+                 winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+        Block.__init__(self)
+        w = winograd_min_channels
+        self.dense_motion_network = FastDenseMotionNetwork(ref.dense_motion_network, w)
+        self.first = FastSameBlock(ref.first, w)
+        self.down_blocks = [FastDownBlock(b, w) for b in ref.down_blocks]
+        self.up_blocks = [FastUpBlock(b) for b in ref.up_blocks]
+        self.bottleneck = Sequential({name: FastResBlock(getattr(ref.bottleneck, name), w)
+                                      for name in ref.bottleneck._order})
+        _copy_attributes(self, ref, _GENERATOR_ATTRIBUTES)
+        self.final = SpaceToDepthConv(_np(ref.final.kernel), _np(ref.final.bias),
+                                      ref.final.padding)
+        assign_paths(self)
+
+
+def fast_models(kp_detector: KPDetector, generator: OcclusionAwareGenerator,
+                winograd_min_channels: int | None = WINOGRAD_MIN_CHANNELS
+                ) -> tuple[FastKPDetector, FastGenerator]:
+    """The exported graphs of two reference-structured models whose weights are loaded.
+
+    The weights are read now: a later change to the reference models' variables does not
+    reach the fast ones (except the heads they share: kp, jacobian, mask, occlusion,
+    final and the anti-alias kernels)."""
+    return (FastKPDetector(kp_detector, winograd_min_channels),
+            FastGenerator(generator, winograd_min_channels))

@@ -1,0 +1,232 @@
+"""The fast (exported) graphs: each rewrite against torch, op by op, and the fast models
+against the reference-structured ones they are derived from.
+
+Rewrites (converter/tf_model/algebra.py): BatchNorm folding, nearest-upsample + 3x3 conv
+as a phase conv + depth-to-space, Winograd F(2x2, 3x3), and the space-to-depth form of a
+conv with few output channels. Models: converter/tf_model/fast.py (TFLite/SavedModel) and
+the torch export wrappers of converter/export/onnx.py. Tolerances: keypoints 1e-5, every
+other output 1e-4 (max abs), the numbers the release gates hold.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+import torch.nn.functional as F
+
+from converter.checkpoint import load_checkpoint
+from converter.spec import load_spec
+from converter.tf_model import algebra, fast
+from converter.weights import build_tf_models
+
+from conftest import FIXTURES
+from test_tf_model import nchw, nhwc, random_state, smooth_images
+
+VALUE_TOL = 1e-5
+TOL = 1e-4
+OP_TOL = 1e-5  # a single op on O(1) values
+
+
+def rng_array(rng, *shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def torch_conv(x_nhwc, kernel_hwio, bias, padding):
+    out = F.conv2d(torch.from_numpy(nchw(x_nhwc)),
+                   torch.from_numpy(np.ascontiguousarray(kernel_hwio.transpose(3, 2, 0, 1))),
+                   torch.from_numpy(bias), padding=padding)
+    return nhwc(out.numpy())
+
+
+def conv_case(rng, cin, cout, k, h, w):
+    x = rng_array(rng, 2, h, w, cin)
+    kernel = rng_array(rng, k, k, cin, cout, scale=np.sqrt(2 / (k * k * cin)))
+    bias = rng_array(rng, cout, scale=0.1)
+    return x, kernel, bias
+
+
+# ---------------------------------------------------------------- rewrites vs torch
+def test_fold_bn_matches_torch_conv_then_batchnorm():
+    rng = np.random.default_rng(0)
+    x, kernel, bias = conv_case(rng, 6, 5, 3, 9, 7)
+    gamma, beta = 1 + rng_array(rng, 5, scale=0.3), rng_array(rng, 5, scale=0.3)
+    mean, var = rng_array(rng, 5, scale=0.3), rng.uniform(0.2, 2.0, 5).astype(np.float32)
+    bn = torch.nn.BatchNorm2d(5).eval()
+    bn.load_state_dict({"weight": torch.from_numpy(gamma), "bias": torch.from_numpy(beta),
+                        "running_mean": torch.from_numpy(mean),
+                        "running_var": torch.from_numpy(var),
+                        "num_batches_tracked": torch.tensor(0)})
+    with torch.no_grad():
+        expected = nhwc(bn(torch.from_numpy(nchw(torch_conv(x, kernel, bias, 1)))).numpy())
+    folded_kernel, folded_bias = algebra.fold_bn(kernel, bias, gamma, beta, mean, var)
+    assert folded_kernel.dtype == folded_bias.dtype == np.float32
+    ours_torch = torch_conv(x, folded_kernel, folded_bias, 1)
+    ours_tf = fast.FusedConv(folded_kernel, folded_bias, 1, relu=False)(x).numpy()
+    assert np.abs(ours_torch - expected).max() <= OP_TOL
+    assert np.abs(ours_tf - expected).max() <= OP_TOL
+
+
+@pytest.mark.parametrize("h,w", [(8, 8), (5, 7), (6, 10)])
+def test_phase_conv_matches_torch_upsample_then_conv(h, w):
+    rng = np.random.default_rng(1)
+    x, kernel, bias = conv_case(rng, 7, 5, 3, h, w)
+    up = F.interpolate(torch.from_numpy(nchw(x)), scale_factor=2)  # nearest
+    expected = torch_conv(nhwc(up.numpy()), kernel, bias, 1)
+    ours = fast.phase_upsample_conv(x, algebra.phase_kernels(kernel), np.tile(bias, 4),
+                                    relu=False).numpy()
+    assert ours.shape == expected.shape == (2, 2 * h, 2 * w, 5)
+    assert np.abs(ours - expected).max() <= OP_TOL
+    relu = fast.phase_upsample_conv(x, algebra.phase_kernels(kernel), np.tile(bias, 4)).numpy()
+    assert np.abs(relu - np.maximum(expected, 0)).max() <= OP_TOL
+
+
+def test_phase_kernels_sum_the_taps_of_each_low_resolution_pixel():
+    kernel = np.arange(9, dtype=np.float32).reshape(3, 3, 1, 1)
+    phases = algebra.phase_kernels(kernel).reshape(2, 2, 4)
+    # Phase (1, 1): output (2r, 2c) reads low-res rows r-1 <- kernel row 0, r <- rows 1, 2.
+    np.testing.assert_array_equal(phases[:, :, 3], [[0, 1 + 2], [3 + 6, 4 + 5 + 7 + 8]])
+    # Every phase uses all nine taps once.
+    np.testing.assert_array_equal(phases.sum(axis=(0, 1)), [36] * 4)
+
+
+@pytest.mark.parametrize("h,w,cin,cout", [(8, 8, 6, 5), (6, 10, 4, 7), (2, 4, 3, 3)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_winograd_matches_torch_conv3x3(h, w, cin, cout, relu):
+    rng = np.random.default_rng(2)
+    x, kernel, bias = conv_case(rng, cin, cout, 3, h, w)
+    expected = torch_conv(x, kernel, bias, 1)
+    if relu:
+        expected = np.maximum(expected, 0)
+    ours = fast.winograd_conv3x3(x, algebra.winograd_kernels(kernel), bias, relu).numpy()
+    assert ours.shape == expected.shape
+    assert np.abs(ours - expected).max() <= OP_TOL
+
+
+def test_winograd_conv_falls_back_on_odd_sizes():
+    rng = np.random.default_rng(3)
+    x, kernel, bias = conv_case(rng, 4, 4, 3, 5, 6)
+    conv = fast.FusedConv(kernel, bias, 1, relu=True, winograd_min_channels=1)
+    assert conv.winograd
+    expected = np.maximum(torch_conv(x, kernel, bias, 1), 0)
+    assert np.abs(conv(x).numpy() - expected).max() <= OP_TOL
+    even = x[:, :4]
+    assert np.abs(conv(even).numpy() - np.maximum(torch_conv(even, kernel, bias, 1), 0)
+                  ).max() <= OP_TOL
+
+
+@pytest.mark.parametrize("k,h,w,cout", [(7, 12, 10, 3), (3, 6, 8, 2), (5, 4, 4, 1)])
+def test_space_to_depth_conv_matches_torch(k, h, w, cout):
+    rng = np.random.default_rng(4)
+    x, kernel, bias = conv_case(rng, 6, cout, k, h, w)
+    expected = torch_conv(x, kernel, bias, k // 2)
+    conv = fast.SpaceToDepthConv(kernel, bias, k // 2)
+    assert tuple(conv.kernel.shape) == (k // 2 + 1, k // 2 + 1, 24, 4 * cout)
+    assert np.abs(conv(x).numpy() - expected).max() <= OP_TOL
+    odd = x[:, :h - 1]
+    assert np.abs(conv(odd).numpy() - torch_conv(odd, kernel, bias, k // 2)).max() <= OP_TOL
+
+
+# ---------------------------------------------------------------- fast vs reference models
+def _models(config: str, seed: int = 11):
+    spec = load_spec(FIXTURES / "configs" / f"{config}.yaml")
+    if config == "tiny":
+        checkpoint = load_checkpoint(FIXTURES / "tiny-seed7.pth.tar")
+    else:
+        from converter.torch_model import build_models
+        torch_kp, torch_gen = build_models(spec)
+        checkpoint = {"kp_detector": random_state(torch_kp, seed),
+                      "generator": random_state(torch_gen, seed + 1)}
+    return spec, build_tf_models(spec, checkpoint)
+
+
+def _keypoints(spec, kp_detector, source, driving):
+    kp_source = {k: v.numpy() for k, v in kp_detector(source).items()}
+    kp_driving = {k: v.numpy() for k, v in kp_detector(driving).items()}
+    args = [kp_driving["value"], kp_source["value"]]
+    if spec.estimate_jacobian:
+        args = [kp_driving["value"], kp_driving["jacobian"], kp_source["value"],
+                kp_source["jacobian"]]
+    return args
+
+
+def _max_diffs(ours: dict, reference: dict) -> dict:
+    assert set(ours) == set(reference)
+    return {k: float(np.abs(np.asarray(ours[k]) - np.asarray(reference[k])).max())
+            for k in ours}
+
+
+def _check(diffs: dict):
+    bad = {k: d for k, d in diffs.items()
+           if not d <= (VALUE_TOL if k.endswith("value") else TOL)}
+    assert not bad, f"above tolerance: {bad}"
+
+
+# winograd_min_channels 1: every 3x3 conv of the tiny models takes Winograd, as the wide
+# ones of the full-size models do (None: none does).
+@pytest.mark.parametrize("config", ["tiny", "tiny-nonsquare", "tiny-512like", "tiny-nojac",
+                                    "tiny-noocc", "tiny-pad"])
+@pytest.mark.parametrize("winograd", [1, None])
+def test_fast_models_equal_reference_structured(config, winograd):
+    spec, (kp_detector, generator) = _models(config)
+    fast_kp, fast_gen = fast.fast_models(kp_detector, generator, winograd)
+    source = smooth_images(1, spec.frame_shape, 1)
+    driving = smooth_images(3, spec.frame_shape, 2)
+    diffs = {}
+    for name, image in (("source", source), ("driving", driving)):
+        ref, ours = kp_detector(image), fast_kp(image)
+        diffs.update({f"kp_{name}_{k}": v for k, v in _max_diffs(
+            {k: v.numpy() for k, v in ours.items()},
+            {k: v.numpy() for k, v in ref.items()}).items()})
+    args = _keypoints(spec, kp_detector, source, driving)
+    ref = {k: v.numpy() for k, v in generator(source, *args).items()}
+    ours = {k: v.numpy() for k, v in fast_gen(source, *args).items()}
+    diffs.update({f"gen_{k}": v for k, v in _max_diffs(ours, ref).items()})
+    encoded = fast_gen.encode_source(source)
+    frames = fast_gen.generate(encoded["source_features"], encoded["source_down"], *args)
+    diffs["generate_prediction"] = float(np.abs(frames["prediction"].numpy()
+                                                - ref["prediction"]).max())
+    _check(diffs)
+
+
+def test_fast_blocks_record_the_reference_block_outputs():
+    spec, (kp_detector, generator) = _models("tiny-nonsquare")
+    fast_kp, fast_gen = fast.fast_models(kp_detector, generator, 1)
+    source = smooth_images(1, spec.frame_shape, 3)
+    args = _keypoints(spec, kp_detector, source, smooth_images(1, spec.frame_shape, 4))
+    for ref_model, fast_model, call in (
+            (kp_detector, fast_kp, lambda m, taps: m(source, taps=taps)),
+            (generator, fast_gen, lambda m, taps: m(source, *args, taps=taps))):
+        ref_taps, fast_taps = {}, {}
+        call(ref_model, ref_taps)
+        call(fast_model, fast_taps)
+        # Every fast tap is a reference tap; the block outputs are all there.
+        assert set(fast_taps) <= set(ref_taps)
+        blocks = [n for n in ref_taps if "_blocks." in n and n.count(".") <= 4
+                  and not n.endswith((".conv", ".norm", ".pool"))]
+        assert set(blocks) <= set(fast_taps)
+        _check({n: float(np.abs(fast_taps[n] - ref_taps[n]).max()) for n in fast_taps})
+
+
+def test_fast_generator_has_no_batchnorm_or_nearest_resize():
+    spec, (kp_detector, generator) = _models("tiny")
+    _, fast_gen = fast.fast_models(kp_detector, generator, 1)
+    fn = fast_gen.generate_function()
+    graph = fn.get_concrete_function().graph
+    ops = {op.type for op in graph.get_operations()}
+    assert "ResizeNearestNeighbor" not in ops
+    assert "DepthToSpace" in ops
+    # Every remaining multiply is small: no per-pixel BN scale at conv outputs beyond
+    # ResBlock's norm1 (one per residual block).
+    names = [v.name for v in fast_gen.variables]
+    assert not any("gamma" in n or "moving" in n for n in names)
+
+
+def test_fast_models_are_independent_copies_of_the_weights():
+    spec, (kp_detector, generator) = _models("tiny")
+    _, fast_gen = fast.fast_models(kp_detector, generator)
+    source = smooth_images(1, spec.frame_shape, 5)
+    args = _keypoints(spec, kp_detector, source, source)
+    before = fast_gen(source, *args)["prediction"].numpy()
+    generator.bottleneck.r0.norm1.gamma.assign(generator.bottleneck.r0.norm1.gamma * 2)
+    assert np.array_equal(fast_gen(source, *args)["prediction"].numpy(), before)
