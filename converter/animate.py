@@ -177,7 +177,10 @@ def animate_frames(backend, source: Source, frames, *, relative: bool, adapt_sca
         driving = np.stack(chunk).astype(np.float32, copy=False)
         del chunk  # the caller's frames are released; only the stacked copy stays
         if known is not None:
-            kp_driving = stack_kp([next(known) for _ in range(len(driving))])
+            kps = [next(known, None) for _ in range(len(driving))]
+            if any(kp is None for kp in kps):
+                raise MediaError("the video has more frames than on the first pass")
+            kp_driving = stack_kp(kps)
         else:
             kp_driving = stack_kp([detect(backend, f) for f in driving])
         if kp_initial is None:

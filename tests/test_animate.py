@@ -310,6 +310,13 @@ def test_visualize(bundle, files, tmp_path):
     assert {tuple(c) for c in vis[0][:, :64][drawn]} <= palette
 
 
+def test_reconstruct_visualize(bundle, files, tmp_path):
+    ok(run("reconstruct", "--bundle", bundle, "--video", files["driving"], "--out",
+           tmp_path / "vis", "--visualize", "--backend", "onnx"))
+    vis = png_frames(tmp_path / "vis")
+    assert vis.shape == (files["frames"], 64, 192, 3)
+
+
 def test_draw_keypoints_places_discs():
     image = np.zeros((64, 64, 3), np.float32)
     out = anim.draw_keypoints(image, np.array([[0.0, 0.0], [-1.0, -1.0], [0.5, -0.5]]))
@@ -522,6 +529,31 @@ def test_a_killed_run_leaves_only_a_hidden_partial_that_the_next_run_removes(bun
     ok(run("animate", "--bundle", bundle, "--source", files["source"], "--driving",
            files["driving"], "--out", tmp_path / "out.mp4"))
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_sigterm_midway_leaves_nothing(bundle, files, tmp_path):
+    import signal
+    import time
+    clip = tmp_path / "long.mp4"
+    frames = u8(np.load(FIXTURES / "tiny.npz")["driving"].transpose(0, 2, 3, 1))
+    write_video(clip, np.concatenate([frames, frames[::-1]] * 120))  # 1920 frames
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "converter.cli", "animate", "--bundle",
+                             str(bundle), "--source", str(files["source"]), "--driving",
+                             str(clip), "--out", str(out_dir / "frames")], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    partial = out_dir / f".frames.partial-{proc.pid}"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if partial.is_dir() and len(list(partial.iterdir())) > 50:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert list(out_dir.iterdir()) == []
 
 
 def test_progress_bar_reports_frames_per_second():
