@@ -365,7 +365,16 @@ def _frame_size(spec) -> tuple[int, int]:
 def run_animate(opened: Opened, source_path, driving_path, out, *, relative: bool,
                 adapt_scale: bool, batch_size: int = 4, best_frame: bool = False,
                 visualize: bool = False, stream=None) -> dict:
-    """Animate the source with the driving video into `out`; returns a summary."""
+    """Animate the source with the driving video into `out`; returns a summary.
+
+    best_frame: the original animates forward from the best frame i to the end and
+    backward from i to the start, each relative to frame i, and joins them (the backward
+    part reversed, the duplicate frame i dropped). Every generated frame depends only on
+    its own keypoints, the source and frame i's keypoints, so that join is every frame in
+    video order measured from frame i: a keypoint pass finds i (keypoints kept, frames
+    not), then one forward pass renders (tests/test_animate.py checks it against the
+    literal join).
+    """
     stream = stream if stream is not None else sys.stderr
     size = _frame_size(opened.spec)
     output_kind(out)  # an unknown output type fails before any work

@@ -305,15 +305,30 @@ class _Writer:
         self.fps = float(fps)
         self.count = 0
         parent = self.out.parent
+        # Folders made for the output are removed again if it is never written.
+        self.made = [p for p in (parent, *parent.parents) if not p.exists()]
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            self._remove_made()
             raise MediaError(f"{self.out}: cannot create its folder ({exc.strerror})") from None
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise MediaError(f"{self.out}: the folder {parent} is not writable")
         _remove_stale_partials(self.out)
         self.tmp = parent / f".{self.out.name}.partial-{os.getpid()}{self.out.suffix}"
-        self.done = False
+        try:
+            self._create_tmp()  # an unwritable place fails now, before any work
+        except OSError as exc:
+            self._remove_made()
+            raise MediaError(f"{self.out}: cannot write there ({exc.strerror})") from None
+
+    def _create_tmp(self):
+        self.tmp.touch()
+
+    def _remove_made(self):
+        for path in self.made:  # innermost first
+            try:
+                path.rmdir()
+            except OSError:
+                break
 
     def write(self, frame: np.ndarray):
         frame = np.ascontiguousarray(frame if frame.dtype == np.uint8 else to_uint8(frame))
@@ -327,7 +342,6 @@ class _Writer:
             raise MediaError(f"{self.out}: no frames to write")
         self._finish()
         self._move_into_place()
-        self.done = True
 
     def _move_into_place(self):
         try:
@@ -343,6 +357,7 @@ class _Writer:
                 shutil.rmtree(self.tmp, ignore_errors=True)
             else:
                 self.tmp.unlink(missing_ok=True)
+            self._remove_made()
 
     def __enter__(self):
         return self
@@ -476,16 +491,19 @@ class GIFWriter(_Writer):
     kind = "gif"
 
     def __init__(self, out, fps):
-        super().__init__(out, fps)
         self.file = None
+        self.size = None
+        super().__init__(out, fps)
+
+    def _create_tmp(self):
+        self.file = open(self.tmp, "wb")
 
     def _write(self, frame):
         import imageio.v3 as iio
         data = iio.imwrite("<bytes>", frame, extension=".gif")
         table, descriptor, image = _gif_single_frame(data)
         h, w = frame.shape[:2]
-        if self.file is None:
-            self.file = open(self.tmp, "wb")
+        if self.size is None:
             self.size = (h, w)
             # Header, logical screen without a global colour table, loop forever.
             self.file.write(b"GIF89a" + _u16(w) + _u16(h) + b"\x00\x00\x00")
@@ -558,20 +576,20 @@ class PNGDirWriter(_Writer):
     kind = "png"
 
     def __init__(self, out, fps):
-        super().__init__(out, fps)
-        if self.out.exists():
-            if not self.out.is_dir():
-                raise MediaError(f"{self.out}: exists and is not a directory")
-            others = [p.name for p in self.out.iterdir() if not FRAME_NAME.match(p.name)]
+        out = Path(out)
+        if out.exists():
+            if not out.is_dir():
+                raise MediaError(f"{out}: exists and is not a directory")
+            others = [p.name for p in out.iterdir() if not FRAME_NAME.match(p.name)]
             if others:
-                raise MediaError(f"{self.out}: exists and holds other files than frames "
+                raise MediaError(f"{out}: exists and holds other files than frames "
                                  f"(e.g. {others[0]}); choose an empty or new directory")
+        super().__init__(out, fps)
+
+    def _create_tmp(self):
         self.tmp = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"
         shutil.rmtree(self.tmp, ignore_errors=True)
-        try:
-            self.tmp.mkdir()
-        except OSError as exc:
-            raise MediaError(f"{self.out}: cannot write there ({exc.strerror})") from None
+        self.tmp.mkdir()
 
     def _write(self, frame):
         import imageio.v3 as iio

@@ -471,7 +471,11 @@ def error_cases(bundle, files, tmp):
         "bundle tampered": ({"--bundle": tampered}, "does not verify"),
         "not a bundle": ({"--bundle": tmp}, "not a bundle"),
         "format not in bundle": ({"--backend": "tflite-int8"}, "has no tflite-int8"),
-        "output unwritable": ({"--out": tmp / "afile" / "out.mp4"}, "cannot create its folder"),
+        "output folder impossible": ({"--out": tmp / "afile" / "out.mp4"},
+                                     "cannot create its folder"),
+        "output unwritable mp4": ({"--out": "/proc/out.mp4"}, "cannot write there"),
+        "output unwritable gif": ({"--out": "/proc/out.gif"}, "cannot write there"),
+        "output unwritable pngs": ({"--out": "/proc/frames"}, "cannot write there"),
         "output type unknown": ({"--out": tmp / "out.avi"}, "unknown output type"),
         "output over the input": ({"--out": files["driving"]}, "is also an input"),
     }, good
@@ -512,7 +516,7 @@ class FailingBackend:
         return self.inner.generate(*args)
 
 
-@pytest.mark.parametrize("name", ["out.mp4", "out.gif", "frames"])
+@pytest.mark.parametrize("name", ["out.mp4", "out.gif", "frames", "new/sub/out.mp4"])
 def test_a_failure_midway_leaves_nothing(bundle, files, tmp_path, name):
     opened = anim.prepare(bundle, "tflite", None, None)
     opened.backend = FailingBackend(opened.backend)
