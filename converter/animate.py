@@ -18,7 +18,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -271,14 +271,25 @@ def output_frames(batch: Batch, source_panel=None):
 
 # ----------------------------------------------------------------------------- bundle
 
-@dataclass
 class Opened:
-    bundle: Path
-    manifest: dict
-    spec: object
-    backend: object
-    backend_name: str
-    notices: list = field(default_factory=list)
+    """A verified bundle and the backend to run it with, loaded on first use (after the
+    inputs and the output have been checked, so those errors come first and alone)."""
+
+    def __init__(self, bundle, manifest: dict, spec, backend_name: str, load):
+        self.bundle, self.manifest, self.spec = Path(bundle), manifest, spec
+        self.backend_name = backend_name
+        self.notices: list[str] = []
+        self._load, self._backend = load, None
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            self._backend = self._load()
+        return self._backend
+
+    @backend.setter
+    def backend(self, value):
+        self._backend = value
 
 
 def open_bundle(bundle) -> tuple[dict, object]:
@@ -302,11 +313,8 @@ def open_bundle(bundle) -> tuple[dict, object]:
     return manifest, spec
 
 
-def open_backend(bundle, manifest, spec, name: str, checkpoint, threads):
-    """The named backend for this bundle: its artifacts, or (tf, torch) the checkpoint it
-    was built from, checked against the manifest's weight hashes."""
-    from .runtime import load_backend
-    bundle = Path(bundle)
+def check_backend(bundle, manifest, name: str, checkpoint):
+    """A bundle backend needs its format in the bundle and no checkpoint."""
     if name in BUNDLE_BACKENDS:
         if checkpoint:
             raise AnimateError(f"--checkpoint is for the tf and torch backends, not {name}")
@@ -314,6 +322,15 @@ def open_backend(bundle, manifest, spec, name: str, checkpoint, threads):
         if name not in formats:
             raise AnimateError(f"{bundle}: has no {name} artifacts (it has: "
                                f"{', '.join(formats) or 'none'})")
+
+
+def open_backend(bundle, manifest, spec, name: str, checkpoint, threads):
+    """The named backend for this bundle: its artifacts, or (tf, torch) the checkpoint it
+    was built from, checked against the manifest's weight hashes."""
+    from .runtime import load_backend
+    bundle = Path(bundle)
+    check_backend(bundle, manifest, name, checkpoint)
+    if name in BUNDLE_BACKENDS:
         try:
             return load_backend(name, spec=spec, bundle=bundle, threads=threads)
         except ImportError as exc:
@@ -345,9 +362,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def prepare(bundle, backend_name, checkpoint, threads) -> Opened:
+    """Check the bundle now (files, spec, that it has the backend's format); load the
+    backend when it is first used."""
     manifest, spec = open_bundle(bundle)
-    backend = open_backend(bundle, manifest, spec, backend_name, checkpoint, threads)
-    opened = Opened(Path(bundle), manifest, spec, backend, backend_name)
+    check_backend(bundle, manifest, backend_name, checkpoint)
+    opened = Opened(bundle, manifest, spec, backend_name,
+                    lambda: open_backend(bundle, manifest, spec, backend_name, checkpoint,
+                                         threads))
     if manifest.get("synthetic"):
         opened.notices.append(f"note: {Path(bundle).name} holds synthetic weights (seeded "
                               f"random), not a trained model: the output is not meant to "
@@ -382,13 +403,13 @@ def run_animate(opened: Opened, source_path, driving_path, out, *, relative: boo
     source_image = read_image(source_path, size)
     video = open_video(driving_path)
     fps = video.fps or DEFAULT_FPS
-    backend = opened.backend
-    source = Source.prepare(backend, source_image)
     summary = {"frames": 0, "fps": fps, "best_frame": None, "audio": False}
-    panel = draw_keypoints(source.image, source.kp["value"][0]) if visualize else None
     audio = video.path if (video.has_audio and output_kind(out) == "mp4") else None
-    # Opened first, so an unwritable output fails before any work; removed on any failure.
+    # Opened before any work, so an unwritable output fails first; removed on any failure.
     with open_writer(out, fps, audio_from=audio) as writer:
+        backend = opened.backend
+        source = Source.prepare(backend, source_image)
+        panel = draw_keypoints(source.image, source.kp["value"][0]) if visualize else None
         kp_initial = keypoints = None
         if best_frame:
             with _progress("best frame", video.frame_count, True, stream) as progress:
@@ -454,10 +475,16 @@ def run_reconstruct(opened: Opened, video_path, out=None, *, batch_size: int = 4
         _check_distinct(out, video_path)
     video = open_video(video_path)
     fps = video.fps or DEFAULT_FPS
-    progress = ProgressBar("reconstruct", video.frame_count, True, stream)
     audio = video.path if (out is not None and video.has_audio
                            and output_kind(out) == "mp4") else None
     writer = open_writer(out, fps, audio_from=audio) if out is not None else None
+    try:
+        backend = opened.backend
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    progress = ProgressBar("reconstruct", video.frame_count, True, stream)
     panel = {}
 
     def on_batch(batch, source):
@@ -469,7 +496,7 @@ def run_reconstruct(opened: Opened, video_path, out=None, *, batch_size: int = 4
         progress.update(len(batch.prediction))
 
     try:
-        result = reconstruct_frames(opened.backend, video.frames(size),
+        result = reconstruct_frames(backend, video.frames(size),
                                     batch_size=batch_size, on_batch=on_batch)
         if writer is not None:
             writer.commit()
@@ -480,6 +507,18 @@ def run_reconstruct(opened: Opened, video_path, out=None, *, batch_size: int = 4
         raise
     progress.close()
     return result
+
+
+def check_writable(path):
+    """Fail now, not after the work, if a file cannot be written at `path`."""
+    path = Path(path)
+    if path.is_dir():
+        raise AnimateError(f"{path}: is a directory")
+    parent = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    try:
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as exc:
+        raise AnimateError(f"{path}: cannot write there ({exc.strerror})") from None
 
 
 def write_json(path, data: dict):
@@ -598,6 +637,8 @@ def reconstruct_command(bundle, backend, checkpoint, batch_size, threads, video,
     reconstruction mode) and report the mean L1 error against the real frames."""
     def job():
         opened = prepare(bundle, backend, checkpoint, threads)
+        if json_path:
+            check_writable(json_path)
         for notice in opened.notices:
             click.echo(notice, err=True)
         result = run_reconstruct(opened, video, out, batch_size=batch_size,

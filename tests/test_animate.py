@@ -494,10 +494,28 @@ def test_every_error_is_one_line_and_leaves_no_output(bundle, files, tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir()) == before, name
     assert files["driving"].exists()
     # reconstruct shares the checks
-    result = run("reconstruct", "--bundle", bundle, "--video", tmp_path / "empty.mp4",
-                 "--out", tmp_path / "r.mp4")
-    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    for extra, message in ((["--video", tmp_path / "empty.mp4", "--out", tmp_path / "r.mp4"],
+                            "not a readable video"),
+                           (["--video", files["driving"], "--json", "/proc/r.json"],
+                            "cannot write there"),
+                           (["--video", files["driving"], "--out", "/proc/r.mp4"],
+                            "cannot write there")):
+        result = run("reconstruct", "--bundle", bundle, *extra)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1 and message in lines[0], lines
     assert not (tmp_path / "r.mp4").exists()
+
+
+def test_errors_come_before_the_runtime_says_anything(bundle, files, tmp_path):
+    """In a real process (LiteRT logs to stderr when it first runs): a bad output is the
+    only line on stderr."""
+    result = subprocess.run([sys.executable, "-m", "converter.cli", "animate", "--bundle",
+                             str(bundle), "--source", str(files["source"]), "--driving",
+                             str(files["driving"]), "--out", "/proc/out.mp4"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: /proc/out.mp4: cannot write there (No such file or directory)"]
 
 
 class FailingBackend:
