@@ -1,8 +1,9 @@
 """Peak memory of `fomm-convert animate` against the driving video's length.
 
 Writes synthetic 64x64 clips (30 fps) of the given lengths, animates each with the tiny
-bundle in a fresh process, and prints that process's peak RSS (ru_maxrss) and the peak of
-its ffmpeg children. Streaming means the numbers do not grow with the clip's length.
+bundle in a fresh process, and prints that process's peak RSS (ru_maxrss; the ffmpeg
+decoder and encoder are separate processes, not counted). Streaming means the number does
+not grow with the clip's length.
 
     .venv/bin/python scripts/animate_memory.py [--bundle DIR] [--seconds 10 60]
         [--backend tflite] [--out-suffix .mp4]
@@ -33,7 +34,6 @@ try:
 finally:
     print("MEMORY " + json.dumps({
         "self_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "children_max_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "seconds": time.perf_counter() - start}), file=sys.stderr)
 """
 
@@ -103,9 +103,9 @@ def main():
             row["frames_per_second"] = row["frames"] / row.pop("seconds")
             rows.append(row)
             print(f"{seconds:4d} s clip ({row['frames']} frames, {args.backend}, "
-                  f"{args.out_suffix}): peak RSS {row['self_max_rss_mb']:.1f} MB "
-                  f"(ffmpeg children {row['children_max_rss_mb']:.1f} MB), "
-                  f"{row['frames_per_second']:.0f} frames/s end to end")
+                  f"{args.out_suffix}, batch {args.batch_size}): peak RSS "
+                  f"{row['self_max_rss_mb']:.1f} MB, {row['frames_per_second']:.0f} frames/s "
+                  f"end to end")
         print(json.dumps(rows, indent=1))
 
 
