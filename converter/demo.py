@@ -1,12 +1,12 @@
 """`fomm-convert demo`: the whole pipeline on a fresh machine, no downloads.
 
 The official checkpoints cannot be fetched here, so the demo builds a bundle from a
-seeded synthetic vox checkpoint in the original's format, verifies it, and runs the
-TFLite artifacts on inputs it draws itself (a face whose features move).
+seeded synthetic vox checkpoint in the original's format, verifies it, draws its own
+inputs (a face, and a video of it turning and talking), and animates them with the TFLite
+artifacts into an mp4 and a side-by-side visualisation.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -42,14 +42,27 @@ def existing_bundle(dataset: str) -> Path | None:
     return found[-1].parent if found else None
 
 
+def write_demo_inputs(frame_shape, folder: Path, frames: int = 48) -> tuple[Path, Path]:
+    """source.png and driving.mp4 (25 fps) of the drawn face."""
+    import imageio.v3 as iio
+
+    from .media import open_writer, to_uint8
+    source, driving = demo_inputs(frame_shape, frames)
+    folder.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(folder / "source.png", to_uint8(source[0]))
+    with open_writer(folder / "driving.mp4", 25.0) as writer:
+        for frame in driving:
+            writer.write(to_uint8(frame))
+    return folder / "source.png", folder / "driving.mp4"
+
+
 @click.command("demo")
 @click.option("--dataset", default="vox", show_default=True, help="Dataset spec to demo.")
 def demo_command(dataset):
-    """Build (once) and verify a synthetic bundle, then run its TFLite artifacts."""
+    """Build (once) and verify a synthetic bundle, then animate a drawn face with it."""
+    from .animate import prepare, run_animate
     from .build import build, synthetic_checkpoint
     from .bundle import BundleError
-    from .predict import predict, write_npz
-    from .runtime import load_backend
     from .spec import load_spec
     from .verify import verify
 
@@ -67,14 +80,13 @@ def demo_command(dataset):
         verify(bundle, str(checkpoint))
     except BundleError as exc:
         raise click.ClickException(str(exc))
-    source, driving = demo_inputs(spec.frame_shape)
-    backend = load_backend("tflite", spec=spec, bundle=bundle)
-    start = time.perf_counter()
-    arrays = predict(backend, source, driving)
-    seconds = time.perf_counter() - start
-    out = ROOT / "artifacts" / "demo" / f"{spec.name}-tflite.npz"
-    write_npz(out, arrays)
-    pred = arrays["gen_prediction"]
-    click.echo(f"{spec.name}: {len(driving)} frames through the TFLite artifacts in "
-               f"{seconds:.1f} s; prediction range [{pred.min():.3f}, {pred.max():.3f}]; "
-               f"wrote {out}")
+    folder = ROOT / "artifacts" / "demo"
+    source, driving = write_demo_inputs(spec.frame_shape, folder)
+    opened = prepare(bundle, "tflite", None, None)
+    for note in opened.notices:
+        click.secho(note, fg="yellow")
+    for name, visualize in (("animation.mp4", False), ("animation-visualized.mp4", True)):
+        summary = run_animate(opened, source, driving, folder / name, relative=spec.relative,
+                              adapt_scale=spec.adapt_scale, visualize=visualize)
+        click.echo(f"wrote {folder / name}: {summary['frames']} frames at "
+                   f"{summary['frames_per_second']:.1f} frames/s (TFLite)")
