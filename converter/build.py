@@ -85,7 +85,10 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
 
     kp_detector, generator, weight_reports = build_tf_models(spec, checkpoint, return_reports=True)
     progress.step("weight table: " + "; ".join(r.summary() for r in weight_reports.values()))
-    functions = model_functions(spec, kp_detector, generator)
+    # Per-layer parity runs on the reference-structured graph (kp_detector, generator);
+    # what is exported is the fast graph derived from its weights (converter/tf_model/fast.py).
+    from .tf_model.fast import fast_models
+    functions = model_functions(spec, *fast_models(kp_detector, generator))
     layers = layer_parity(spec, checkpoint, kp_detector, functions["process_kp_driving"][0],
                           generator)
     progress.step(f"per-layer parity vs torch: {_verdict(layers)}")

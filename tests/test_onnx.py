@@ -33,9 +33,11 @@ from test_torch_reference import STAGE, assert_matches_oracle, tolerance
 
 FLAG_COMBINATIONS = list(itertools.product((0.0, 1.0), repeat=3))
 # The op types the tiny models use: all in the default ONNX domain, no custom ops.
+# DepthToSpace: the fast graphs' phase convs (upsample + conv), Winograd and stride-2 convs.
 EXPECTED_OPS = {
     "Add", "And", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant",
-    "ConstantOfShape", "Conv", "Div", "Equal", "Exp", "Expand", "Gather", "Greater",
+    "ConstantOfShape", "Conv", "DepthToSpace", "Div", "Equal", "Exp", "Expand", "Gather",
+    "Greater",
     "GreaterOrEqual", "GridSample", "LessOrEqual", "MatMul", "Mul", "Neg", "Not", "Or",
     "Pad", "Pow", "Range", "ReduceMax", "ReduceMin", "ReduceSum", "Relu", "Reshape", "Resize",
     "Round", "Shape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Tile",

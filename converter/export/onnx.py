@@ -27,6 +27,7 @@ and is byte-identical for the same inputs. Files are written atomically.
 """
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -42,10 +43,220 @@ from torch import nn
 
 from ..runtime.onnx_backend import FILES, METADATA_KEY
 from ..spec import Spec
+from ..tf_model import algebra
 from ..torch_model import build_models, load_weights
 from ..torch_model.process_kp import ProcessKpDriving
 
 OPSET = 17
+
+
+# ------------------------------------------------------------------------ fast modules
+# The exported graphs compute the reference's function with less work: the rewrites of
+# the TF fast graph (converter/tf_model/fast.py, algebra in converter/tf_model/algebra.py)
+# as torch modules swapped into copies of the reference models. ONNX gets DepthToSpace
+# (pixel_shuffle, CRD order) where TF has depth_to_space (DCR order): the algebra's
+# phase-major channel blocks are reordered to channel-major here.
+
+def _hwio(weight: torch.Tensor) -> np.ndarray:
+    return weight.detach().numpy().transpose(2, 3, 1, 0)
+
+
+def _oihw(kernel: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(kernel, np.float32)
+                                                 .transpose(3, 2, 0, 1)))
+
+
+def _to_crd(values: np.ndarray, axis: int) -> np.ndarray:
+    """Phase-major (s*C + c, TF's DCR) -> channel-major (c*4 + s, torch's pixel_shuffle)
+    along one axis of size 4*C."""
+    values = np.moveaxis(np.asarray(values), axis, -1)
+    shape = values.shape
+    values = values.reshape(*shape[:-1], 4, shape[-1] // 4)
+    values = np.swapaxes(values, -1, -2).reshape(shape)
+    return np.ascontiguousarray(np.moveaxis(values, -1, axis))
+
+
+def _bn(norm: nn.BatchNorm2d) -> tuple[np.ndarray, ...]:
+    return tuple(t.detach().numpy() for t in (norm.weight, norm.bias, norm.running_mean,
+                                               norm.running_var))
+
+
+def _folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
+    if norm.eps != algebra.BN_EPSILON:
+        raise ValueError(f"BatchNorm eps {norm.eps} (expected {algebra.BN_EPSILON})")
+    return algebra.fold_bn(_hwio(conv.weight), conv.bias.detach().numpy(), *_bn(norm))
+
+
+def _combine(terms, coefficients):
+    """sum_k coefficients[k] * terms[k], coefficients in {-1, 0, 1}, positive term first."""
+    order = sorted((c < 0, k) for k, c in enumerate(coefficients) if c != 0)
+    out = None
+    for negative, k in order:
+        if out is None:
+            out = -terms[k] if negative else terms[k]
+        else:
+            out = out - terms[k] if negative else out + terms[k]
+    return out
+
+
+class FusedConv(nn.Module):
+    """conv + bias [+ ReLU]; by Winograd F(2x2, 3x3) when `winograd` (algebra.use_winograd;
+    the TF twin is converter/tf_model/fast.py: winograd_conv3x3)."""
+
+    def __init__(self, kernel, bias, padding: int, relu: bool, winograd: bool = False):
+        super().__init__()
+        kernel = np.asarray(kernel, np.float32)
+        self.padding, self.relu, self.winograd = int(padding), bool(relu), bool(winograd)
+        self.register_buffer("bias", torch.from_numpy(np.asarray(bias, np.float32)))
+        if self.winograd:  # [4, 4, O, I, 1, 1]: U[i, j] as a 1x1 conv weight
+            u = algebra.winograd_kernels(kernel).transpose(0, 1, 3, 2)[..., None, None]
+            self.register_buffer("u", torch.from_numpy(np.ascontiguousarray(u)))
+        else:
+            self.register_buffer("weight", _oihw(kernel))
+
+    def forward(self, x):
+        if self.winograd:
+            return self._winograd(x, int(x.shape[2]), int(x.shape[3]))
+        out = nn.functional.conv2d(x, self.weight, self.bias, padding=self.padding)
+        return torch.relu(out) if self.relu else out
+
+    def _winograd(self, x, h, w):
+        bt, at = algebra.WINOGRAD_BT, algebra.WINOGRAD_AT
+        padded = nn.functional.pad(x, [1, 1, 1, 1])
+        rows = [padded[:, :, r:r + h:2, :] for r in range(4)]  # tile rows 2t + r
+        products = {}
+        for i in range(4):
+            d = _combine(rows, bt[i])
+            cols = [d[:, :, :, q:q + w:2] for q in range(4)]
+            for j in range(4):
+                products[i, j] = nn.functional.conv2d(
+                    _combine(cols, bt[j]), self.u[i, j],
+                    self.bias if (i, j) == (1, 1) else None)
+        partial = {(i, q): _combine([products[i, j] for j in range(4)], at[q])
+                   for i in range(4) for q in range(2)}
+        outputs = []
+        for p in range(2):
+            for q in range(2):
+                y = _combine([partial[i, q] for i in range(4)], at[p])
+                outputs.append(torch.relu(y) if self.relu else y)
+        # Channel-major (c*4 + p*2 + q) for pixel_shuffle (DepthToSpace, CRD).
+        stacked = torch.stack(outputs, dim=2).reshape(-1, 4 * self.bias.shape[0], h // 2,
+                                                      w // 2)
+        return nn.functional.pixel_shuffle(stacked, 2)
+
+
+def _fused(kernel, bias, padding, relu, size, target) -> FusedConv:
+    return FusedConv(kernel, bias, padding, relu,
+                     algebra.use_winograd(np.shape(kernel), padding, size, target))
+
+
+def _halved(size, times: int = 1):
+    return None if size is None else (size[0] >> times, size[1] >> times)
+
+
+def _downsampled(frame_shape, scale):
+    step = 1 if scale == 1 else int(1 / scale)
+    return (-(-frame_shape[0] // step), -(-frame_shape[1] // step))
+
+
+class FastSameBlock(nn.Module):
+    def __init__(self, ref, size, target):
+        super().__init__()
+        self.conv = _fused(*_folded(ref.conv, ref.norm), ref.conv.padding[0], True, size,
+                           target)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class FastDownBlock(nn.Module):
+    def __init__(self, ref, size, target):
+        super().__init__()
+        self.conv = _fused(*_folded(ref.conv, ref.norm), ref.conv.padding[0], True, size,
+                           target)
+
+    def forward(self, x):
+        return nn.functional.avg_pool2d(self.conv(x), 2)
+
+
+class FastUpBlock(nn.Module):
+    """Nearest upsample x2 + 3x3 conv + BN + ReLU as one 2x2 conv with 4*C_out channels
+    (BN folded), ReLU, DepthToSpace and a one-pixel crop (algebra.phase_kernels)."""
+
+    def __init__(self, ref):
+        super().__init__()
+        if tuple(ref.conv.kernel_size) != (3, 3) or tuple(ref.conv.padding) != (1, 1):
+            raise ValueError("the phase rewrite needs a 3x3 conv with padding 1")
+        kernel, bias = _folded(ref.conv, ref.norm)
+        self.register_buffer("weight", _oihw(_to_crd(algebra.phase_kernels(kernel), 3)))
+        self.register_buffer("bias", torch.from_numpy(np.repeat(bias, 4)))
+
+    def forward(self, x):
+        out = torch.relu(nn.functional.conv2d(x, self.weight, self.bias, padding=1))
+        return nn.functional.pixel_shuffle(out, 2)[:, :, 1:-1, 1:-1]
+
+
+class FastResBlock(nn.Module):
+    def __init__(self, ref, size, target):
+        super().__init__()
+        alpha, shift = algebra.bn_factors(*_bn(ref.norm1), epsilon=ref.norm1.eps)
+        self.register_buffer("scale", torch.from_numpy(alpha.astype(np.float32)[:, None, None]))
+        self.register_buffer("shift", torch.from_numpy(shift.astype(np.float32)[:, None, None]))
+        self.conv1 = _fused(*_folded(ref.conv1, ref.norm2), ref.conv1.padding[0], True, size,
+                            target)
+        self.conv2 = _fused(_hwio(ref.conv2.weight), ref.conv2.bias.detach().numpy(),
+                            ref.conv2.padding[0], False, size, target)
+
+    def forward(self, x):
+        return self.conv2(self.conv1(torch.relu(x * self.scale + self.shift))) + x
+
+
+class Stride2Conv(nn.Module):
+    """A KxK 'same' conv with few output channels as a stride-2 conv with 4x the output
+    channels and DepthToSpace (algebra.stride2_kernel); needs an even size."""
+
+    def __init__(self, ref: nn.Conv2d):
+        super().__init__()
+        self.padding = int(ref.padding[0])
+        kernel = algebra.stride2_kernel(_hwio(ref.weight))
+        self.register_buffer("weight", _oihw(_to_crd(kernel, 3)))
+        self.register_buffer("bias", torch.from_numpy(np.repeat(ref.bias.detach().numpy(), 4)))
+
+    def forward(self, x):
+        p = self.padding
+        out = nn.functional.conv2d(nn.functional.pad(x, [p, p, p, p]), self.weight, self.bias,
+                                   stride=2)
+        return nn.functional.pixel_shuffle(out, 2)
+
+
+def _fast_hourglass(hourglass, size, target):
+    for i, block in enumerate(hourglass.encoder.down_blocks):
+        hourglass.encoder.down_blocks[i] = FastDownBlock(block, _halved(size, i), target)
+    for i, block in enumerate(hourglass.decoder.up_blocks):
+        hourglass.decoder.up_blocks[i] = FastUpBlock(block)
+
+
+def fast_torch_models(spec: Spec, kp_detector, generator, winograd: str | None = "mlas"):
+    """Copies of two reference models of `spec` (weights loaded, eval mode) with the fast
+    blocks swapped in: the same entry points (forward, encode, generate, ...), the same
+    function. winograd: the target of algebra.use_winograd ("mlas": onnxruntime)."""
+    kp_detector, generator = copy.deepcopy(kp_detector), copy.deepcopy(generator)
+    frame = tuple(spec.frame_shape[:2])
+    _fast_hourglass(kp_detector.predictor,
+                    _downsampled(frame, spec.kp_detector.get("scale_factor", 1)), winograd)
+    _fast_hourglass(generator.dense_motion_network.hourglass,
+                    _downsampled(frame, spec.dense_motion.get("scale_factor", 1)), winograd)
+    generator.first = FastSameBlock(generator.first, frame, winograd)
+    for i, block in enumerate(generator.down_blocks):
+        generator.down_blocks[i] = FastDownBlock(block, _halved(frame, i), winograd)
+    for i, block in enumerate(generator.up_blocks):
+        generator.up_blocks[i] = FastUpBlock(block)
+    size = _halved(frame, len(generator.down_blocks))
+    for name, block in list(generator.bottleneck.named_children()):
+        setattr(generator.bottleneck, name, FastResBlock(block, size, winograd))
+    if frame[0] % 2 == 0 and frame[1] % 2 == 0 and generator.final.out_channels < 16:
+        generator.final = Stride2Conv(generator.final)
+    return kp_detector.eval(), generator.eval()
 
 
 # ------------------------------------------------------------------------ wrappers
@@ -379,6 +590,7 @@ def export_onnx(spec: Spec, checkpoint, out_dir: Path, metadata: dict[str, dict]
     kp_detector, generator = build_models(spec)
     load_weights(kp_detector, checkpoint.kp_detector, f"{checkpoint.path}: kp_detector")
     load_weights(generator, checkpoint.generator, f"{checkpoint.path}: generator")
+    kp_detector, generator = fast_torch_models(spec, kp_detector, generator)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}

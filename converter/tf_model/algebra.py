@@ -8,8 +8,9 @@ layout); every rewrite is computed in float64 and rounded to float32 once.
 - `phase_kernels`: nearest upsample x2 followed by a 3x3 conv (pad 1) -> one 2x2 conv
   with 4*C_out channels on the low-resolution input (then depth-to-space and a crop).
 - `winograd_kernels`: a 3x3 conv (pad 1) -> the 16 matrices of Winograd F(2x2, 3x3).
-- `space_to_depth_kernel`: a KxK conv with few output channels -> the equivalent conv on
-  the space-to-depth (block 2) input, with 4*C_out channels (then depth-to-space).
+- `stride2_kernel`: a KxK conv with few output channels -> a stride-2 conv with 4*C_out
+  channels (then depth-to-space).
+- `use_winograd`: which convs take Winograd, per runtime.
 """
 from __future__ import annotations
 
@@ -82,29 +83,52 @@ def winograd_kernels(kernel) -> np.ndarray:
     return np.einsum("ia,jb,abco->ijco", WINOGRAD_G, WINOGRAD_G, kernel).astype(np.float32)
 
 
-def space_to_depth_kernel(kernel) -> np.ndarray:
+def stride2_kernel(kernel) -> np.ndarray:
     """A stride-1 KxK HWIO conv with 'same' padding p = (K-1)/2 (K odd) -> the kernel of
 
-        conv(x, kernel, pad p) == depth_to_space(conv(s2d(pad(x, p)), kernel', VALID), 2)
+        conv(x, kernel, pad p) == depth_to_space(conv(pad(x, p), kernel', stride 2), 2)
 
-    s2d and depth_to_space of block 2 in TF's DCR channel order (pixel (2t+a, 2s+b) is
-    channel block a*2 + b); the input's height and width must be even. Output row 2P + a
-    reads padded rows 2P + a + d (d < K), i.e. block row P + (a + d) // 2, phase
-    (a + d) % 2: kernel' is [K//2 + 1, K//2 + 1, 4*I, 4*O]. Few output channels waste
-    most of a GEMM micro-kernel's lanes (the generator's final 7x7 conv has 3); this has 4x
-    as many, for (K//2 + 1)^2 * 4 / K^2 as many multiply-adds (1.31x for K = 7).
+    (depth_to_space in TF's DCR order: output pixel (2P+a, 2Q+b) is channel block a*2+b;
+    the input's height and width must be even). Output row 2P + a reads padded rows
+    2P + a + d (d < K), i.e. row a + d of the stride-2 window at 2P: kernel' is
+    [K+1, K+1, I, 4*O] with kernel'[a+dy, b+dx, :, (a*2+b)*O:...] = kernel[dy, dx].
+    Few output channels waste most of a GEMM micro-kernel's lanes (the generator's final
+    7x7 conv has 3); this has 4x as many, for (K+1)^2 / K^2 as many multiply-adds (1.31x
+    for K = 7), and runs 2.5-3x faster on XNNPACK and onnxruntime alike.
     """
     kernel = np.asarray(kernel, np.float64)
     k, cin, cout = kernel.shape[0], kernel.shape[2], kernel.shape[3]
     if kernel.shape[1] != k or k % 2 != 1:
         raise ValueError(f"expected a square kernel of odd size, got {kernel.shape}")
-    taps = k // 2 + 1
-    out = np.zeros((taps, taps, 4, cin, 4, cout), np.float64)
+    out = np.zeros((k + 1, k + 1, cin, 4, cout), np.float64)
     for a in range(2):
         for b in range(2):
-            for dy in range(k):
-                for dx in range(k):
-                    ty, py = divmod(a + dy, 2)
-                    tx, px = divmod(b + dx, 2)
-                    out[ty, tx, py * 2 + px, :, a * 2 + b, :] += kernel[dy, dx]
-    return out.reshape(taps, taps, 4 * cin, 4 * cout).astype(np.float32)
+            out[a:a + k, b:b + k, :, a * 2 + b, :] = kernel
+    return out.reshape(k + 1, k + 1, cin, 4 * cout).astype(np.float32)
+
+
+# Where Winograd F(2x2, 3x3) pays, measured per layer shape on this project's machine
+# (AVX-512, 1 thread, batch 1; docs in converter/bench.py): XNNPACK (TFLite) gains
+# 1.4-2x on every 3x3 conv with 32+ channels on both sides up to 128x128, loses at
+# 256x256 with 64 channels (the transforms are memory-bound there); onnxruntime's
+# direct conv is faster, and Winograd gains 1.1-1.5x only with 128+ channels on both sides.
+WINOGRAD_TARGETS = ("xnnpack", "mlas", "all")
+
+
+def use_winograd(kernel_shape, padding: int, size, target: str | None) -> bool:
+    """Whether a conv ([kh, kw, I, O], padding, input (height, width)) takes Winograd for
+    a runtime target: "xnnpack" (TFLite, and the SavedModel, which shares its graph),
+    "mlas" (onnxruntime), "all" (every eligible conv: tests), None (none)."""
+    if target is None or size is None:
+        return False
+    if target not in WINOGRAD_TARGETS:
+        raise ValueError(f"unknown Winograd target {target!r} (known: {WINOGRAD_TARGETS})")
+    (kh, kw, cin, cout), (height, width) = kernel_shape, size
+    if (kh, kw) != (3, 3) or padding != 1 or height % 2 or width % 2:
+        return False
+    narrow = min(cin, cout)
+    if target == "xnnpack":
+        return narrow >= 32 and (height * width <= 128 * 128 or narrow >= 128)
+    if target == "mlas":
+        return narrow >= 128
+    return True

@@ -6,19 +6,23 @@ and less work, derived from their loaded weights.
 The reference-structured models (blocks.py, ...) mirror torch layer for layer, which is
 what per-layer parity compares; these are what gets exported. They compute the same
 function (equal up to float32 rounding; tests/test_fast.py holds them to 1e-5 on
-keypoints and 1e-4 on images) with three exact rewrites:
+keypoints and 1e-4 on images) with exact rewrites (algebra.py has the weight algebra):
 
 - BatchNorm folded into the convolution before it (Down/Up/SameBlock2d: conv -> BN;
-  ResBlock2d: conv1 -> norm2): kernel * alpha, (bias - mean) * alpha + beta with
-  alpha = gamma / sqrt(var + eps), in float64, rounded once. ResBlock2d's norm1 acts on the
-  residual stream before a ReLU and cannot be folded exactly: it stays a per-channel
-  affine (x * alpha + shift, then ReLU).
+  ResBlock2d: conv1 -> norm2). ResBlock2d's norm1 acts on the residual stream before a
+  ReLU and cannot be folded exactly: it stays a per-channel affine (x * alpha + shift).
 - Nearest upsample x2 followed by a 3x3 conv (pad 1) as four 2x2 convs on the
   low-resolution input, one per output phase, evaluated as ONE 2x2 convolution with
-  4*C_out channels over the input padded by 1, then DEPTH_TO_SPACE and a one-pixel crop
-  (`phase_kernels` explains the layout). 2.25x fewer multiply-adds in every UpBlock2d,
-  and no RESIZE_NEAREST_NEIGHBOR (which XNNPACK does not run) in the graph. Exact: the
-  upsampled image's zero padding is the low-resolution image's zero padding.
+  4*C_out channels over the input padded by 1, then DEPTH_TO_SPACE and a one-pixel crop.
+  2.25x fewer multiply-adds in every UpBlock2d, and no RESIZE_NEAREST_NEIGHBOR (which
+  XNNPACK does not run). Exact: the upsampled image's zero padding is the
+  low-resolution image's zero padding.
+- Winograd F(2x2, 3x3) for the 3x3 convs where it pays on the target runtime (the
+  generator's residual bottleneck, the hourglass encoders): 2.25x fewer multiply-adds,
+  as adds, 16 1x1 convolutions and DEPTH_TO_SPACE. Same function, another order of
+  float32 operations (errors within 2x of the direct conv's).
+- The generator's final 7x7 conv (3 output channels, which waste most of a GEMM
+  micro-kernel) as a stride-2 8x8 conv with 12 channels and DEPTH_TO_SPACE.
 - ReLU fused into the convolution (the TFLite converter emits CONV_2D with a fused
   activation).
 
@@ -35,7 +39,7 @@ import tensorflow as tf
 
 from . import ops
 from .algebra import (WINOGRAD_AT, WINOGRAD_BT, bn_factors, fold_bn, phase_kernels,
-                      space_to_depth_kernel, winograd_kernels)
+                      stride2_kernel, use_winograd, winograd_kernels)
 from .blocks import (Block, Conv2d, DownBlock2d, Encoder, Decoder, Hourglass, ResBlock2d,
                      SameBlock2d, Sequential, UpBlock2d, assign_paths)
 from .dense_motion import DenseMotionNetwork
@@ -57,15 +61,15 @@ def _const(value) -> tf.Variable:
 
 # ---------------------------------------------------------------- blocks
 def _combine(rows, coefficients):
-    """sum_k coefficients[k] * rows[k] for coefficients in {-1, 0, 1}, as adds/subs."""
+    """sum_k coefficients[k] * rows[k] for coefficients in {-1, 0, 1}, as adds and subs
+    (a positive term first, so that no negation is needed when there is one)."""
+    terms = sorted((c < 0, k) for k, c in enumerate(coefficients) if c != 0)
     out = None
-    for c, row in zip(coefficients, rows):
-        if c == 0:
-            continue
+    for negative, k in terms:
         if out is None:
-            out = row if c > 0 else -row
+            out = -rows[k] if negative else rows[k]
         else:
-            out = out + row if c > 0 else out - row
+            out = out - rows[k] if negative else out + rows[k]
     return out
 
 
@@ -108,68 +112,59 @@ def winograd_conv3x3(x, kernels, bias, relu: bool):
     return tf.nn.depth_to_space(tf.concat(outputs, axis=-1), 2)
 
 
-# Which convolutions take Winograd F(2x2, 3x3): 3x3, padding 1, even sizes, and at least
-# this many input and output channels (below it the transforms cost more than they save).
-WINOGRAD_MIN_CHANNELS = 64
-
 
 class FusedConv(Block):
-    """Stride-1 conv (torch padding) + bias, optionally followed by ReLU; 3x3 convs with
-    padding 1 between wide layers by Winograd F(2x2, 3x3) (`winograd_conv3x3`)."""
+    """Stride-1 conv (torch padding) + bias, optionally followed by ReLU; by Winograd
+    F(2x2, 3x3) (`winograd_conv3x3`) when `winograd` (see algebra.use_winograd)."""
 
-    def __init__(self, kernel, bias, padding: int, relu: bool,
-                 winograd_min_channels: int | None = WINOGRAD_MIN_CHANNELS):
+    def __init__(self, kernel, bias, padding: int, relu: bool, winograd: bool = False):
         super().__init__()
         kernel = np.asarray(kernel, np.float32)
-        self.winograd = (winograd_min_channels is not None and kernel.shape[:2] == (3, 3)
-                         and padding == 1 and min(kernel.shape[2:]) >= winograd_min_channels)
+        self.winograd = bool(winograd)
         self.kernel = _const(winograd_kernels(kernel) if self.winograd else kernel)
         self.bias = _const(bias)
         self.padding = int(padding)
         self.relu = bool(relu)
-        # An odd-sized input (a config whose resolution is not a multiple of 2^blocks)
-        # takes the plain kernel, a constant captured only by graphs that use it.
-        self._plain_kernel = tf.constant(kernel) if self.winograd else None
 
     def __call__(self, x, taps=None):
-        if self.winograd and all(n % 2 == 0 for n in ops.static_hw(x)):
+        if self.winograd:
             return winograd_conv3x3(x, self.kernel, self.bias, self.relu)
-        kernel = self._plain_kernel if self.winograd else self.kernel
-        out = ops.conv2d(x, kernel, self.bias, self.padding)
+        out = ops.conv2d(x, self.kernel, self.bias, self.padding)
         return tf.nn.relu(out) if self.relu else out
 
 
-class SpaceToDepthConv(Block):
-    """A KxK 'same' conv with few output channels, on the space-to-depth input:
-    pad, s2d (block 2), a (K//2+1)^2 VALID conv with 4x the channels, depth-to-space
-    (`space_to_depth_kernel`). For an odd size, the plain conv."""
+def _fused(kernel, bias, padding, relu, size, target) -> FusedConv:
+    winograd = use_winograd(np.shape(kernel), padding, size, target)
+    return FusedConv(kernel, bias, padding, relu, winograd)
+
+
+class Stride2Conv(Block):
+    """A KxK 'same' conv with few output channels as a stride-2 conv with 4x the output
+    channels and depth-to-space (`algebra.stride2_kernel`); needs an even size."""
 
     def __init__(self, kernel, bias, padding: int):
         super().__init__()
         kernel = np.asarray(kernel, np.float32)
         if kernel.shape[0] - 1 != 2 * padding:
-            raise ValueError("SpaceToDepthConv needs 'same' padding")
-        self.kernel = _const(space_to_depth_kernel(kernel))
+            raise ValueError("Stride2Conv needs 'same' padding")
+        self.kernel = _const(stride2_kernel(kernel))
         self.bias = _const(np.tile(bias, 4))
         self.padding = int(padding)
-        self._plain = (tf.constant(kernel), tf.constant(np.asarray(bias, np.float32)))
 
     def __call__(self, x, taps=None):
-        if any(n % 2 for n in ops.static_hw(x)):
-            return self._tap(taps, ops.conv2d(x, *self._plain, self.padding))
         p = self.padding
-        blocks = tf.nn.space_to_depth(tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]), 2)
-        out = tf.nn.conv2d(blocks, self.kernel, strides=1, padding="VALID")
-        return self._tap(taps, tf.nn.depth_to_space(tf.nn.bias_add(out, self.bias), 2))
+        padded = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
+        out = tf.nn.bias_add(tf.nn.conv2d(padded, self.kernel, strides=2, padding="VALID"),
+                             self.bias)
+        return self._tap(taps, tf.nn.depth_to_space(out, 2))
 
 
 class FastSameBlock(Block):
     """SameBlock2d: conv with BN folded, ReLU."""
 
-    def __init__(self, ref: SameBlock2d, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+    def __init__(self, ref: SameBlock2d, size=None, target=None):
         super().__init__()
-        self.conv = FusedConv(*_folded(ref.conv, ref.norm), ref.conv.padding, relu=True,
-                              winograd_min_channels=winograd_min_channels)
+        self.conv = _fused(*_folded(ref.conv, ref.norm), ref.conv.padding, True, size, target)
 
     def __call__(self, x, taps=None):
         return self._tap(taps, self.conv(x))
@@ -178,10 +173,9 @@ class FastSameBlock(Block):
 class FastDownBlock(Block):
     """DownBlock2d: conv with BN folded, ReLU, average pool 2x2."""
 
-    def __init__(self, ref: DownBlock2d, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+    def __init__(self, ref: DownBlock2d, size=None, target=None):
         super().__init__()
-        self.conv = FusedConv(*_folded(ref.conv, ref.norm), ref.conv.padding, relu=True,
-                              winograd_min_channels=winograd_min_channels)
+        self.conv = _fused(*_folded(ref.conv, ref.norm), ref.conv.padding, True, size, target)
 
     def __call__(self, x, taps=None):
         return self._tap(taps, ops.avg_pool2x2(self.conv(x)))
@@ -218,26 +212,32 @@ class FastResBlock(Block):
     """ResBlock2d: relu(x * alpha1 + shift1) -> conv1 with norm2 folded, ReLU -> conv2,
     plus x."""
 
-    def __init__(self, ref: ResBlock2d, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+    def __init__(self, ref: ResBlock2d, size=None, target=None):
         super().__init__()
         alpha, shift = bn_factors(_np(ref.norm1.gamma), _np(ref.norm1.beta),
                                   _np(ref.norm1.moving_mean), _np(ref.norm1.moving_variance))
         self.scale = _const(alpha.reshape(1, 1, 1, -1))
         self.shift = _const(shift.reshape(1, 1, 1, -1))
-        self.conv1 = FusedConv(*_folded(ref.conv1, ref.norm2), ref.conv1.padding, relu=True,
-                               winograd_min_channels=winograd_min_channels)
-        self.conv2 = FusedConv(_np(ref.conv2.kernel), _np(ref.conv2.bias), ref.conv2.padding,
-                               relu=False, winograd_min_channels=winograd_min_channels)
+        self.conv1 = _fused(*_folded(ref.conv1, ref.norm2), ref.conv1.padding, True, size,
+                            target)
+        self.conv2 = _fused(_np(ref.conv2.kernel), _np(ref.conv2.bias), ref.conv2.padding,
+                            False, size, target)
 
     def __call__(self, x, taps=None):
         out = self.conv2(self.conv1(tf.nn.relu(x * self.scale + self.shift)))
         return self._tap(taps, out + x)
 
 
+def _halved(size, times: int = 1):
+    """The size after `times` 2x2 average pools (floored), or None when unknown."""
+    return None if size is None else (size[0] >> times, size[1] >> times)
+
+
 class FastEncoder(Encoder):
-    def __init__(self, ref: Encoder, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+    def __init__(self, ref: Encoder, size=None, target=None):
         Block.__init__(self)
-        self.down_blocks = [FastDownBlock(b, winograd_min_channels) for b in ref.down_blocks]
+        self.down_blocks = [FastDownBlock(b, _halved(size, i), target)
+                            for i, b in enumerate(ref.down_blocks)]
 
 
 class FastDecoder(Decoder):
@@ -247,9 +247,9 @@ class FastDecoder(Decoder):
 
 
 class FastHourglass(Hourglass):
-    def __init__(self, ref: Hourglass, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+    def __init__(self, ref: Hourglass, size=None, target=None):
         Block.__init__(self)
-        self.encoder = FastEncoder(ref.encoder, winograd_min_channels)
+        self.encoder = FastEncoder(ref.encoder, size, target)
         self.decoder = FastDecoder(ref.decoder)
         self.out_filters = ref.out_filters
 
@@ -271,49 +271,69 @@ def _copy_attributes(target, source, names):
             setattr(target, name, getattr(source, name))
 
 
+def _downsampled(frame_shape, scale):
+    """(height, width) after AntiAliasInterpolation2d(scale) (ceil(n / step)), or None."""
+    if frame_shape is None:
+        return None
+    step = 1 if scale == 1 else int(1 / scale)
+    return (-(-frame_shape[0] // step), -(-frame_shape[1] // step))
+
+
 class FastKPDetector(KPDetector):
     """The keypoint detector with a fast hourglass; kp and jacobian heads shared."""
 
-    def __init__(self, ref: KPDetector, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+    def __init__(self, ref: KPDetector, target=None):
         Block.__init__(self)
-        self.predictor = FastHourglass(ref.predictor, winograd_min_channels)
+        size = _downsampled(ref.frame_shape, ref.scale_factor)
+        self.predictor = FastHourglass(ref.predictor, size, target)
         _copy_attributes(self, ref, _KP_ATTRIBUTES)
         assign_paths(self)
 
 
 class FastDenseMotionNetwork(DenseMotionNetwork):
-    def __init__(self, ref: DenseMotionNetwork, winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+    def __init__(self, ref: DenseMotionNetwork, size=None, target=None):
         Block.__init__(self)
-        self.hourglass = FastHourglass(ref.hourglass, winograd_min_channels)
+        self.hourglass = FastHourglass(ref.hourglass, size, target)
         _copy_attributes(self, ref, _DENSE_ATTRIBUTES)
 
 
 class FastGenerator(OcclusionAwareGenerator):
     """The generator with fast blocks; same entry points and signatures."""
 
-    def __init__(self, ref: OcclusionAwareGenerator,
-                 winograd_min_channels=WINOGRAD_MIN_CHANNELS):
+    def __init__(self, ref: OcclusionAwareGenerator, target=None):
         Block.__init__(self)
-        w = winograd_min_channels
-        self.dense_motion_network = FastDenseMotionNetwork(ref.dense_motion_network, w)
-        self.first = FastSameBlock(ref.first, w)
-        self.down_blocks = [FastDownBlock(b, w) for b in ref.down_blocks]
+        frame = ref.frame_shape
+        size = None if frame is None else tuple(frame[:2])
+        dense = ref.dense_motion_network
+        self.dense_motion_network = FastDenseMotionNetwork(
+            dense, _downsampled(frame, dense.scale_factor), target)
+        self.first = FastSameBlock(ref.first, size, target)
+        self.down_blocks = [FastDownBlock(b, _halved(size, i), target)
+                            for i, b in enumerate(ref.down_blocks)]
         self.up_blocks = [FastUpBlock(b) for b in ref.up_blocks]
-        self.bottleneck = Sequential({name: FastResBlock(getattr(ref.bottleneck, name), w)
-                                      for name in ref.bottleneck._order})
+        bottleneck = _halved(size, len(ref.down_blocks))
+        self.bottleneck = Sequential({
+            name: FastResBlock(getattr(ref.bottleneck, name), bottleneck, target)
+            for name in ref.bottleneck._order})
         _copy_attributes(self, ref, _GENERATOR_ATTRIBUTES)
-        self.final = SpaceToDepthConv(_np(ref.final.kernel), _np(ref.final.bias),
-                                      ref.final.padding)
+        # The final conv (3 output channels) as a stride-2 conv with 12, when the frame
+        # is even (the last up block doubles the size, so it is unless the frame is odd).
+        final = ref.final
+        if frame is not None and frame[0] % 2 == 0 and frame[1] % 2 == 0 \
+                and int(final.kernel.shape[3]) < 16:
+            self.final = Stride2Conv(_np(final.kernel), _np(final.bias), final.padding)
         assign_paths(self)
 
 
 def fast_models(kp_detector: KPDetector, generator: OcclusionAwareGenerator,
-                winograd_min_channels: int | None = WINOGRAD_MIN_CHANNELS
-                ) -> tuple[FastKPDetector, FastGenerator]:
+                winograd: str | None = "xnnpack") -> tuple[FastKPDetector, FastGenerator]:
     """The exported graphs of two reference-structured models whose weights are loaded.
 
+    winograd: which 3x3 convs take Winograd F(2x2, 3x3), by runtime target (see
+    algebra.use_winograd: "xnnpack" for TFLite and the SavedModel, "all" or None). The
+    models need their frame_shape for that (else no conv does).
+
     The weights are read now: a later change to the reference models' variables does not
-    reach the fast ones (except the heads they share: kp, jacobian, mask, occlusion,
-    final and the anti-alias kernels)."""
-    return (FastKPDetector(kp_detector, winograd_min_channels),
-            FastGenerator(generator, winograd_min_channels))
+    reach the fast ones (except the heads they share: kp, jacobian, mask, occlusion and
+    the anti-alias kernels)."""
+    return FastKPDetector(kp_detector, winograd), FastGenerator(generator, winograd)
