@@ -23,6 +23,7 @@ COMMANDS = {
     "parity": "converter.parity_cmd:parity_command",
     "animate": "converter.animate:animate_command",
     "reconstruct": "converter.animate:reconstruct_command",
+    "bench": "converter.bench:bench_command",
 }
 
 

@@ -1,0 +1,99 @@
+"""`fomm-convert bench`: runs end to end on a tiny bundle and writes the documented JSON.
+Timings are the benchmark's business: nothing here checks a speed."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from converter.bench import BENCH_BACKENDS, bundle_backends, flop_counts
+from converter.cli import cli
+from converter.spec import load_spec
+
+from conftest import FIXTURES, ROOT, SHARED, config_path
+
+TINY = config_path("tiny")
+CKPT = FIXTURES / "tiny-seed7.pth.tar"
+RESULT_KEYS = {"backend", "threads", "frames_per_second", "kp_detector_ms",
+               "process_kp_driving_ms", "generator_ms", "generator_encoded_ms", "peak_rss_mb",
+               "artifact_mb"}
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "tiny"
+    result = subprocess.run(
+        [sys.executable, "-m", "converter.cli", "build", "--config", TINY, "--checkpoint",
+         str(CKPT), "--out", str(out), "--formats", "savedmodel,tflite,tflite-int8,onnx"],
+        cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+def test_bench_writes_the_documented_json(bundle, tmp_path):
+    path = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "converter.cli", "bench", "--bundle", str(bundle),
+         "--checkpoint", str(CKPT), "--json", str(path), "--threads", "1,2",
+         "--repeats", "1"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(path.read_text())
+    assert {"machine", "flop_floor_ms", "results"} <= set(report)
+    assert report["machine"]["matmul_gflops_per_core"] > 0
+    assert report["machine"]["cores"] >= 1
+    assert report["flop_floor_ms"] > 0
+    backends = ["torch", "tflite", "tflite-int8", "onnx", "savedmodel"]
+    assert [(r["backend"], r["threads"]) for r in report["results"]] == \
+        [(b, t) for t in (1, 2) for b in backends]
+    for row in report["results"]:
+        assert RESULT_KEYS <= set(row), RESULT_KEYS - set(row)
+        for key in RESULT_KEYS - {"backend", "threads"}:
+            assert isinstance(row[key], float) and math.isfinite(row[key]) and row[key] > 0, \
+                (row["backend"], key, row[key])
+        assert row["frames_per_second"] == pytest.approx(1000 / row["frame_ms"])
+        assert len(row["samples_ms"]["frame"]) == 1
+        assert row["speedup_vs_torch"] > 0
+    # The Markdown table on stdout: a header and one row per result.
+    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + len(report["results"])
+
+
+def test_bench_subset_and_errors(bundle, tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["bench", "--bundle", str(bundle), "--checkpoint", str(CKPT),
+                                  "--backends", "tflite-fp16", "--repeats", "1"])
+    assert missing.exit_code != 0 and "tflite-fp16" in missing.output
+    bad = runner.invoke(cli, ["bench", "--bundle", str(bundle), "--checkpoint", str(CKPT),
+                              "--threads", "0"])
+    assert bad.exit_code != 0
+    assert bundle_backends(bundle) == ["tflite", "tflite-int8", "onnx", "savedmodel"]
+    assert set(bundle_backends(bundle)) < set(BENCH_BACKENDS)
+
+
+def test_flop_counts_of_vox_match_the_field_notes():
+    """107.4 GFLOP per full generator call and 2.6 per detector call (vox-256); the fast
+    graphs do about half the generator's work per frame."""
+    spec = load_spec("vox")
+    reference = flop_counts(spec)
+    assert reference["generator"] / 1e9 == pytest.approx(107.4, rel=0.01)
+    assert reference["kp_detector"] / 1e9 == pytest.approx(2.6, rel=0.03)
+    assert reference["frame"] == reference["kp_detector"] + reference["process_kp_driving"] \
+        + reference["generator_encoded"]
+    for graph in ("xnnpack", "mlas"):
+        fast = flop_counts(spec, graph)
+        assert 0.4 < fast["generator_encoded"] / reference["generator_encoded"] < 0.6
+
+
+def test_int8_quality_on_the_sample_media(bundle):
+    media = SHARED / "media"
+    if not (media / "source.png").exists() or not (media / "driving.mp4").exists():
+        pytest.skip("needs ../shared/media/source.png and driving.mp4")
+    from converter.bench import int8_quality
+    quality = int8_quality(bundle, media / "source.png", media / "driving.mp4", frames=3)
+    assert quality["frames"] == 3
+    assert quality["keypoint_drift_max"] == 0.0  # the int8 variant keeps the detector float
+    assert 15 < quality["psnr_db_min"] <= quality["psnr_db_mean"]
