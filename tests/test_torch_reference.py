@@ -160,3 +160,17 @@ def test_coordinate_grid_and_gaussians_on_non_square_maps():
     # A keypoint at x = 1 (right edge), y = -1 (top) peaks at row 0, last column.
     blob = kp2gaussian(torch.tensor([[[1.0, -1.0]]]), (5, 9), 0.01)[0, 0].numpy()
     assert np.unravel_index(blob.argmax(), blob.shape) == (0, 8)
+
+
+def test_encode_source_is_nhwc_like_every_backend():
+    """encode_source's arrays are interchangeable between backends (NHWC)."""
+    spec = load_spec(config_path("tiny"))
+    ckpt = load_checkpoint(FIXTURES / "tiny-seed7.pth.tar")
+    torch_backend = load_backend("torch", spec=spec, checkpoint=ckpt)
+    tf_backend = load_backend("tf", spec=spec, checkpoint=ckpt)
+    source = np.load(FIXTURES / "tiny.npz")["source"].transpose(0, 2, 3, 1)
+    ours, theirs = torch_backend.encode_source(source), tf_backend.encode_source(source)
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert ours[key].shape == theirs[key].shape, key
+        assert np.abs(ours[key] - theirs[key]).max() <= 1e-4, key

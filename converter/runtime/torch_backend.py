@@ -14,6 +14,10 @@ def _to_nchw(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(0, 3, 1, 2), np.float32))
 
 
+def _to_nhwc(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 1))
+
+
 def _kp(arrays: Arrays) -> dict:
     return {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in arrays.items()}
 
@@ -71,16 +75,15 @@ class TorchBackend:
     @torch.inference_mode()
     def encode_source(self, source_image):
         source = _to_nchw(source_image)
-        return {"source_features": self.gen.encode(source).numpy(),
-                "source_down": self.gen.dense_motion_network.downsample(source).numpy()}
+        return {"source_features": _to_nhwc(self.gen.encode(source)),
+                "source_down": _to_nhwc(self.gen.dense_motion_network.downsample(source))}
 
     @torch.inference_mode()
     def generate(self, encoded, kp_driving, kp_source):
         kp_driving = _kp(kp_driving)
         n = kp_driving["value"].shape[0]
-        features, down = (torch.from_numpy(encoded[k]) for k in ("source_features", "source_down"))
+        features, down = (_to_nchw(encoded[k]) for k in ("source_features", "source_down"))
         if features.shape[0] != n:
             features, down = features.expand(n, *features.shape[1:]), down.expand(n, *down.shape[1:])
         _, kp_source = self._broadcast_source(features, kp_driving, _kp(kp_source))
-        out = self.gen.generate(features, down, kp_driving, kp_source)
-        return np.ascontiguousarray(out.numpy().transpose(0, 2, 3, 1))
+        return _to_nhwc(self.gen.generate(features, down, kp_driving, kp_source))
