@@ -236,14 +236,16 @@ def _fast_hourglass(hourglass, size, target):
         hourglass.decoder.up_blocks[i] = FastUpBlock(block)
 
 
-def fast_torch_models(spec: Spec, kp_detector, generator, winograd: str | None = "mlas"):
+def fast_torch_models(spec: Spec, kp_detector, generator, winograd: str | None = "mlas",
+                      kp_winograd: str | None = None):
     """Copies of two reference models of `spec` (weights loaded, eval mode) with the fast
     blocks swapped in: the same entry points (forward, encode, generate, ...), the same
-    function. winograd: the target of algebra.use_winograd ("mlas": onnxruntime)."""
+    function. winograd, kp_winograd: the targets of algebra.use_winograd for the generator
+    ("mlas": onnxruntime) and the detector (None, as in converter/tf_model/fast.py)."""
     kp_detector, generator = copy.deepcopy(kp_detector), copy.deepcopy(generator)
     frame = tuple(spec.frame_shape[:2])
     _fast_hourglass(kp_detector.predictor,
-                    _downsampled(frame, spec.kp_detector.get("scale_factor", 1)), winograd)
+                    _downsampled(frame, spec.kp_detector.get("scale_factor", 1)), kp_winograd)
     _fast_hourglass(generator.dense_motion_network.hourglass,
                     _downsampled(frame, spec.dense_motion.get("scale_factor", 1)), winograd)
     generator.first = FastSameBlock(generator.first, frame, winograd)

@@ -326,14 +326,19 @@ class FastGenerator(OcclusionAwareGenerator):
 
 
 def fast_models(kp_detector: KPDetector, generator: OcclusionAwareGenerator,
-                winograd: str | None = "xnnpack") -> tuple[FastKPDetector, FastGenerator]:
+                winograd: str | None = "xnnpack", kp_winograd: str | None = None
+                ) -> tuple[FastKPDetector, FastGenerator]:
     """The exported graphs of two reference-structured models whose weights are loaded.
 
-    winograd: which 3x3 convs take Winograd F(2x2, 3x3), by runtime target (see
-    algebra.use_winograd: "xnnpack" for TFLite and the SavedModel, "all" or None). The
-    models need their frame_shape for that (else no conv does).
+    winograd: which 3x3 convs of the generator take Winograd F(2x2, 3x3), by runtime
+    target (see algebra.use_winograd: "xnnpack" for TFLite and the SavedModel, "all" or
+    None); kp_winograd: the same for the keypoint detector, None by default: its
+    temperature-0.1 softmax turns conv rounding into keypoint error ten times over, and
+    on XNNPACK the Winograd detector missed the 1e-5 keypoint gate (1.8e-5 on vox-256;
+    1e-5 needs every digit), for 2 ms per frame. The models need their frame_shape for
+    Winograd (else no conv takes it).
 
     The weights are read now: a later change to the reference models' variables does not
     reach the fast ones (except the heads they share: kp, jacobian, mask, occlusion and
     the anti-alias kernels)."""
-    return FastKPDetector(kp_detector, winograd), FastGenerator(generator, winograd)
+    return FastKPDetector(kp_detector, kp_winograd), FastGenerator(generator, winograd)
