@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import ops
+from ..architecture import hourglass_channels
 
 ROOT = "<root>"
 
@@ -208,16 +209,6 @@ class Sequential(Block):
         for name in self._order:
             x = getattr(self, name)(x, taps)
         return self._tap(taps, x)
-
-
-def hourglass_channels(block_expansion, in_features, num_blocks, max_features):
-    """(encoder, decoder) lists of (in, out) channels of each block, in module order."""
-    def width(i):
-        return min(max_features, block_expansion * 2 ** i)
-    encoder = [(in_features if i == 0 else width(i), width(i + 1)) for i in range(num_blocks)]
-    decoder = [((1 if i == num_blocks - 1 else 2) * width(i + 1), width(i))
-               for i in reversed(range(num_blocks))]
-    return encoder, decoder
 
 
 class Encoder(Block):

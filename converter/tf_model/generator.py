@@ -15,6 +15,7 @@ import math
 
 import tensorflow as tf
 
+from ..architecture import generator_channels
 from . import ops
 from .blocks import (Block, Conv2d, DownBlock2d, ResBlock2d, SameBlock2d, Sequential,
                      UpBlock2d, assign_paths)
@@ -22,16 +23,6 @@ from .dense_motion import DenseMotionNetwork
 
 KEYPOINT_INPUTS_JAC = ("kp_driving", "kp_driving_jacobian", "kp_source", "kp_source_jacobian")
 KEYPOINT_INPUTS = ("kp_driving", "kp_source")
-
-
-def generator_channels(block_expansion, max_features, num_down_blocks):
-    """(down, up, bottleneck) channel plans, in module order."""
-    def width(i):
-        return min(max_features, block_expansion * 2 ** i)
-    down = [(width(i), width(i + 1)) for i in range(num_down_blocks)]
-    up = [(width(num_down_blocks - i), width(num_down_blocks - i - 1))
-          for i in range(num_down_blocks)]
-    return down, up, width(num_down_blocks)
 
 
 def warp(x: tf.Tensor, deformation: tf.Tensor, align_corners: bool) -> tf.Tensor:

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..architecture import hourglass_channels
+
 
 def make_coordinate_grid(height: int, width: int, dtype=torch.float32) -> torch.Tensor:
     """(height, width, 2) grid of (x, y) in [-1, 1]; x runs along the width."""
@@ -107,16 +109,6 @@ class SameBlock2d(nn.Module):
 
     def forward(self, x):
         return F.relu(self.norm(self.conv(x)))
-
-
-def hourglass_channels(block_expansion, in_features, num_blocks, max_features):
-    """(encoder, decoder) lists of (in, out) channels of each block, in module order."""
-    def width(i):
-        return min(max_features, block_expansion * 2 ** i)
-    encoder = [(in_features if i == 0 else width(i), width(i + 1)) for i in range(num_blocks)]
-    decoder = [((1 if i == num_blocks - 1 else 2) * width(i + 1), width(i))
-               for i in reversed(range(num_blocks))]
-    return encoder, decoder
 
 
 class Encoder(nn.Module):

@@ -5,18 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..architecture import generator_channels
 from .blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, grid_sample
 from .dense_motion import DenseMotionNetwork
-
-
-def generator_channels(block_expansion, max_features, num_down_blocks):
-    """(down, up, bottleneck) channel plans, in module order."""
-    def width(i):
-        return min(max_features, block_expansion * 2 ** i)
-    down = [(width(i), width(i + 1)) for i in range(num_down_blocks)]
-    up = [(width(num_down_blocks - i), width(num_down_blocks - i - 1))
-          for i in range(num_down_blocks)]
-    return down, up, width(num_down_blocks)
 
 
 class OcclusionAwareGenerator(nn.Module):
