@@ -83,8 +83,9 @@ def _conv3x3(h, w, cin, cout, winograd: bool):
 
 def _up(h, w, cin, cout, fast: bool):
     """An UpBlock2d at input (h, w): nearest x2 + 3x3 conv (+ BN + ReLU); fast: the phase
-    conv, a 2x2 conv with 4*cout channels over (h+1) x (w+1) positions."""
-    if fast:
+    conv, a 2x2 conv with 4*cout channels over (h+1) x (w+1) positions, where it is used."""
+    from .tf_model.algebra import use_phase_conv
+    if fast and use_phase_conv((h, w)):
         return 2 * (h + 1) * (w + 1) * 4 * cin * 4 * cout + 2 * 4 * h * w * cout
     return _conv(2 * h, 2 * w, 3, cin, cout, 1)[0] + 3 * 4 * h * w * cout
 

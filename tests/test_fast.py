@@ -86,6 +86,34 @@ def test_phase_conv_matches_torch_upsample_then_conv(h, w):
     assert np.abs(relu - np.maximum(expected, 0)).max() <= OP_TOL
 
 
+def test_upsample_nearest2x_matches_torch():
+    x = rng_array(np.random.default_rng(6), 2, 3, 5, 4)
+    expected = nhwc(F.interpolate(torch.from_numpy(nchw(x)), scale_factor=2).numpy())
+    np.testing.assert_array_equal(fast.upsample_nearest2x(x).numpy(), expected)
+
+
+def test_small_up_blocks_keep_upsample_and_conv():
+    """Below algebra.PHASE_MIN_PIXELS input pixels an up block keeps the 3x3 kernel (the
+    phase kernel is 16/9 as large); both forms equal the reference block."""
+    from converter.tf_model.blocks import UpBlock2d
+    rng = np.random.default_rng(7)
+    ref = UpBlock2d(6, 5)
+    for variable, value in ((ref.conv.kernel, rng_array(rng, 3, 3, 6, 5, scale=0.3)),
+                            (ref.conv.bias, rng_array(rng, 5, scale=0.1)),
+                            (ref.norm.gamma, 1 + rng_array(rng, 5, scale=0.2)),
+                            (ref.norm.beta, rng_array(rng, 5, scale=0.2)),
+                            (ref.norm.moving_mean, rng_array(rng, 5, scale=0.2)),
+                            (ref.norm.moving_variance, rng.uniform(0.5, 2, 5).astype(np.float32))):
+        variable.assign(value)
+    side = int(np.sqrt(algebra.PHASE_MIN_PIXELS))
+    for size, phase in (((side // 2, side // 2), False), ((side, side), True), (None, True)):
+        block = fast.FastUpBlock(ref, size)
+        assert block.phase == phase
+        assert tuple(block.kernel.shape) == ((2, 2, 6, 20) if phase else (3, 3, 6, 5))
+        x = rng_array(rng, 1, 5, 7, 6)
+        assert np.abs(block(x).numpy() - ref(x).numpy()).max() <= OP_TOL
+
+
 def test_phase_kernels_sum_the_taps_of_each_low_resolution_pixel():
     kernel = np.arange(9, dtype=np.float32).reshape(3, 3, 1, 1)
     phases = algebra.phase_kernels(kernel).reshape(2, 2, 4)
@@ -154,6 +182,9 @@ def test_torch_rewrites_match_torch_reference_ops():
     x = torch.from_numpy(rng_array(rng, 2, 6, 5, 7))
     with torch.no_grad():
         assert (onnx_export.FastUpBlock(up)(x) - up(x)).abs().max() <= OP_TOL
+        small = onnx_export.FastUpBlock(up, (2, 2))
+        assert not small.phase
+        assert (small(x) - up(x)).abs().max() <= OP_TOL
     res = ResBlock2d(8, 3, 1).eval()
     randomise_bn(res.norm1)
     randomise_bn(res.norm2)

@@ -181,17 +181,26 @@ class FastDownBlock(nn.Module):
 
 class FastUpBlock(nn.Module):
     """Nearest upsample x2 + 3x3 conv + BN + ReLU as one 2x2 conv with 4*C_out channels
-    (BN folded), ReLU, DepthToSpace and a one-pixel crop (algebra.phase_kernels)."""
+    (BN folded), ReLU, DepthToSpace and a one-pixel crop (algebra.phase_kernels); on
+    small inputs (algebra.use_phase_conv) upsample + the folded 3x3 conv."""
 
-    def __init__(self, ref):
+    def __init__(self, ref, size=None):
         super().__init__()
         if tuple(ref.conv.kernel_size) != (3, 3) or tuple(ref.conv.padding) != (1, 1):
             raise ValueError("the phase rewrite needs a 3x3 conv with padding 1")
         kernel, bias = _folded(ref.conv, ref.norm)
-        self.register_buffer("weight", _oihw(_to_crd(algebra.phase_kernels(kernel), 3)))
-        self.register_buffer("bias", torch.from_numpy(np.repeat(bias, 4)))
+        self.phase = algebra.use_phase_conv(size)
+        if self.phase:
+            self.register_buffer("weight", _oihw(_to_crd(algebra.phase_kernels(kernel), 3)))
+            self.register_buffer("bias", torch.from_numpy(np.repeat(bias, 4)))
+        else:
+            self.register_buffer("weight", _oihw(kernel))
+            self.register_buffer("bias", torch.from_numpy(bias))
 
     def forward(self, x):
+        if not self.phase:
+            up = nn.functional.interpolate(x, scale_factor=2)
+            return torch.relu(nn.functional.conv2d(up, self.weight, self.bias, padding=1))
         out = torch.relu(nn.functional.conv2d(x, self.weight, self.bias, padding=1))
         return nn.functional.pixel_shuffle(out, 2)[:, :, 1:-1, 1:-1]
 
@@ -232,8 +241,9 @@ class Stride2Conv(nn.Module):
 def _fast_hourglass(hourglass, size, target):
     for i, block in enumerate(hourglass.encoder.down_blocks):
         hourglass.encoder.down_blocks[i] = FastDownBlock(block, _halved(size, i), target)
+    n = len(hourglass.decoder.up_blocks)
     for i, block in enumerate(hourglass.decoder.up_blocks):
-        hourglass.decoder.up_blocks[i] = FastUpBlock(block)
+        hourglass.decoder.up_blocks[i] = FastUpBlock(block, _halved(size, n - i))
 
 
 def fast_torch_models(spec: Spec, kp_detector, generator, winograd: str | None = "mlas",
@@ -251,9 +261,9 @@ def fast_torch_models(spec: Spec, kp_detector, generator, winograd: str | None =
     generator.first = FastSameBlock(generator.first, frame, winograd)
     for i, block in enumerate(generator.down_blocks):
         generator.down_blocks[i] = FastDownBlock(block, _halved(frame, i), winograd)
-    for i, block in enumerate(generator.up_blocks):
-        generator.up_blocks[i] = FastUpBlock(block)
     size = _halved(frame, len(generator.down_blocks))
+    for i, block in enumerate(generator.up_blocks):
+        generator.up_blocks[i] = FastUpBlock(block, (size[0] << i, size[1] << i))
     for name, block in list(generator.bottleneck.named_children()):
         setattr(generator.bottleneck, name, FastResBlock(block, size, winograd))
     if frame[0] % 2 == 0 and frame[1] % 2 == 0 and generator.final.out_channels < 16:

@@ -113,6 +113,9 @@ def stride2_kernel(kernel) -> np.ndarray:
 # 256x256 with 64 channels (the transforms are memory-bound there); onnxruntime's
 # direct conv is faster, and Winograd gains 1.1-1.5x only with 128+ channels on both sides.
 WINOGRAD_TARGETS = ("xnnpack", "mlas", "all")
+# Below this many pixels a conv stays direct: Winograd's weights are 16/9 as large, and on
+# vox-256 the 4x4 layer (1024 -> 1024 channels) gave 2 ms per frame for 30 MB of file.
+WINOGRAD_MIN_PIXELS = 64
 
 
 def use_winograd(kernel_shape, padding: int, size, target: str | None) -> bool:
@@ -127,8 +130,23 @@ def use_winograd(kernel_shape, padding: int, size, target: str | None) -> bool:
     if (kh, kw) != (3, 3) or padding != 1 or height % 2 or width % 2:
         return False
     narrow = min(cin, cout)
+    if height * width < WINOGRAD_MIN_PIXELS and target != "all":
+        return False
     if target == "xnnpack":
         return narrow >= 32 and (height * width <= 128 * 128 or narrow >= 128)
     if target == "mlas":
         return narrow >= 128
     return True
+
+
+# Below this many input pixels an UpBlock2d keeps upsample + 3x3 conv: the phase conv's
+# weights are 16/9 as large, and on inputs this small reading them bounds the time (the
+# dense-motion decoder's 2x2, 4x4 and 8x8 blocks hold most of the generator's weights: on
+# vox-256 the phase conv there gave no measurable time for 63 MB of TFLite file).
+PHASE_MIN_PIXELS = 16 * 16
+
+
+def use_phase_conv(size) -> bool:
+    """Whether an UpBlock2d with a low-resolution input of (height, width) takes the phase
+    conv (always when the size is unknown)."""
+    return size is None or size[0] * size[1] >= PHASE_MIN_PIXELS

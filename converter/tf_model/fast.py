@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from . import ops
 from .algebra import (WINOGRAD_AT, WINOGRAD_BT, bn_factors, fold_bn, phase_kernels,
-                      stride2_kernel, use_winograd, winograd_kernels)
+                      stride2_kernel, use_phase_conv, use_winograd, winograd_kernels)
 from .blocks import (Block, Conv2d, DownBlock2d, Encoder, Decoder, Hourglass, ResBlock2d,
                      SameBlock2d, Sequential, UpBlock2d, assign_paths)
 from .dense_motion import DenseMotionNetwork
@@ -193,19 +193,31 @@ def phase_upsample_conv(x, kernel, bias, relu: bool = True):
     return out[:, 1:2 * h + 1, 1:2 * w + 1, :]
 
 
-class FastUpBlock(Block):
-    """UpBlock2d: upsample + conv + BN + ReLU as a phase conv (BN folded) and ReLU."""
+def upsample_nearest2x(x):
+    """Nearest upsampling x2 as four copies of x side by side on channels and
+    depth_to_space: both run on XNNPACK, RESIZE_NEAREST_NEIGHBOR does not."""
+    return tf.nn.depth_to_space(tf.concat([x, x, x, x], axis=-1), 2)
 
-    def __init__(self, ref: UpBlock2d):
+
+class FastUpBlock(Block):
+    """UpBlock2d: upsample + conv + BN + ReLU as a phase conv (BN folded) and ReLU; on
+    small inputs (algebra.use_phase_conv) nearest upsample + the folded 3x3 conv, whose
+    weights are 9/16 the size (weight bandwidth, not multiply-adds, bounds them there)."""
+
+    def __init__(self, ref: UpBlock2d, size=None):
         super().__init__()
         if int(ref.conv.kernel.shape[0]) != 3 or ref.conv.padding != 1:
             raise ValueError("the phase rewrite needs a 3x3 conv with padding 1")
         kernel, bias = _folded(ref.conv, ref.norm)
-        self.kernel = _const(phase_kernels(kernel))
-        self.bias = _const(np.tile(bias, 4))
+        self.phase = use_phase_conv(size)
+        self.kernel = _const(phase_kernels(kernel) if self.phase else kernel)
+        self.bias = _const(np.tile(bias, 4) if self.phase else bias)
 
     def __call__(self, x, taps=None):
-        return self._tap(taps, phase_upsample_conv(x, self.kernel, self.bias))
+        if self.phase:
+            return self._tap(taps, phase_upsample_conv(x, self.kernel, self.bias))
+        out = ops.conv2d(upsample_nearest2x(x), self.kernel, self.bias, 1)
+        return self._tap(taps, tf.nn.relu(out))
 
 
 class FastResBlock(Block):
@@ -241,16 +253,19 @@ class FastEncoder(Encoder):
 
 
 class FastDecoder(Decoder):
-    def __init__(self, ref: Decoder):
+    def __init__(self, ref: Decoder, size=None):
+        """size: the hourglass input's; up block j (from the deepest) gets size >> (n - j)."""
         Block.__init__(self)
-        self.up_blocks = [FastUpBlock(b) for b in ref.up_blocks]
+        n = len(ref.up_blocks)
+        self.up_blocks = [FastUpBlock(b, _halved(size, n - j))
+                          for j, b in enumerate(ref.up_blocks)]
 
 
 class FastHourglass(Hourglass):
     def __init__(self, ref: Hourglass, size=None, target=None):
         Block.__init__(self)
         self.encoder = FastEncoder(ref.encoder, size, target)
-        self.decoder = FastDecoder(ref.decoder)
+        self.decoder = FastDecoder(ref.decoder, size)
         self.out_filters = ref.out_filters
 
 
@@ -310,8 +325,10 @@ class FastGenerator(OcclusionAwareGenerator):
         self.first = FastSameBlock(ref.first, size, target)
         self.down_blocks = [FastDownBlock(b, _halved(size, i), target)
                             for i, b in enumerate(ref.down_blocks)]
-        self.up_blocks = [FastUpBlock(b) for b in ref.up_blocks]
         bottleneck = _halved(size, len(ref.down_blocks))
+        self.up_blocks = [FastUpBlock(b, None if bottleneck is None else
+                                      (bottleneck[0] << i, bottleneck[1] << i))
+                          for i, b in enumerate(ref.up_blocks)]
         self.bottleneck = Sequential({
             name: FastResBlock(getattr(ref.bottleneck, name), bottleneck, target)
             for name in ref.bottleneck._order})
