@@ -14,19 +14,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from scipy.spatial import ConvexHull, QhullError
 
 from converter.checkpoint import load_checkpoint
 from converter.export.onnx import OPSET, export_onnx, op_types
-from converter.hull import convex_hull_area
 from converter.predict import TO_ORACLE, predict
 from converter.runtime import load_backend
 from converter.runtime.onnx_backend import FILES, METADATA_KEY
 from converter.spec import load_spec
 from converter.synth import write_checkpoint
 from converter.torch_model.normalize import normalize_kp
-from converter.torch_model.process_kp import FLAGS, ProcessKpDriving, hull_area, \
-    movement_scale
+from converter.torch_model.process_kp import FLAGS, ProcessKpDriving
 
 from conftest import FIXTURES, ROOT, config_path
 from test_torch_reference import STAGE, assert_matches_oracle, tolerance
@@ -42,88 +39,6 @@ EXPECTED_OPS = {
     "Pad", "Pow", "Range", "ReduceMax", "ReduceMin", "ReduceSum", "Relu", "Reshape", "Resize",
     "Round", "Shape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Tile",
     "Transpose", "Unsqueeze", "Where"}
-
-
-# ----------------------------------------------------------------- torch in-graph hull
-
-def scipy_area(points) -> float:
-    """The original's measure (ConvexHull.volume, float64); 0 where qhull finds no 2-D hull."""
-    try:
-        return ConvexHull(np.asarray(points, np.float64)).volume
-    except QhullError:
-        return 0.0
-
-
-def areas(points) -> np.ndarray:
-    out = hull_area(torch.from_numpy(np.array(points, np.float32))).numpy()
-    assert out.dtype == np.float32 and np.isfinite(out).all()
-    return out
-
-
-@pytest.mark.parametrize("num_points", [3, 5, 10, 15])
-def test_hull_area_matches_scipy_and_host_hull(num_points):
-    rng = np.random.default_rng([41, num_points])
-    points = rng.uniform(-1, 1, (200, num_points, 2)).astype(np.float32)
-    got = areas(points)
-    for reference in (scipy_area, convex_hull_area):
-        want = np.array([reference(p) for p in points])
-        assert (np.abs(got - want) / want).max() <= 1e-6
-
-
-def test_hull_area_with_points_rounded_onto_hull_edges():
-    # Nearly collinear triples (points on an edge, rounded to float32): exact predicates
-    # neither drop nor double an edge.
-    rng = np.random.default_rng(43)
-    points = rng.uniform(-1, 1, (300, 8, 2)).astype(np.float32)
-    for p in points:
-        hull = ConvexHull(p.astype(np.float64)).vertices
-        inner = [i for i in range(len(p)) if i not in hull]
-        a, b = p[hull[0]], p[hull[1]]
-        for i in inner[:3]:
-            p[i] = a + np.float32(rng.uniform()) * (b - a)
-    want = np.array([scipy_area(p) for p in points])
-    assert np.abs(areas(points) - want).max() <= 1e-6 * want.min()
-    host = np.array([convex_hull_area(p) for p in points])
-    assert np.abs(areas(points) - host).max() <= 1e-6 * host.min()
-
-
-def test_hull_area_on_a_lattice_with_collinear_and_repeated_points():
-    rng = np.random.default_rng(47)
-    for num_points in (3, 5, 10):
-        points = (rng.integers(-3, 4, (200, num_points, 2)) / 4).astype(np.float32)
-        want = np.array([scipy_area(p) for p in points])
-        np.testing.assert_array_equal(areas(points), want.astype(np.float32))
-        host = np.array([convex_hull_area(p) for p in points])
-        np.testing.assert_array_equal(areas(points), host.astype(np.float32))
-
-
-DEGENERATE = {
-    "collinear": ([[0, 0], [0.25, 0.5], [0.5, 1], [-0.5, -1], [0.125, 0.25]], 0.0),
-    "collinear_vertical": ([[0.3, 0], [0.3, -0.75], [0.3, 0.5]], 0.0),
-    "identical": ([[0.3, -0.2]] * 5, 0.0),
-    "two_distinct": ([[0, 0], [1, 1], [0, 0], [1, 1], [1, 1]], 0.0),
-    "duplicated_vertices": ([[0, 0], [1, 0], [1, 1], [0, 0], [1, 0]], 0.5),
-    "points_on_every_edge": ([[-1, -1], [0, -1], [1, -1], [1, 0], [1, 1], [0, 1], [-1, 1],
-                              [-1, 0], [0, 0]], 4.0),
-    "triangle_cw": ([[0, 0], [0, 1], [1, 0]], 0.5),
-}
-
-
-@pytest.mark.parametrize("name", sorted(DEGENERATE))
-def test_hull_area_of_degenerate_and_special_sets(name):
-    points, want = DEGENERATE[name]
-    points = np.asarray(points, np.float32)
-    assert areas(points[None])[0] == want
-    assert areas(points[None, ::-1])[0] == want
-    assert convex_hull_area(points) == want
-
-
-def test_movement_scale_is_one_for_a_degenerate_hull():
-    triangle = torch.tensor([[[0.0, 0], [1, 0], [0, 1]]])
-    line = torch.tensor([[[0.0, 0], [0.5, 0.5], [1, 1]]])
-    assert movement_scale(triangle, 2 * triangle).item() == 0.5
-    for source, initial in ((line, triangle), (triangle, line), (line, line)):
-        assert movement_scale(source, initial).item() == 1.0
 
 
 def random_kp(rng, batch, num_kp, jacobian=True):

@@ -1,4 +1,4 @@
-"""In-graph keypoint normalisation: hull area, the module against the torch reference and
+"""In-graph keypoint normalisation: the module against the torch reference and
 the oracle, and the TFLite conversion (builtins only, dynamic batch)."""
 from __future__ import annotations
 
@@ -9,111 +9,11 @@ import pytest
 import tensorflow as tf
 import torch
 from conftest import FIXTURES, ORACLE, require_oracle
-from scipy.spatial import ConvexHull, QhullError
 
-from converter.tf_model.process_kp import FLAGS, ProcessKpDriving, hull_area, movement_scale
+from converter.tf_model.process_kp import FLAGS, ProcessKpDriving, movement_scale
 from converter.torch_model.normalize import normalize_kp
 
 FLAG_COMBINATIONS = list(itertools.product((0.0, 1.0), repeat=3))
-
-
-def scipy_area(points) -> float:
-    """The original's measure (ConvexHull.volume, float64); 0 where qhull finds no 2-D hull."""
-    try:
-        return ConvexHull(np.asarray(points, np.float64)).volume
-    except QhullError:
-        return 0.0
-
-
-def areas(points) -> np.ndarray:
-    out = hull_area(tf.constant(np.asarray(points, np.float32))).numpy()
-    assert out.dtype == np.float32 and np.isfinite(out).all()
-    return out
-
-
-# ------------------------------------------------------------------------------- hull area
-
-@pytest.mark.parametrize("num_points", [3, 5, 10, 15])
-def test_hull_area_matches_scipy_on_random_points(num_points):
-    rng = np.random.default_rng([11, num_points])
-    points = rng.uniform(-1, 1, (200, num_points, 2)).astype(np.float32)
-    got = areas(points)
-    want = np.array([scipy_area(p) for p in points])
-    relative = np.abs(got - want) / want
-    assert relative.max() <= 1e-6, relative.max()
-
-
-def test_hull_area_of_clustered_points_away_from_the_origin():
-    rng = np.random.default_rng(5)
-    points = (0.8 + 0.01 * rng.standard_normal((50, 10, 2))).astype(np.float32)
-    want = np.array([scipy_area(p) for p in points])
-    assert np.abs(areas(points) - want).max() <= 1e-6 * want.min()
-
-
-def test_hull_area_with_points_rounded_onto_hull_edges():
-    # Points placed on hull edges and rounded to float32 lie a hair inside or outside;
-    # float orientation tests disagree about such near-collinear triples (the hull then
-    # loses or doubles an edge: errors of 0.1-0.5 were seen), exact ones do not.
-    rng = np.random.default_rng(3)
-    points = rng.uniform(-1, 1, (300, 8, 2)).astype(np.float32)
-    for p in points:
-        hull = ConvexHull(p.astype(np.float64)).vertices
-        inner = [i for i in range(len(p)) if i not in hull]
-        a, b = p[hull[0]], p[hull[1]]
-        for i in inner[:3]:
-            p[i] = a + np.float32(rng.uniform()) * (b - a)
-    want = np.array([scipy_area(p) for p in points])
-    assert np.abs(areas(points) - want).max() <= 1e-6 * want.min()
-
-
-def test_hull_area_on_a_lattice_with_collinear_and_repeated_points():
-    rng = np.random.default_rng(17)
-    for num_points in (3, 5, 10):
-        points = (rng.integers(-3, 4, (200, num_points, 2)) / 4).astype(np.float32)
-        want = np.array([scipy_area(p) for p in points])
-        np.testing.assert_array_equal(areas(points), want.astype(np.float32))
-
-
-DEGENERATE = {
-    "collinear": ([[0, 0], [0.25, 0.5], [0.5, 1], [-0.5, -1], [0.125, 0.25]], 0.0),
-    "collinear_vertical": ([[0.3, 0], [0.3, -0.75], [0.3, 0.5]], 0.0),
-    "collinear_with_duplicates": ([[0, 0], [0.5, 0.5], [0, 0], [-0.25, -0.25], [0.5, 0.5]],
-                                  0.0),
-    "identical": ([[0.3, -0.2]] * 5, 0.0),
-    "two_distinct": ([[0, 0], [1, 1], [0, 0], [1, 1], [1, 1]], 0.0),
-    "duplicated_vertices": ([[0, 0], [1, 0], [1, 1], [0, 0], [1, 0]], 0.5),
-    "point_on_edge": ([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0]], 1.0),
-    "points_on_every_edge": ([[-1, -1], [0, -1], [1, -1], [1, 0], [1, 1], [0, 1], [-1, 1],
-                              [-1, 0], [0, 0]], 4.0),
-    "interior_point": ([[0, 0], [1, 0], [0, 1], [0.25, 0.25]], 0.5),
-    "triangle_ccw": ([[0, 0], [1, 0], [0, 1]], 0.5),
-    "triangle_cw": ([[0, 0], [0, 1], [1, 0]], 0.5),
-}
-
-
-@pytest.mark.parametrize("name", sorted(DEGENERATE))
-def test_hull_area_of_degenerate_and_special_sets(name):
-    points, want = DEGENERATE[name]
-    points = np.asarray(points, np.float32)
-    assert areas(points[None])[0] == want
-    if want > 0:
-        assert scipy_area(points) == pytest.approx(want)
-    # Any order of the same points gives the same area.
-    assert areas(points[None, ::-1])[0] == want
-
-
-def test_hull_area_is_batch_aware():
-    sets = [np.asarray(DEGENERATE[n][0][:3], np.float32)
-            for n in ("triangle_ccw", "collinear", "identical", "triangle_cw")]
-    np.testing.assert_array_equal(areas(np.stack(sets)), [0.5, 0.0, 0.0, 0.5])
-
-
-def test_movement_scale_is_one_for_a_degenerate_hull():
-    triangle = np.asarray([[[0, 0], [1, 0], [0, 1]]], np.float32)
-    line = np.asarray([[[0, 0], [0.5, 0.5], [1, 1]]], np.float32)
-    assert movement_scale(tf.constant(triangle), tf.constant(2 * triangle)).numpy()[0] == 0.5
-    for source, initial in ((line, triangle), (triangle, line), (line, line)):
-        assert movement_scale(tf.constant(source), tf.constant(initial)).numpy()[0] == 1.0
 
 
 # ----------------------------------------------------------------- module vs torch reference
