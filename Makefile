@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 FC     := $(VENV)/bin/fomm-convert
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test all clean
+.PHONY: install demo test all bench clean
 
 # The venv holds the toolchain pinned in pyproject.toml; rebuilt only when that changes.
 install: $(STAMP)
@@ -25,6 +25,16 @@ all: install
 
 test: install
 	$(PY) -m pytest -q
+
+# Speed of every format of a synthetic vox bundle against PyTorch eager (minutes; noisy on
+# a shared machine: it interleaves rounds and reports medians).
+BENCH := artifacts/bench
+MEDIA := $(wildcard ../shared/media/driving.mp4)
+bench: install
+	$(FC) build --dataset vox --synthetic --force --out $(BENCH)/vox \
+	    --formats savedmodel,tflite,tflite-fp16,tflite-int8,onnx
+	$(FC) bench --bundle $(BENCH)/vox --checkpoint checkpoints/vox-synthetic-seed7.pth.tar \
+	    --threads 1,2 --repeats 5 --json $(BENCH)/vox.json $(if $(MEDIA),--quality-media ../shared/media)
 
 clean:
 	rm -rf $(VENV) artifacts
