@@ -537,10 +537,7 @@ def psnr(a, b, peak: float = 1.0) -> float:
 def int8_quality(bundle: Path, source_path: Path, driving_path: Path, frames: int = 32,
                  threads: int | None = None) -> dict:
     """Dynamic-range int8 TFLite against float32 TFLite of the same bundle, animating a
-    real source with a real driving video as the demo does (relative motion, adapted
-    scale, encode-once): PSNR (peak 1) of each predicted frame, and the keypoint drift
-    (max |int8 - fp32| of the detector's keypoint values on the source and every driving
-    frame; the int8 variant keeps the detector float, so it is expected to be 0)."""
+    real source with a real driving video as the demo does (see variant_quality)."""
     import numpy as np
 
     from .media import open_video, read_image
@@ -554,10 +551,20 @@ def int8_quality(bundle: Path, source_path: Path, driving_path: Path, frames: in
         driving.append(frame)
         if len(driving) == frames:
             break
-    driving = np.stack(driving)
-    outputs = {}
-    for name in ("tflite", "tflite-int8"):
-        backend = load_backend(name, spec=spec, bundle=bundle, threads=threads)
+    backends = [load_backend(name, spec=spec, bundle=bundle, threads=threads)
+                for name in ("tflite", "tflite-int8")]
+    return {"source": str(source_path), "driving": str(driving_path),
+            **variant_quality(spec, *backends, source, np.stack(driving))}
+
+
+def variant_quality(spec, reference, candidate, source, driving) -> dict:
+    """A lower-precision variant against float32 (relative motion, adapted scale,
+    encode-once, as the demo animates): PSNR (peak 1) of each predicted frame, and the
+    keypoint drift (max |candidate - reference| of the detector's keypoint values on the
+    source and every driving frame; the int8 variant keeps the detector float, so 0)."""
+    import numpy as np
+    outputs = []
+    for backend in (reference, candidate):
         kp_source = backend.kp_detector(source)
         kps = [backend.kp_detector(driving[i:i + 1]) for i in range(len(driving))]
         encoded = backend.encode_source(source)
@@ -567,17 +574,16 @@ def int8_quality(bundle: Path, source_path: Path, driving_path: Path, frames: in
                                               spec.relative, spec.adapt_scale)
             predictions.append(backend.generate(encoded, norm, kp_source)[0])
         values = np.concatenate([kp_source["value"]] + [kp["value"] for kp in kps])
-        outputs[name] = (np.stack(predictions), values)
-    fp32, int8 = outputs["tflite"], outputs["tflite-int8"]
-    scores = [psnr(a, b) for a, b in zip(fp32[0], int8[0])]
-    return {"reference": "tflite (float32)", "candidate": "tflite-int8",
-            "source": str(source_path), "driving": str(driving_path), "frames": len(scores),
+        outputs.append((np.stack(predictions), values))
+    fp32, low = outputs
+    scores = [psnr(a, b) for a, b in zip(fp32[0], low[0])]
+    return {"reference": "tflite (float32)", "candidate": "tflite-int8", "frames": len(scores),
             "psnr_db_mean": float(np.mean(scores)), "psnr_db_min": float(np.min(scores)),
             "psnr_db_median": float(np.median(scores)),
-            "max_abs": float(np.abs(fp32[0] - int8[0]).max()),
-            "mean_abs": float(np.abs(fp32[0] - int8[0]).mean()),
-            "keypoint_drift_max": float(np.abs(fp32[1] - int8[1]).max()),
-            "keypoint_drift_mean": float(np.abs(fp32[1] - int8[1]).mean())}
+            "max_abs": float(np.abs(fp32[0] - low[0]).max()),
+            "mean_abs": float(np.abs(fp32[0] - low[0]).mean()),
+            "keypoint_drift_max": float(np.abs(fp32[1] - low[1]).max()),
+            "keypoint_drift_mean": float(np.abs(fp32[1] - low[1]).mean())}
 
 
 # ------------------------------------------------------------------------------ command

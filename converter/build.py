@@ -120,12 +120,19 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
             progress.step(f"end-to-end parity {fmt} ({profile}): {_verdict(reports[fmt])}")
         if not all(r.passed for r in reports.values()):
             _fail(final, version, reports)
+        quality = {}
+        if "tflite-int8" in formats and "tflite" in formats:
+            quality["tflite-int8"] = int8_quality(spec, tmp)
+            progress.step("int8 vs float32 TFLite: PSNR {psnr_db_mean:.1f} dB mean, "
+                          "{psnr_db_min:.1f} min; keypoint drift {keypoint_drift_max:.1e}"
+                          .format(**quality["tflite-int8"]))
         _write_reports(tmp, reports, weight_reports, formats)
         manifest = {
             "dataset": spec.name, "version": version, "spec": spec.to_dict(),
             "checkpoint": ckpt_info, "synthetic": checkpoint.synthetic,
             "formats": list(formats), "toolchain": toolchain_versions(),
             "parity": {name: _summary(r) for name, r in reports.items()},
+            "quality": quality,
             "licence": licence(checkpoint.synthetic),
             "files": file_table(tmp),
         }
@@ -135,6 +142,18 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
     write_archive(final, archive)
     progress.step(f"bundle {final}; archive {archive}")
     return final
+
+
+def int8_quality(spec, bundle: Path) -> dict:
+    """int8 against float32 TFLite on the demo's drawn face (8 frames), for the manifest;
+    `fomm-convert bench --quality-media` measures it on real media."""
+    from .bench import variant_quality
+    from .demo import demo_inputs
+    from .runtime import load_backend
+    backends = [load_backend(name, spec=spec, bundle=bundle) for name in ("tflite", "tflite-int8")]
+    quality = variant_quality(spec, *backends, *demo_inputs(spec.frame_shape, 8))
+    return {"inputs": "the demo's drawn face, 8 frames",
+            **{k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in quality.items()}}
 
 
 def _verdict(report) -> str:
