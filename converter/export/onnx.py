@@ -602,7 +602,8 @@ def export_onnx(spec: Spec, checkpoint, out_dir: Path, metadata: dict[str, dict]
     kp_detector, generator = build_models(spec)
     load_weights(kp_detector, checkpoint.kp_detector, f"{checkpoint.path}: kp_detector")
     load_weights(generator, checkpoint.generator, f"{checkpoint.path}: generator")
-    kp_detector, generator = fast_torch_models(spec, kp_detector, generator)
+    # The detector stays in the reference structure, as in the TF export (converter/build.py).
+    _, generator = fast_torch_models(spec, kp_detector, generator)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
