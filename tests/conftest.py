@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import converter  # noqa: F401  (first: it sets TensorFlow's numerics before TF loads)

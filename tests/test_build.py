@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -190,7 +189,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
 def test_predict_on_bundle_matches_the_original(bundle, tmp_path, backend):
     """`predict --bundle` on every format against the oracle (the original's numbers)."""
     import numpy as np
-    from test_torch_reference import tolerance
+    from oracle_policy import oracle_tolerance as tolerance
     out = tmp_path / "out.npz"
     result = run("predict", "--config", TINY, "--bundle", str(bundle), "--backend", backend,
                  "--inputs", str(FIXTURES / "tiny.npz"), "--out", str(out))

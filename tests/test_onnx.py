@@ -17,18 +17,18 @@ import torch
 
 from converter.checkpoint import load_checkpoint
 from converter.export.onnx import OPSET, export_onnx, op_types
-from converter.predict import TO_ORACLE, predict
+from converter.predict import predict
 from converter.runtime import load_backend
 from converter.runtime.onnx_backend import FILES, METADATA_KEY
 from converter.spec import load_spec
 from converter.synth import write_checkpoint
-from converter.torch_model.normalize import normalize_kp
 from converter.torch_model.process_kp import FLAGS, ProcessKpDriving
 
 from conftest import FIXTURES, ROOT, config_path
-from test_torch_reference import STAGE, assert_matches_oracle, tolerance
+from oracle_policy import (FLAG_COMBINATIONS, STAGE, assert_matches_oracle,
+                           assert_stages_match_oracle, oracle_tolerance, random_kp,
+                           reference_normalisation)
 
-FLAG_COMBINATIONS = list(itertools.product((0.0, 1.0), repeat=3))
 # The op types the tiny models use: all in the default ONNX domain, no custom ops.
 # DepthToSpace: the fast graphs' phase convs (upsample + conv), Winograd and stride-2 convs.
 EXPECTED_OPS = {
@@ -41,23 +41,6 @@ EXPECTED_OPS = {
     "Transpose", "Unsqueeze", "Where"}
 
 
-def random_kp(rng, batch, num_kp, jacobian=True):
-    kp = {"value": rng.uniform(-0.9, 0.9, (batch, num_kp, 2)).astype(np.float32)}
-    if jacobian:
-        kp["jacobian"] = (np.eye(2) + 0.3 * rng.standard_normal((batch, num_kp, 2, 2))
-                          ).astype(np.float32)
-    return kp
-
-
-def reference(driving, initial, source, flags):
-    relative, relative_jacobian, adapt = (bool(f) for f in flags)
-    as_torch = [{k: torch.from_numpy(v) for k, v in kp.items()}
-                for kp in (source, driving, initial)]
-    out = normalize_kp(*as_torch, adapt_movement_scale=adapt,
-                       use_relative_movement=relative, use_relative_jacobian=relative_jacobian)
-    return {k: v.numpy() for k, v in out.items()}
-
-
 @pytest.mark.parametrize("jacobian", [True, False])
 def test_torch_module_matches_normalize_kp(jacobian):
     rng = np.random.default_rng(53)
@@ -67,7 +50,7 @@ def test_torch_module_matches_normalize_kp(jacobian):
         args = [torch.from_numpy(kp[k]) if k in kp else None
                 for kp in (driving, initial, source) for k in ("value", "jacobian")]
         got = module(*args, *(torch.tensor(f) for f in flags))
-        want = reference(driving, initial, source, flags)
+        want = reference_normalisation(driving, initial, source, flags)
         assert set(got) == set(want)
         for key in want:
             np.testing.assert_allclose(got[key].numpy(), want[key], rtol=0, atol=1e-6)
@@ -164,7 +147,8 @@ def test_predict_matches_torch(bundles, oracle_inputs, case):
     for name, value in want.items():
         assert ours[name].shape == value.shape, name
         err = np.abs(ours[name].astype(np.float64) - value).max()
-        assert err <= tolerance(name), f"{name}: max abs {err:.2e} > {tolerance(name):.0e}"
+        assert err <= oracle_tolerance(name), \
+            f"{name}: max abs {err:.2e} > {oracle_tolerance(name):.0e}"
     assert ("gen_occlusion_map" in ours) == (case != "tiny-noocc")
     assert any(k.endswith("_jacobian") for k in ours) == (case != "tiny-nojac")
 
@@ -176,22 +160,7 @@ def test_predict_matches_oracle(bundles, oracle_inputs):
 
 
 def test_stages_fed_oracle_inputs(bundles):
-    """Each stage from the oracle's own inputs meets 1e-5 / 1e-4 (no inherited noise)."""
-    oracle = np.load(FIXTURES / "tiny.npz")
-    backend = onnx_backend(bundles, "tiny")
-    kp_source = {k: oracle[f"kp_source_{k}"] for k in ("value", "jacobian")}
-    kp_driving = {k: oracle[f"kp_driving_{k}"] for k in ("value", "jacobian")}
-    for rel, adapt in itertools.product((0, 1), (0, 1)):
-        norm = backend.process_kp_driving(kp_driving, {k: v[:1] for k, v in kp_driving.items()},
-                                          kp_source, bool(rel), bool(rel), bool(adapt))
-        for key, value in norm.items():
-            name = f"norm_rel{rel}_adapt{adapt}_{key}"
-            assert np.abs(value - oracle[name]).max() <= STAGE[key], name
-    kp_norm = {k: oracle[f"norm_rel1_adapt1_{k}"] for k in ("value", "jacobian")}
-    out = backend.generator(oracle["source"].transpose(0, 2, 3, 1), kp_norm, kp_source)
-    for key, value in out.items():
-        err = np.abs(value.transpose(TO_ORACLE[key]) - oracle[f"gen_{key}"]).max()
-        assert err <= STAGE["other"], f"{key}: {err:.2e}"
+    assert_stages_match_oracle(onnx_backend(bundles, "tiny"), np.load(FIXTURES / "tiny.npz"))
 
 
 @pytest.mark.parametrize("case", ["tiny", "tiny-nojac"])
@@ -202,7 +171,7 @@ def test_process_kp_driving_flags(bundles, case):
     for flags, initial_batch in itertools.product(FLAG_COMBINATIONS, (1, 4)):
         driving, initial, source = (random_kp(rng, b, 5, jac) for b in (4, initial_batch, 1))
         got = backend.process_kp_driving(driving, initial, source, *map(bool, flags))
-        want = reference(driving, initial, source, flags)
+        want = reference_normalisation(driving, initial, source, flags)
         assert set(got) == set(want), flags
         np.testing.assert_allclose(got["value"], want["value"], rtol=0, atol=1e-6)
         if jac:

@@ -7,39 +7,20 @@ import itertools
 import numpy as np
 import pytest
 import tensorflow as tf
-import torch
 from conftest import FIXTURES, ORACLE, require_oracle
+from oracle_policy import FLAG_COMBINATIONS, random_kp, reference_normalisation
 
 from converter.tf_model.process_kp import FLAGS, ProcessKpDriving, movement_scale
-from converter.torch_model.normalize import normalize_kp
 
-FLAG_COMBINATIONS = list(itertools.product((0.0, 1.0), repeat=3))
 
 
 # ----------------------------------------------------------------- module vs torch reference
-
-def random_kp(rng, batch, num_kp, jacobian=True):
-    kp = {"value": rng.uniform(-0.9, 0.9, (batch, num_kp, 2)).astype(np.float32)}
-    if jacobian:
-        kp["jacobian"] = (np.eye(2) + 0.3 * rng.standard_normal((batch, num_kp, 2, 2))
-                          ).astype(np.float32)
-    return kp
-
 
 def run_module(module, driving, initial, source, flags):
     jac = module.estimate_jacobian
     out = module(driving["value"], driving.get("jacobian") if jac else None,
                  initial["value"], initial.get("jacobian") if jac else None,
                  source["value"], source.get("jacobian") if jac else None, *flags)
-    return {k: v.numpy() for k, v in out.items()}
-
-
-def run_reference(driving, initial, source, flags):
-    relative, relative_jacobian, adapt = (bool(f) for f in flags)
-    as_torch = [{k: torch.from_numpy(v) for k, v in kp.items()}
-                for kp in (source, driving, initial)]
-    out = normalize_kp(*as_torch, adapt_movement_scale=adapt,
-                       use_relative_movement=relative, use_relative_jacobian=relative_jacobian)
     return {k: v.numpy() for k, v in out.items()}
 
 
@@ -52,7 +33,7 @@ def test_module_matches_torch_normalize_kp(flags, initial_batch):
     initial = random_kp(rng, initial_batch, 10)
     source = random_kp(rng, 1, 10)
     got = run_module(ProcessKpDriving(10, True), driving, initial, source, flags)
-    want = run_reference(driving, initial, source, flags)
+    want = reference_normalisation(driving, initial, source, flags)
     assert set(got) == {"value", "jacobian"}
     np.testing.assert_allclose(got["value"], want["value"], rtol=0, atol=1e-6)
     np.testing.assert_allclose(got["jacobian"], want["jacobian"], rtol=0, atol=1e-5)
@@ -67,7 +48,7 @@ def test_module_without_jacobians(flags):
     rng = np.random.default_rng(29)
     driving, initial, source = (random_kp(rng, b, 5, jacobian=False) for b in (3, 1, 1))
     got = run_module(ProcessKpDriving(5, False), driving, initial, source, flags)
-    want = run_reference(driving, initial, source, flags)
+    want = reference_normalisation(driving, initial, source, flags)
     assert set(got) == {"value"}
     np.testing.assert_allclose(got["value"], want["value"], rtol=0, atol=1e-6)
 

@@ -21,8 +21,7 @@ from converter.weights import build_tf_models
 from parity.compare import load_tolerances
 
 from conftest import FIXTURES, ORACLE, ROOT, config_path, require_oracle
-from test_torch_reference import assert_matches_oracle
-from test_torch_reference import tolerance as oracle_tolerance
+from oracle_policy import assert_matches_oracle, oracle_tolerance
 
 CHECKPOINT = FIXTURES / "tiny-seed7.pth.tar"
 BACKENDS = {"fp32": "tflite", "fp16": "tflite-fp16", "int8": "tflite-int8"}
