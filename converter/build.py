@@ -89,7 +89,8 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
     # the exported generator is the fast graph derived from its weights
     # (converter/tf_model/fast.py). The detector is exported as it is: its temperature-0.1
     # softmax turns any change of rounding into keypoint error (vox-256 against the original:
-    # 1.6e-5 folded, 9.6e-6 as is), and it is 3% of a frame's work.
+    # 1.6e-5 folded, 9.6e-6 as is), and it is 3% of a frame's work. TFLite gets it with its
+    # convolutions summed in chunks (export.tflite.tflite_sources).
     from .tf_model.fast import fast_models
     _, fast_generator = fast_models(kp_detector, generator)
     functions = model_functions(spec, kp_detector, fast_generator)
@@ -108,10 +109,12 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
         saved = tmp / "savedmodel" if "savedmodel" in formats else Path(scratch) / "savedmodel"
         export_savedmodels(functions, saved)
         progress.step(f"SavedModel written{'' if 'savedmodel' in formats else ' (scratch)'}")
+        if set(TFLITE_PRECISIONS) & set(formats):
+            from .export.tflite import export_tflite, tflite_sources
+            sources = tflite_sources(saved, kp_detector, Path(scratch) / "tflite-savedmodel")
         for fmt, precision in TFLITE_PRECISIONS.items():
             if fmt in formats:
-                from .export.tflite import export_tflite
-                export_tflite(saved, tmp / "tflite", precision, metadata)
+                export_tflite(sources, tmp / "tflite", precision, metadata)
                 progress.step(f"TFLite {precision} written")
         if "onnx" in formats:
             from .export.onnx import export_onnx

@@ -1,6 +1,7 @@
 """TFLite export: every signature of the three SavedModels, builtin ops only, with metadata.
 
-    paths = export_tflite(savedmodel_dir, out_dir, "fp16", metadata)   # needs tensorflow
+    sources = tflite_sources(savedmodel_dir, kp_detector, scratch)     # needs tensorflow
+    paths = export_tflite(sources, out_dir, "fp16", metadata)
     read_tflite_metadata(paths["generator"])                           # flatbuffers only
     tflite_signatures(path); op_report(path); op_report_markdown({model: rows})
 
@@ -66,10 +67,30 @@ def tflite_filename(model: str, precision: str = "fp32") -> str:
 
 
 # ------------------------------------------------------------------------------ export
+def tflite_sources(savedmodel_dir: Path, kp_detector, scratch: Path) -> dict[str, Path]:
+    """The SavedModels the TFLite files are converted from: savedmodel_dir/<model>/, but for
+    the keypoint detector, which is written under scratch with its convolutions summed in
+    chunks (tf_model/accumulation.py: TFLite's kernels accumulate term by term, and the
+    detector's keypoints need every digit). kp_detector: the reference-structured model
+    the SavedModel's was made from (its variables are shared, not copied)."""
+    from ..tf_model.accumulation import KP_DETECTOR_CHUNK, chunked_accumulation
+    from .savedmodel import export_savedmodels
 
-def export_tflite(savedmodel_dir: Path, out_dir: Path, precision: str,
+    detector = chunked_accumulation(kp_detector, KP_DETECTOR_CHUNK)
+    sources = {model: Path(savedmodel_dir) / model for model in MODELS}
+    sources.update(export_savedmodels(
+        {"kp_detector": (detector, {"serving_default": detector.serving_function()})},
+        Path(scratch)))
+    return sources
+
+
+
+def export_tflite(sources: Path | Mapping[str, Path], out_dir: Path, precision: str,
                   metadata: Mapping[str, dict]) -> dict[str, Path]:
-    """Convert savedmodel_dir/<model>/ for each model into out_dir/<model>[.fp16|.int8].tflite.
+    """Convert each model's SavedModel into out_dir/<model>[.fp16|.int8].tflite.
+
+    sources: {model: SavedModel directory} (tflite_sources), or one directory holding
+    <model>/ for each model.
 
     `metadata[model]` (JSON-able) is embedded as "fomm_convert.json", with `variant` (the
     file's precision suffix) and `precision` (what the file really holds: float32 for the
@@ -78,15 +99,17 @@ def export_tflite(savedmodel_dir: Path, out_dir: Path, precision: str,
     from the SavedModel's.
     """
     tflite_filename(MODELS[0], precision)  # validates the precision
-    missing = [m for m in MODELS if m not in metadata]
+    if not isinstance(sources, Mapping):
+        sources = {model: Path(sources) / model for model in MODELS}
+    missing = [m for m in MODELS if m not in metadata or m not in sources]
     if missing:
-        raise ValueError(f"no metadata for {', '.join(missing)}")
+        raise ValueError(f"no metadata or SavedModel for {', '.join(missing)}")
     effective = {m: effective_precision(m, precision) for m in MODELS}
     payloads = {m: metadata_bytes({"variant": precision, "precision": effective[m],
                                    **metadata[m]}) for m in MODELS}
     converted = {}
     for model in MODELS:  # convert all before writing any
-        source = Path(savedmodel_dir) / model
+        source = Path(sources[model])
         flatbuffer = convert_savedmodel(source, effective[model])
         flatbuffer = with_metadata(flatbuffer, {METADATA_NAME: payloads[model]})
         expected, found = savedmodel_signatures(source), tflite_signatures(flatbuffer)

@@ -109,16 +109,19 @@ def inverse2x2_components(m):
 
 
 # ---------------------------------------------------------------- layers
-def conv2d(x: tf.Tensor, kernel: tf.Variable, bias: tf.Variable, padding: int) -> tf.Tensor:
-    """Stride-1 convolution with `padding` zeros on each side (torch semantics), HWIO kernel."""
+def conv_padding(x: tf.Tensor, kernel: tf.Variable, padding: int) -> tuple[tf.Tensor, str]:
+    """x and the conv padding mode giving torch's `padding` zeros on each side."""
     k_h, k_w = int(kernel.shape[0]), int(kernel.shape[1])
     if padding == 0:
-        mode = "VALID"
-    elif k_h == k_w and k_h % 2 == 1 and padding == k_h // 2:
-        mode = "SAME"
-    else:
-        x = tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
-        mode = "VALID"
+        return x, "VALID"
+    if k_h == k_w and k_h % 2 == 1 and padding == k_h // 2:
+        return x, "SAME"
+    return tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]]), "VALID"
+
+
+def conv2d(x: tf.Tensor, kernel: tf.Variable, bias: tf.Variable, padding: int) -> tf.Tensor:
+    """Stride-1 convolution with `padding` zeros on each side (torch semantics), HWIO kernel."""
+    x, mode = conv_padding(x, kernel, padding)
     return tf.nn.bias_add(tf.nn.conv2d(x, kernel, strides=1, padding=mode), bias)
 
 
