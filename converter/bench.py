@@ -71,14 +71,20 @@ def _conv(h, w, k, cin, cout, pad):
     return 2 * oh * ow * k * k * cin * cout + oh * ow * cout, (oh, ow)
 
 
-def _conv3x3(h, w, cin, cout, winograd: bool):
-    """FLOPs of a 3x3 pad-1 conv, directly or by Winograd F(2x2, 3x3): 16 products of
-    (cin x cout) per 2x2 output tile, plus the transforms' adds (32 per input tile and
-    channel, 24 per output tile and channel)."""
-    if not winograd:
+def _conv3x3(h, w, cin, cout, tile: int, graph: str):
+    """FLOPs of a 3x3 pad-1 conv, directly (tile 0) or by Winograd F(m x m, 3x3) (tile m):
+    (m+2)^2 products of (cin x cout) per m x m output tile, plus the transforms: adds in
+    the TF graph (F(2x2, 3x3): 32 per input tile and channel, 24 per output tile and
+    channel), dense products in the ONNX graph ((m+2)^4 per input tile and channel,
+    m^2 (m+2)^2 per output tile and channel)."""
+    if not tile:
         return _conv(h, w, 3, cin, cout, 1)[0]
-    tiles = (h // 2) * (w // 2)
-    return tiles * (2 * 16 * cin * cout + 32 * cin + 24 * cout) + h * w * cout
+    a, tiles = tile + 2, (h // tile) * (w // tile)
+    if graph == "mlas":
+        transforms = 2 * a ** 4 * cin + 2 * tile ** 2 * a ** 2 * cout
+    else:
+        transforms = 32 * cin + 24 * cout
+    return tiles * (2 * a * a * cin * cout + transforms) + h * w * cout
 
 
 def _up(h, w, cin, cout, fast: bool):
@@ -91,7 +97,7 @@ def _up(h, w, cin, cout, fast: bool):
 
 
 def _hourglass(h, w, block_expansion, in_features, num_blocks, max_features, graph):
-    from .tf_model.algebra import use_winograd
+    from .tf_model.algebra import winograd_tile
     target = {"reference": None, "xnnpack": "xnnpack", "mlas": "mlas"}[graph]
     fast = graph != "reference"
 
@@ -100,8 +106,9 @@ def _hourglass(h, w, block_expansion, in_features, num_blocks, max_features, gra
     flops, sizes, size = 0, [], (h, w)
     for i in range(num_blocks):
         cin, cout = (in_features if i == 0 else width(i)), width(i + 1)
-        wino = use_winograd((3, 3, cin, cout), 1, size, target)
-        flops += _conv3x3(*size, cin, cout, wino) + size[0] * size[1] * cout * (1 if fast else 3)
+        tile = winograd_tile((3, 3, cin, cout), 1, size, target)
+        flops += _conv3x3(*size, cin, cout, tile, graph)
+        flops += size[0] * size[1] * cout * (1 if fast else 3)
         sizes.append(size)
         size = (size[0] // 2, size[1] // 2)
         flops += size[0] * size[1] * cout * 4  # average pool
@@ -144,8 +151,9 @@ def flop_counts(spec, graph: str = "reference") -> dict:
     # Keypoint detector.
     kh, kw, _ = _downsampled((height, width), kpp["scale_factor"])
     kp = _anti_alias(kh, kw, channels, kpp["scale_factor"])
+    # Every exported graph keeps the detector's reference structure (converter/build.py).
     kp += _hourglass(kh, kw, kpp["block_expansion"], channels, kpp["num_blocks"],
-                     kpp["max_features"], graph)
+                     kpp["max_features"], "reference")
     features = kpp["block_expansion"] + channels
     pad = kpp["pad"]
     head, (hh, hw) = _conv(kh, kw, 7, features, k, pad)
@@ -163,10 +171,11 @@ def flop_counts(spec, graph: str = "reference") -> dict:
     first = _conv(height, width, 7, channels, be, 3)[0] + height * width * be * (1 if fast else 3)
     encode, size = first, (height, width)
     target = {"reference": None, "xnnpack": "xnnpack", "mlas": "mlas"}[graph]
-    from .tf_model.algebra import use_winograd
+    from .tf_model.algebra import winograd_tile
     for i in range(n_down):
         cin, cout = gwidth(i), gwidth(i + 1)
-        encode += _conv3x3(*size, cin, cout, use_winograd((3, 3, cin, cout), 1, size, target))
+        encode += _conv3x3(*size, cin, cout, winograd_tile((3, 3, cin, cout), 1, size, target),
+                           graph)
         encode += size[0] * size[1] * cout * (1 if fast else 3)
         size = (size[0] // 2, size[1] // 2)
         encode += size[0] * size[1] * cout * 4
@@ -192,8 +201,8 @@ def flop_counts(spec, graph: str = "reference") -> dict:
     decode = fh * fw * (bottleneck * 8 + 20)  # warp the features
     decode += fh * fw * bottleneck if gp["estimate_occlusion_map"] else 0
     for _ in range(gp["num_bottleneck_blocks"]):
-        wino = use_winograd((3, 3, bottleneck, bottleneck), 1, size, target)
-        decode += 2 * _conv3x3(fh, fw, bottleneck, bottleneck, wino)
+        tile = winograd_tile((3, 3, bottleneck, bottleneck), 1, size, target)
+        decode += 2 * _conv3x3(fh, fw, bottleneck, bottleneck, tile, graph)
         decode += fh * fw * bottleneck * (4 if fast else 6)  # norm1 (+ norm2), ReLUs, add
     for i in range(n_down):
         cin, cout = gwidth(n_down - i), gwidth(n_down - i - 1)

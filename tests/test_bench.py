@@ -76,7 +76,8 @@ def test_bench_subset_and_errors(bundle, tmp_path):
 
 def test_flop_counts_of_vox_match_the_field_notes():
     """107.4 GFLOP per full generator call and 2.6 per detector call (vox-256); the fast
-    graphs do about half the generator's work per frame."""
+    graphs do about half the generator's work per frame (ONNX, with F(4x4, 3x3) on its
+    64x64 layers, 39%); the detector is exported as it is."""
     spec = load_spec("vox")
     reference = flop_counts(spec)
     assert reference["generator"] / 1e9 == pytest.approx(107.4, rel=0.01)
@@ -85,7 +86,8 @@ def test_flop_counts_of_vox_match_the_field_notes():
         + reference["generator_encoded"]
     for graph in ("xnnpack", "mlas"):
         fast = flop_counts(spec, graph)
-        assert 0.4 < fast["generator_encoded"] / reference["generator_encoded"] < 0.6
+        assert fast["kp_detector"] == reference["kp_detector"]
+        assert 0.35 < fast["generator_encoded"] / reference["generator_encoded"] < 0.6
 
 
 def test_int8_quality_on_the_sample_media(bundle):

@@ -153,6 +153,42 @@ def test_use_winograd_needs_3x3_pad_1_and_an_even_size():
         use((3, 3, 8, 8), 1, (8, 8), "gpu")
 
 
+def test_winograd_tile_f4_only_for_onnxruntime_on_large_layers():
+    tile = algebra.winograd_tile
+    assert tile((3, 3, 256, 256), 1, (64, 64), "mlas") == 4
+    assert tile((3, 3, 256, 256), 1, (64, 64), "xnnpack") == 2
+    assert tile((3, 3, 256, 512), 1, (32, 32), "mlas") == 2  # below 64x64
+    assert tile((3, 3, 256, 256), 1, (66, 66), "mlas") == 2  # not divisible by 4
+    assert tile((3, 3, 44, 128), 1, (64, 64), "mlas") == 0
+    assert tile((3, 3, 256, 256), 1, (64, 64), None) == 0
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd_transforms_are_exact_in_float64(tile):
+    """Y = A^T [(G g G^T) * (B^T d B)] A is the (tile+2)^2 window's valid 3x3 correlation."""
+    bt, g, at = algebra.WINOGRAD[tile]
+    rng = np.random.default_rng(tile)
+    d, kernel = rng.standard_normal((tile + 2, tile + 2)), rng.standard_normal((3, 3))
+    y = at @ ((g @ kernel @ g.T) * (bt @ d @ bt.T)) @ at.T
+    direct = np.array([[np.sum(d[r:r + 3, c:c + 3] * kernel) for c in range(tile)]
+                       for r in range(tile)])
+    assert np.abs(y - direct).max() <= 1e-12
+
+
+# F(4x4, 3x3) rounds more (transform entries up to 8): 1.5e-5 measured on these O(1) values.
+@pytest.mark.parametrize("tile, tol", [(2, OP_TOL), (4, 5e-5)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_torch_winograd_conv_matches_torch_conv3x3(tile, tol, relu):
+    from converter.export import onnx as onnx_export
+    x, kernel, bias = conv_case(np.random.default_rng(tile), 12, 10, 3, 16, 8)
+    expected = torch_conv(x, kernel, bias, 1)
+    expected = np.maximum(expected, 0) if relu else expected
+    conv = onnx_export.FusedConv(kernel, bias, 1, relu, tile)
+    with torch.no_grad():
+        ours = nhwc(conv(torch.from_numpy(nchw(x))).numpy())
+    assert np.abs(ours - expected).max() <= tol
+
+
 @pytest.mark.parametrize("k,h,w,cout", [(7, 12, 10, 3), (3, 6, 8, 2), (5, 4, 4, 1)])
 def test_stride2_conv_matches_torch(k, h, w, cout):
     rng = np.random.default_rng(4)
@@ -192,7 +228,7 @@ def test_torch_rewrites_match_torch_reference_ops():
     with torch.no_grad():
         for target in (None, "all"):
             fast_res = onnx_export.FastResBlock(res, (6, 10), target)
-            assert fast_res.conv1.winograd == (target == "all")
+            assert fast_res.conv1.tile == (2 if target == "all" else 0)
             assert (fast_res(x) - res(x)).abs().max() <= OP_TOL
     final = torch.nn.Conv2d(8, 3, 7, padding=3)
     x = torch.from_numpy(rng_array(rng, 2, 8, 12, 10))
@@ -306,7 +342,7 @@ def test_fast_models_are_independent_copies_of_the_weights():
 
 
 @pytest.mark.parametrize("config", ["tiny", "tiny-nonsquare", "tiny-512like", "tiny-nojac"])
-@pytest.mark.parametrize("winograd", ["all", "mlas"])
+@pytest.mark.parametrize("winograd", ["all", "all-f4", "mlas"])
 def test_fast_torch_models_equal_the_torch_reference(config, winograd):
     """The ONNX route's modules: the reference's entry points on swapped-in fast blocks."""
     from converter.export.onnx import FusedConv, Stride2Conv, fast_torch_models
@@ -317,7 +353,9 @@ def test_fast_torch_models_equal_the_torch_reference(config, winograd):
     load_weights(generator, random_state(generator, 22), "generator")
     fast_kp, fast_gen = fast_torch_models(spec, kp_detector, generator, winograd, winograd)
     convs = [m for m in fast_gen.modules() if isinstance(m, FusedConv)]
-    assert convs and any(m.winograd for m in convs) == (winograd == "all")
+    tiles = {m.tile for m in convs}
+    assert {"all": tiles == {0, 2}, "all-f4": 4 in tiles and 0 in tiles,
+            "mlas": tiles == {0}}[winograd], tiles
     assert isinstance(fast_gen.final, Stride2Conv)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast_gen.modules())
     source = torch.from_numpy(nchw(smooth_images(1, spec.frame_shape, 1)))

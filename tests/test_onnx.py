@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import onnx
@@ -352,3 +353,30 @@ def test_backend_reports_missing_files_and_inputs(bundles, tmp_path):
     backend = load_backend("onnx", spec=spec, bundle=bundle)
     with pytest.raises(ValueError, match="missing inputs"):
         backend.call("kp_detector", "serving_default", {})
+
+
+# F(4x4, 3x3) rounds more (see test_fast): 1.3e-5 measured here.
+@pytest.mark.parametrize("tile, tol", [(0, 1e-5), (2, 1e-5), (4, 5e-5)])
+def test_winograd_conv_runs_in_onnxruntime_at_any_batch(tmp_path, tile, tol):
+    """The exported Winograd layer (channels in the batch, batched MatMul, DepthToSpace)
+    with the batch axis dynamic, against torch's direct conv."""
+    import onnxruntime as ort
+    from converter.export.onnx import FusedConv
+    rng = np.random.default_rng(tile)
+    kernel = rng.standard_normal((3, 3, 16, 24)).astype(np.float32) * 0.1
+    bias = rng.standard_normal(24).astype(np.float32)
+    conv = FusedConv(kernel, bias, 1, True, tile).eval()
+    path = tmp_path / "conv.onnx"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's, as in converter.export.onnx.to_onnx
+        torch.onnx.export(conv, (torch.zeros(1, 16, 16, 12),), str(path), opset_version=OPSET,
+                          dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    weight = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+    for batch in (1, 3):
+        x = rng.standard_normal((batch, 16, 16, 12)).astype(np.float32)
+        expected = torch.relu(torch.nn.functional.conv2d(
+            torch.from_numpy(x), weight, torch.from_numpy(bias), padding=1)).numpy()
+        (ours,) = session.run(None, {"x": x})
+        assert ours.shape == expected.shape
+        assert np.abs(ours - expected).max() <= tol

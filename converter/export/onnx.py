@@ -87,67 +87,64 @@ def _folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarr
     return algebra.fold_bn(_hwio(conv.weight), conv.bias.detach().numpy(), *_bn(norm))
 
 
-def _combine(terms, coefficients):
-    """sum_k coefficients[k] * terms[k], coefficients in {-1, 0, 1}, positive term first."""
-    order = sorted((c < 0, k) for k, c in enumerate(coefficients) if c != 0)
-    out = None
-    for negative, k in order:
-        if out is None:
-            out = -terms[k] if negative else terms[k]
-        else:
-            out = out - terms[k] if negative else out + terms[k]
-    return out
-
-
 class FusedConv(nn.Module):
-    """conv + bias [+ ReLU]; by Winograd F(2x2, 3x3) when `winograd` (algebra.use_winograd;
-    the TF twin is converter/tf_model/fast.py: winograd_conv3x3)."""
+    """conv + bias [+ ReLU]; by Winograd F(m x m, 3x3) when `tile` m is 2 or 4
+    (algebra.winograd_tile; the TF twin of F(2x2, 3x3) is converter/tf_model/fast.py).
 
-    def __init__(self, kernel, bias, padding: int, relu: bool, winograd: bool = False):
+    The Winograd form is laid out for onnxruntime's threads: every step is one op it runs
+    in parallel (a strided slice per tile entry and adds between them ran on one thread:
+    a 64x64x256 layer took 33 ms at 1 thread and at 2). With a = m + 2: input transform,
+    one convolution with the a*a fixed (a, a) stride-m filters of B^T d B over each channel
+    (channels moved into the batch); products, one batched MatMul of the a*a (O, I)
+    matrices U[i, j] with the (I, tiles) transformed inputs; output transform, one MatMul
+    by the (m*m, a*a) matrix of A^T M A; then DepthToSpace."""
+
+    def __init__(self, kernel, bias, padding: int, relu: bool, tile: int = 0):
         super().__init__()
         kernel = np.asarray(kernel, np.float32)
-        self.padding, self.relu, self.winograd = int(padding), bool(relu), bool(winograd)
+        self.padding, self.relu, self.tile = int(padding), bool(relu), int(tile)
         self.register_buffer("bias", torch.from_numpy(np.asarray(bias, np.float32)))
-        if self.winograd:  # [4, 4, O, I, 1, 1]: U[i, j] as a 1x1 conv weight
-            u = algebra.winograd_kernels(kernel).transpose(0, 1, 3, 2)[..., None, None]
+        if self.tile:
+            a = self.tile + 2
+            u = algebra.winograd_kernels(kernel, self.tile)  # [a, a, I, O]
+            u = u.reshape(a * a, *u.shape[2:]).transpose(0, 2, 1)  # [a*a, O, I]
+            self.entries, self.cout, self.cin = u.shape
             self.register_buffer("u", torch.from_numpy(np.ascontiguousarray(u)))
+            bt, _, at = algebra.WINOGRAD[self.tile]
+            transform = np.einsum("ir,jq->ijrq", bt, bt).reshape(a * a, 1, a, a)
+            self.register_buffer("input_transform",
+                                 torch.from_numpy(transform.astype(np.float32)))
+            output = np.einsum("pi,qj->pqij", at, at).reshape(self.tile ** 2, a * a)
+            self.register_buffer("output_transform",
+                                 torch.from_numpy(output.astype(np.float32)))
         else:
             self.register_buffer("weight", _oihw(kernel))
 
     def forward(self, x):
-        if self.winograd:
+        if self.tile:
             return self._winograd(x, int(x.shape[2]), int(x.shape[3]))
         out = nn.functional.conv2d(x, self.weight, self.bias, padding=self.padding)
         return torch.relu(out) if self.relu else out
 
     def _winograd(self, x, h, w):
-        bt, at = algebra.WINOGRAD_BT, algebra.WINOGRAD_AT
-        padded = nn.functional.pad(x, [1, 1, 1, 1])
-        rows = [padded[:, :, r:r + h:2, :] for r in range(4)]  # tile rows 2t + r
-        products = {}
-        for i in range(4):
-            d = _combine(rows, bt[i])
-            cols = [d[:, :, :, q:q + w:2] for q in range(4)]
-            for j in range(4):
-                products[i, j] = nn.functional.conv2d(
-                    _combine(cols, bt[j]), self.u[i, j],
-                    self.bias if (i, j) == (1, 1) else None)
-        partial = {(i, q): _combine([products[i, j] for j in range(4)], at[q])
-                   for i in range(4) for q in range(2)}
-        outputs = []
-        for p in range(2):
-            for q in range(2):
-                y = _combine([partial[i, q] for i in range(4)], at[p])
-                outputs.append(torch.relu(y) if self.relu else y)
-        # Channel-major (c*4 + p*2 + q) for pixel_shuffle (DepthToSpace, CRD).
-        stacked = torch.stack(outputs, dim=2).reshape(-1, 4 * self.bias.shape[0], h // 2,
-                                                      w // 2)
-        return nn.functional.pixel_shuffle(stacked, 2)
+        m, entries, cout, cin = self.tile, self.entries, self.cout, self.cin
+        th, tw = h // m, w // m
+        # (B*I, a*a, th, tw): entry (i, j) of every input tile's B^T d B.
+        v = nn.functional.conv2d(x.reshape(-1, 1, h, w), self.input_transform, stride=m,
+                                 padding=1)
+        v = v.reshape(-1, cin, entries, th * tw).transpose(1, 2)  # (B, a*a, I, tiles)
+        products = torch.matmul(self.u, v)  # (B, a*a, O, tiles)
+        y = torch.matmul(self.output_transform, products.reshape(-1, entries, cout * th * tw))
+        # (B, m*m, O, ...) output pixel (p, q) major -> channel-major for pixel_shuffle (CRD).
+        y = y.reshape(-1, m * m, cout, th, tw).transpose(1, 2).reshape(-1, m * m * cout, th,
+                                                                       tw)
+        out = nn.functional.pixel_shuffle(y, m) + self.bias.reshape(1, -1, 1, 1)
+        return torch.relu(out) if self.relu else out
 
 
 def _fused(kernel, bias, padding, relu, size, target) -> FusedConv:
     return FusedConv(kernel, bias, padding, relu,
-                     algebra.use_winograd(np.shape(kernel), padding, size, target))
+                     algebra.winograd_tile(np.shape(kernel), padding, size, target))
 
 
 def _halved(size, times: int = 1):
@@ -250,7 +247,7 @@ def fast_torch_models(spec: Spec, kp_detector, generator, winograd: str | None =
                       kp_winograd: str | None = None):
     """Copies of two reference models of `spec` (weights loaded, eval mode) with the fast
     blocks swapped in: the same entry points (forward, encode, generate, ...), the same
-    function. winograd, kp_winograd: the targets of algebra.use_winograd for the generator
+    function. winograd, kp_winograd: the targets of algebra.winograd_tile for the generator
     ("mlas": onnxruntime) and the detector (None, as in converter/tf_model/fast.py)."""
     kp_detector, generator = copy.deepcopy(kp_detector), copy.deepcopy(generator)
     frame = tuple(spec.frame_shape[:2])

@@ -28,6 +28,21 @@ WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1
                        np.float64)
 WINOGRAD_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float64)
 WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
+# Winograd F(4, 3) (points 0, +-1, +-2, infinity): 6-tap input tiles, 4 outputs; in 2-D
+# 36 multiplies per 16 outputs where F(2, 3) takes 64, but transforms with entries up to 8
+# round more: a 256-channel 64x64 layer lands 5.8e-5 off float64 (outputs up to 7), where
+# F(2, 3) is 2.7e-6 and the direct conv 2.2e-6.
+WINOGRAD_F4_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                           [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+                          np.float64)
+WINOGRAD_F4_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                          [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+                         np.float64)
+WINOGRAD_F4_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                           [0, 1, -1, 8, -8, 1]], np.float64)
+# Output tile m -> (B^T, G, A^T) of F(m x m, 3x3).
+WINOGRAD = {2: (WINOGRAD_BT, WINOGRAD_G, WINOGRAD_AT),
+            4: (WINOGRAD_F4_BT, WINOGRAD_F4_G, WINOGRAD_F4_AT)}
 
 
 def bn_factors(gamma, beta, mean, variance, epsilon: float = BN_EPSILON):
@@ -74,13 +89,15 @@ def phase_kernels(kernel) -> np.ndarray:
     return out.reshape(2, 2, cin, 4 * cout).astype(np.float32)
 
 
-def winograd_kernels(kernel) -> np.ndarray:
-    """A 3x3 HWIO kernel -> U = G g G^T per (in, out): [4, 4, I, O] float32; U[i, j] is
-    the (I, O) matrix that multiplies the transformed input tile's entry (i, j)."""
+def winograd_kernels(kernel, tile: int = 2) -> np.ndarray:
+    """A 3x3 HWIO kernel -> U = G g G^T per (in, out) for F(tile x tile, 3x3): [a, a, I, O]
+    float32 (a = tile + 2); U[i, j] is the (I, O) matrix that multiplies the transformed
+    input tile's entry (i, j)."""
     kernel = np.asarray(kernel, np.float64)
     if kernel.shape[:2] != (3, 3):
         raise ValueError(f"expected a 3x3 kernel, got {kernel.shape}")
-    return np.einsum("ia,jb,abco->ijco", WINOGRAD_G, WINOGRAD_G, kernel).astype(np.float32)
+    g = WINOGRAD[tile][1]
+    return np.einsum("ia,jb,abco->ijco", g, g, kernel).astype(np.float32)
 
 
 def stride2_kernel(kernel) -> np.ndarray:
@@ -112,7 +129,7 @@ def stride2_kernel(kernel) -> np.ndarray:
 # 1.4-2x on every 3x3 conv with 32+ channels on both sides up to 128x128, loses at
 # 256x256 with 64 channels (the transforms are memory-bound there); onnxruntime's
 # direct conv is faster, and Winograd gains 1.1-1.5x only with 128+ channels on both sides.
-WINOGRAD_TARGETS = ("xnnpack", "mlas", "all")
+WINOGRAD_TARGETS = ("xnnpack", "mlas", "all", "all-f4")
 # Below this many pixels a conv stays direct: Winograd's weights are 16/9 as large, and on
 # vox-256 the 4x4 layer (1024 -> 1024 channels) gave 2 ms per frame for 30 MB of file.
 WINOGRAD_MIN_PIXELS = 64
@@ -121,7 +138,8 @@ WINOGRAD_MIN_PIXELS = 64
 def use_winograd(kernel_shape, padding: int, size, target: str | None) -> bool:
     """Whether a conv ([kh, kw, I, O], padding, input (height, width)) takes Winograd for
     a runtime target: "xnnpack" (TFLite, and the SavedModel, which shares its graph),
-    "mlas" (onnxruntime), "all" (every eligible conv: tests), None (none)."""
+    "mlas" (onnxruntime), "all" and "all-f4" (every eligible conv, F(2x2, 3x3) or, where
+    the size allows, F(4x4, 3x3): tests), None (none)."""
     if target is None or size is None:
         return False
     if target not in WINOGRAD_TARGETS:
@@ -130,13 +148,33 @@ def use_winograd(kernel_shape, padding: int, size, target: str | None) -> bool:
     if (kh, kw) != (3, 3) or padding != 1 or height % 2 or width % 2:
         return False
     narrow = min(cin, cout)
-    if height * width < WINOGRAD_MIN_PIXELS and target != "all":
+    if height * width < WINOGRAD_MIN_PIXELS and not target.startswith("all"):
         return False
     if target == "xnnpack":
         return narrow >= 32 and (height * width <= 128 * 128 or narrow >= 128)
     if target == "mlas":
         return narrow >= 128
     return True
+
+
+# onnxruntime takes F(4x4, 3x3) from this many pixels on (sizes divisible by 4): vox-256
+# `generate` at 1 / 2 threads took 724 / 381 ms direct, 573 / 396 with F(2x2, 3x3)
+# wherever use_winograd says, 499 / 263 with F(4x4, 3x3) on the 64x64 bottleneck instead
+# (505 / 274 with F(4x4, 3x3) on the smaller layers too). Its larger rounding stays far
+# inside the image tolerance (frames 3.2e-6 from the direct graph's).
+WINOGRAD_F4_MIN_PIXELS = 64 * 64
+
+
+def winograd_tile(kernel_shape, padding: int, size, target: str | None) -> int:
+    """The output tile m of the Winograd F(m x m, 3x3) a conv takes for a runtime target
+    (see use_winograd): 0 (a direct conv), 2, or 4 (onnxruntime's large layers)."""
+    if not use_winograd(kernel_shape, padding, size, target):
+        return 0
+    height, width = size
+    large = height * width >= WINOGRAD_F4_MIN_PIXELS or target == "all-f4"
+    if target in ("mlas", "all-f4") and height % 4 == 0 and width % 4 == 0 and large:
+        return 4
+    return 2
 
 
 # Below this many input pixels an UpBlock2d keeps upsample + 3x3 conv: the phase conv's
