@@ -446,6 +446,9 @@ def bench(bundle: Path, checkpoint: Path, threads=(1, 2), repeats: int = 5, warm
         raise BenchError("repeats must be >= 1 and warmup >= 0")
     say = echo or (lambda text: None)
     machine = machine_info()
+    # A build usually precedes the bench (make bench): its gigabytes of files would be
+    # written back to disk during the timings.
+    os.sync()
     say(f"matmul throughput (1 core, OpenBLAS) ...")
     matmul = matmul_gflops()
     machine["matmul_gflops_per_core"] = round(matmul["gflops"], 1)
