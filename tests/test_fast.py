@@ -86,12 +86,6 @@ def test_phase_conv_matches_torch_upsample_then_conv(h, w):
     assert np.abs(relu - np.maximum(expected, 0)).max() <= OP_TOL
 
 
-def test_upsample_nearest2x_matches_torch():
-    x = rng_array(np.random.default_rng(6), 2, 3, 5, 4)
-    expected = nhwc(F.interpolate(torch.from_numpy(nchw(x)), scale_factor=2).numpy())
-    np.testing.assert_array_equal(fast.upsample_nearest2x(x).numpy(), expected)
-
-
 def test_small_up_blocks_keep_upsample_and_conv():
     """Below algebra.PHASE_MIN_PIXELS input pixels an up block keeps the 3x3 kernel (the
     phase kernel is 16/9 as large); both forms equal the reference block."""

@@ -244,6 +244,18 @@ def test_signatures_equal_savedmodel(bundle):
                     dict(sig["inputs"])
 
 
+def test_detector_runs_whole_on_xnnpack(bundle):
+    """One delegate partition: no op of the detector falls back to the CPU kernels (the
+    nearest upsample is concat + depth_to_space for that)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(bundle / "tflite" / "kp_detector.tflite"))
+    interpreter.allocate_tensors()
+    # After delegation the node list holds the original ops plus one DELEGATE per partition.
+    nodes = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert nodes.count("DELEGATE") == 1, nodes
+
+
 def test_encode_once_equals_serving_default(spec, bundle, oracle, inputs):
     """Source batch 1 beside a driving batch 3, and batches changing between calls."""
     backend = lite(spec, bundle, "fp32")

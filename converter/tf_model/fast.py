@@ -193,12 +193,6 @@ def phase_upsample_conv(x, kernel, bias, relu: bool = True):
     return out[:, 1:2 * h + 1, 1:2 * w + 1, :]
 
 
-def upsample_nearest2x(x):
-    """Nearest upsampling x2 as four copies of x side by side on channels and
-    depth_to_space: both run on XNNPACK, RESIZE_NEAREST_NEIGHBOR does not."""
-    return tf.nn.depth_to_space(tf.concat([x, x, x, x], axis=-1), 2)
-
-
 class FastUpBlock(Block):
     """UpBlock2d: upsample + conv + BN + ReLU as a phase conv (BN folded) and ReLU; on
     small inputs (algebra.use_phase_conv) nearest upsample + the folded 3x3 conv, whose
@@ -216,7 +210,7 @@ class FastUpBlock(Block):
     def __call__(self, x, taps=None):
         if self.phase:
             return self._tap(taps, phase_upsample_conv(x, self.kernel, self.bias))
-        out = ops.conv2d(upsample_nearest2x(x), self.kernel, self.bias, 1)
+        out = ops.conv2d(ops.upsample_nearest2x(x), self.kernel, self.bias, 1)
         return self._tap(taps, tf.nn.relu(out))
 
 
