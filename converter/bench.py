@@ -51,7 +51,7 @@ BENCH_BACKENDS = ("torch", "tflite", "tflite-fp16", "tflite-int8", "onnx", "save
 TFLITE_SUFFIX = {"tflite": "", "tflite-fp16": ".fp16", "tflite-int8": ".int8"}
 MODELS = ("kp_detector", "process_kp_driving", "generator")
 ONNX_FILES = ("kp_detector.onnx", "process_kp_driving.onnx", "generator.onnx",
-              "generator.encode_source.onnx", "generator.generate.onnx")
+              "generator.encode_source.onnx", "generator.generate.onnx", "generator.weights")
 ITEMS = ("frame", "kp_detector", "process_kp_driving", "generator_encoded", "generator")
 # Which graph each backend runs, for its FLOP floor (see flop_counts).
 GRAPH_OF = {"torch": "reference", "tflite": "xnnpack", "tflite-fp16": "xnnpack",

@@ -20,7 +20,7 @@ from converter.checkpoint import load_checkpoint
 from converter.export.onnx import OPSET, export_onnx, op_types
 from converter.predict import predict
 from converter.runtime import load_backend
-from converter.runtime.onnx_backend import FILES, METADATA_KEY
+from converter.runtime.onnx_backend import FILES, METADATA_KEY, WEIGHTS_FILE
 from converter.spec import load_spec
 from converter.synth import write_checkpoint
 from converter.torch_model.process_kp import FLAGS, ProcessKpDriving
@@ -248,8 +248,10 @@ def test_export_is_deterministic(bundles, tmp_path):
     assert json.loads(result.stdout) == sorted(first)
     for name, path in first.items():
         assert path.read_bytes() == (out / path.name).read_bytes(), name
+    weights = path.parent / WEIGHTS_FILE
+    assert weights.read_bytes() == (out / WEIGHTS_FILE).read_bytes()
     # Written through temporary files that are renamed: none is left behind.
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES.values())
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES.values(), WEIGHTS_FILE])
 
 
 def test_align_corners_spec_exports_its_grid_sample(tmp_path, oracle_inputs):
@@ -268,7 +270,8 @@ def test_align_corners_spec_exports_its_grid_sample(tmp_path, oracle_inputs):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_files_are_valid_standard_onnx_with_metadata(bundles, case):
     spec, _, bundle, paths = bundles[case]
-    assert sorted(p.name for p in (bundle / "onnx").iterdir()) == sorted(FILES.values())
+    assert sorted(p.name for p in (bundle / "onnx").iterdir()) == \
+        sorted([*FILES.values(), WEIGHTS_FILE])
     metadata = metadata_for(case)
     for stem, path in paths.items():
         model = onnx.load(str(path))
@@ -293,6 +296,30 @@ def test_files_are_valid_standard_onnx_with_metadata(bundles, case):
                 assert all(d.dim_value > 0 for d in dims[1:]), (stem, value.name)
             else:
                 assert value.name in FLAGS
+
+
+def test_generator_files_share_one_weights_file(bundles):
+    """Each weight tensor of the generator's three files is stored once, in
+    generator.weights, page-aligned; the files themselves hold the graphs."""
+    _, _, bundle, paths = bundles["tiny"]
+    weights = bundle / "onnx" / WEIGHTS_FILE
+    refs = {}
+    for stem in ("generator", "generator.generate", "generator.encode_source"):
+        model = onnx.load(str(paths[stem]), load_external_data=False)
+        external = [t for t in model.graph.initializer
+                    if t.data_location == onnx.TensorProto.EXTERNAL]
+        assert external, stem
+        for tensor in external:
+            entry = {e.key: e.value for e in tensor.external_data}
+            assert entry["location"] == WEIGHTS_FILE
+            refs.setdefault(stem, set()).add((int(entry["offset"]), int(entry["length"])))
+    assert refs["generator.generate"] <= refs["generator"]
+    assert refs["generator.encode_source"] <= refs["generator"]
+    assert all(offset % 4096 == 0 for offset, _ in refs["generator"])
+    assert weights.stat().st_size == max(o + n for o, n in refs["generator"])
+    # The detector keeps its weights inline.
+    detector = onnx.load(str(paths["kp_detector"]), load_external_data=False)
+    assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in detector.graph.initializer)
 
 
 def test_signature_names(bundles):

@@ -20,6 +20,9 @@ converter/export/savedmodel.py), NHWC float32 at the edges, batch axis dynamic:
 - generator.generate.onnx: source_features, source_down, kp_* -> prediction
 Source-side inputs (source_image, source_features, source_down, kp_source*, and
 kp_driving_initial*) may have batch 1 or kp_driving's batch; they are broadcast in-graph.
+The generator's three files keep their weights in one external data file beside them,
+generator.weights (each tensor once, page-aligned): the full generator's weights contain
+the other two's.
 
 Each file carries the caller's metadata as JSON in metadata_props["fomm_convert.json"]
 and a readable doc_string, passes onnx.checker (full check), uses ONNX-domain ops only,
@@ -28,6 +31,7 @@ and is byte-identical for the same inputs. Files are written atomically.
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import os
@@ -41,7 +45,7 @@ import onnx
 import torch
 from torch import nn
 
-from ..runtime.onnx_backend import FILES, METADATA_KEY
+from ..runtime.onnx_backend import FILES, METADATA_KEY, WEIGHTS_FILE
 from ..spec import Spec
 from ..tf_model import algebra
 from ..torch_model import build_models, load_weights
@@ -601,14 +605,61 @@ def export_onnx(spec: Spec, checkpoint, out_dir: Path, metadata: dict[str, dict]
     load_weights(generator, checkpoint.generator, f"{checkpoint.path}: generator")
     # The detector stays in the reference structure, as in the TF export (converter/build.py).
     _, generator = fast_torch_models(spec, kp_detector, generator)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
+    models = []
     for sig in onnx_signatures(spec, kp_detector, generator):
         meta = metadata.get(sig.stem, metadata.get(sig.model, {}))
         json.dumps(meta)  # fail early on anything not JSON-able
-        model = finish(sig, to_onnx(sig), meta)
+        models.append((sig, finish(sig, to_onnx(sig), meta)))
+    # The generator's three files hold the same weights (generate's and encode_source's
+    # are subsets of the full generator's): one external data file for all three.
+    weights = SharedWeights(WEIGHTS_FILE)
+    for sig, model in models:
+        if sig.model == "generator":
+            weights.externalise(model)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out_dir / WEIGHTS_FILE, weights.data())
+    paths = {}
+    for sig, model in models:
         path = out_dir / FILES[sig.model, sig.signature]
         _write_atomic(path, model.SerializeToString(deterministic=True))
         paths[sig.stem] = path
     return paths
+
+
+class SharedWeights:
+    """One external data file for several models: each distinct tensor stored once (by
+    content), at a page-aligned offset so that onnxruntime can map it."""
+
+    ALIGN = 4096
+    MIN_BYTES = 1024  # smaller tensors (shapes, biases of small layers) stay inline
+
+    def __init__(self, location: str):
+        self.location = location
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.offsets: dict[bytes, int] = {}
+
+    def externalise(self, model: onnx.ModelProto):
+        """Move the model's large initializers into this file (in place)."""
+        for tensor in model.graph.initializer:
+            data = tensor.raw_data
+            if len(data) < self.MIN_BYTES:
+                continue
+            key = hashlib.sha256(data).digest()
+            if key not in self.offsets:
+                pad = -self.size % self.ALIGN
+                self.chunks.append(b"\0" * pad)
+                self.offsets[key] = self.size + pad
+                self.chunks.append(data)
+                self.size += pad + len(data)
+            tensor.ClearField("raw_data")
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+            del tensor.external_data[:]
+            for name, value in (("location", self.location),
+                                ("offset", str(self.offsets[key])), ("length", str(len(data)))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = name, value
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks)

@@ -17,6 +17,8 @@ FILES = {
     ("generator", "encode_source"): "generator.encode_source.onnx",
     ("generator", "generate"): "generator.generate.onnx",
 }
+# The generator files' external data (their weights, stored once), beside them.
+WEIGHTS_FILE = "generator.weights"
 # The metadata_props key holding the exporter's JSON metadata.
 METADATA_KEY = "fomm_convert.json"
 
@@ -27,7 +29,8 @@ class ONNXBackend(SignatureBackend):
         self.estimate_jacobian = spec.estimate_jacobian
         self.frame_shape = spec.frame_shape
         root = Path(bundle) / "onnx"
-        missing = [name for name in FILES.values() if not (root / name).is_file()]
+        missing = [name for name in [*FILES.values(), WEIGHTS_FILE]
+                   if not (root / name).is_file()]
         if missing:
             raise FileNotFoundError(f"{root}: missing {', '.join(missing)}")
         options = ort.SessionOptions()
