@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tarfile
+import tempfile
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version as package_version
 from pathlib import Path
@@ -85,6 +86,25 @@ def file_table(root: Path, exclude=("manifest.json",)) -> list[dict]:
         if rel not in exclude:
             rows.append({"path": rel, "size": path.stat().st_size, "sha256": file_sha256(path)})
     return rows
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write through a temporary file in the same directory and rename: never a half file
+    (mode 0644, like the archive's members)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 def write_json(path: Path, data: dict):

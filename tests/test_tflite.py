@@ -379,17 +379,23 @@ def test_buffers_are_aligned(bundle):
 
 
 def test_write_is_atomic(tmp_path, monkeypatch):
+    from converter import bundle
+
     target = tmp_path / "model.tflite"
     target.write_bytes(b"old")
 
     def crash(src, dst):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(export.os, "replace", crash)
+    monkeypatch.setattr(bundle.os, "replace", crash)
     with pytest.raises(OSError, match="disk gone"):
-        export.write_atomic(target, b"new")
+        bundle.write_atomic(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.tflite"]
+    monkeypatch.undo()
+    bundle.write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert target.stat().st_mode & 0o777 == 0o644  # as the archive's members
 
 
 def test_flex_ops_fail_loudly(tmp_path):

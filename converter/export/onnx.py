@@ -34,8 +34,6 @@ import copy
 import hashlib
 import io
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +43,7 @@ import onnx
 import torch
 from torch import nn
 
+from ..bundle import write_atomic
 from ..runtime.onnx_backend import FILES, METADATA_KEY, WEIGHTS_FILE
 from ..spec import Spec
 from ..tf_model import algebra
@@ -573,17 +572,6 @@ def finish(sig: OnnxSignature, model: onnx.ModelProto, metadata: dict) -> onnx.M
     return model
 
 
-def _write_atomic(path: Path, data: bytes):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def op_types(model: onnx.ModelProto) -> list[str]:
     return sorted({n.op_type for n in model.graph.node})
 
@@ -618,11 +606,11 @@ def export_onnx(spec: Spec, checkpoint, out_dir: Path, metadata: dict[str, dict]
             weights.externalise(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out_dir / WEIGHTS_FILE, weights.data())
+    write_atomic(out_dir / WEIGHTS_FILE, weights.data())
     paths = {}
     for sig, model in models:
         path = out_dir / FILES[sig.model, sig.signature]
-        _write_atomic(path, model.SerializeToString(deterministic=True))
+        write_atomic(path, model.SerializeToString(deterministic=True))
         paths[sig.stem] = path
     return paths
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 import functools
 import json
 import mmap
-import os
-import tempfile
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +31,8 @@ from typing import Mapping
 
 import flatbuffers
 import numpy as np
+
+from ..bundle import write_atomic
 
 MODELS = ("kp_detector", "process_kp_driving", "generator")
 PRECISIONS = {"fp32": "", "fp16": ".fp16", "int8": ".int8"}
@@ -223,24 +223,6 @@ def _aligned(buffer, schema):
     out = _aligned_buffer_class(schema)()
     out.data, out.offset, out.size = buffer.data, buffer.offset, buffer.size
     return out
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write through a temporary file in the same directory and rename: never a half file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 # ------------------------------------------------------------------------------ reading
