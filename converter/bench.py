@@ -50,8 +50,6 @@ import click
 BENCH_BACKENDS = ("torch", "tflite", "tflite-fp16", "tflite-int8", "onnx", "savedmodel")
 TFLITE_SUFFIX = {"tflite": "", "tflite-fp16": ".fp16", "tflite-int8": ".int8"}
 MODELS = ("kp_detector", "process_kp_driving", "generator")
-ONNX_FILES = ("kp_detector.onnx", "process_kp_driving.onnx", "generator.onnx",
-              "generator.encode_source.onnx", "generator.generate.onnx", "generator.weights")
 ITEMS = ("frame", "kp_detector", "process_kp_driving", "generator_encoded", "generator")
 # Which graph each backend runs, for its FLOP floor (see flop_counts).
 GRAPH_OF = {"torch": "reference", "tflite": "xnnpack", "tflite-fp16": "xnnpack",
@@ -291,7 +289,8 @@ def bundle_backends(bundle: Path) -> list[str]:
             ok = all((bundle / "tflite" / f"{m}{TFLITE_SUFFIX[name]}.tflite").is_file()
                      for m in MODELS)
         elif name == "onnx":
-            ok = all((bundle / "onnx" / f).is_file() for f in ONNX_FILES)
+            from .runtime.onnx_backend import ARTIFACT_FILES
+            ok = all((bundle / "onnx" / f).is_file() for f in ARTIFACT_FILES)
         else:
             ok = all((bundle / "savedmodel" / m / "saved_model.pb").is_file() for m in MODELS)
         if ok:
@@ -307,7 +306,8 @@ def artifact_bytes(backend: str, bundle: Path, checkpoint: Path) -> int:
     if backend in TFLITE_SUFFIX:
         files = [bundle / "tflite" / f"{m}{TFLITE_SUFFIX[backend]}.tflite" for m in MODELS]
     elif backend == "onnx":
-        files = [bundle / "onnx" / f for f in ONNX_FILES]
+        from .runtime.onnx_backend import ARTIFACT_FILES
+        files = [bundle / "onnx" / f for f in ARTIFACT_FILES]
     else:
         files = [p for p in (bundle / "savedmodel").rglob("*") if p.is_file()]
     return sum(p.stat().st_size for p in files)

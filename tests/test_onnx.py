@@ -20,7 +20,7 @@ from converter.checkpoint import load_checkpoint
 from converter.export.onnx import OPSET, export_onnx, op_types
 from converter.predict import predict
 from converter.runtime import load_backend
-from converter.runtime.onnx_backend import FILES, METADATA_KEY, WEIGHTS_FILE
+from converter.runtime.onnx_backend import ARTIFACT_FILES, METADATA_KEY, WEIGHTS_FILE
 from converter.spec import load_spec
 from converter.synth import write_checkpoint
 from converter.torch_model.process_kp import FLAGS, ProcessKpDriving
@@ -251,7 +251,7 @@ def test_export_is_deterministic(bundles, tmp_path):
     weights = path.parent / WEIGHTS_FILE
     assert weights.read_bytes() == (out / WEIGHTS_FILE).read_bytes()
     # Written through temporary files that are renamed: none is left behind.
-    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES.values(), WEIGHTS_FILE])
+    assert sorted(p.name for p in out.iterdir()) == sorted(ARTIFACT_FILES)
 
 
 def test_align_corners_spec_exports_its_grid_sample(tmp_path, oracle_inputs):
@@ -270,8 +270,7 @@ def test_align_corners_spec_exports_its_grid_sample(tmp_path, oracle_inputs):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_files_are_valid_standard_onnx_with_metadata(bundles, case):
     spec, _, bundle, paths = bundles[case]
-    assert sorted(p.name for p in (bundle / "onnx").iterdir()) == \
-        sorted([*FILES.values(), WEIGHTS_FILE])
+    assert sorted(p.name for p in (bundle / "onnx").iterdir()) == sorted(ARTIFACT_FILES)
     metadata = metadata_for(case)
     for stem, path in paths.items():
         model = onnx.load(str(path))

@@ -19,6 +19,8 @@ FILES = {
 }
 # The generator files' external data (their weights, stored once), beside them.
 WEIGHTS_FILE = "generator.weights"
+# Every file of DIR/onnx/ the backend loads.
+ARTIFACT_FILES = (*FILES.values(), WEIGHTS_FILE)
 # The metadata_props key holding the exporter's JSON metadata.
 METADATA_KEY = "fomm_convert.json"
 
@@ -29,8 +31,7 @@ class ONNXBackend(SignatureBackend):
         self.estimate_jacobian = spec.estimate_jacobian
         self.frame_shape = spec.frame_shape
         root = Path(bundle) / "onnx"
-        missing = [name for name in [*FILES.values(), WEIGHTS_FILE]
-                   if not (root / name).is_file()]
+        missing = [name for name in ARTIFACT_FILES if not (root / name).is_file()]
         if missing:
             raise FileNotFoundError(f"{root}: missing {', '.join(missing)}")
         options = ort.SessionOptions()
