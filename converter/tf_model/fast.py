@@ -162,7 +162,7 @@ class Stride2Conv(Block):
 class FastSameBlock(Block):
     """SameBlock2d: conv with BN folded, ReLU."""
 
-    def __init__(self, ref: SameBlock2d, size=None, target=None):
+    def __init__(self, ref: SameBlock2d | DownBlock2d, size=None, target=None):
         super().__init__()
         self.conv = _fused(*_folded(ref.conv, ref.norm), ref.conv.padding, True, size, target)
 
@@ -170,12 +170,8 @@ class FastSameBlock(Block):
         return self._tap(taps, self.conv(x))
 
 
-class FastDownBlock(Block):
-    """DownBlock2d: conv with BN folded, ReLU, average pool 2x2."""
-
-    def __init__(self, ref: DownBlock2d, size=None, target=None):
-        super().__init__()
-        self.conv = _fused(*_folded(ref.conv, ref.norm), ref.conv.padding, True, size, target)
+class FastDownBlock(FastSameBlock):
+    """DownBlock2d: FastSameBlock's conv (BN folded, ReLU), then average pool 2x2."""
 
     def __call__(self, x, taps=None):
         return self._tap(taps, ops.avg_pool2x2(self.conv(x)))
