@@ -46,11 +46,15 @@ from pathlib import Path
 
 import click
 
+from .tf_model.algebra import use_phase_conv, winograd_tile
+
 # Backends in table order; torch is the baseline, run from the checkpoint.
 BENCH_BACKENDS = ("torch", "tflite", "tflite-fp16", "tflite-int8", "onnx", "savedmodel")
 TFLITE_SUFFIX = {"tflite": "", "tflite-fp16": ".fp16", "tflite-int8": ".int8"}
 MODELS = ("kp_detector", "process_kp_driving", "generator")
 ITEMS = ("frame", "kp_detector", "process_kp_driving", "generator_encoded", "generator")
+# The Winograd target (tf_model/algebra.py) of each graph flop_counts counts.
+WINOGRAD_TARGET = {"reference": None, "xnnpack": "xnnpack", "mlas": "mlas"}
 # Which graph each backend runs, for its FLOP floor (see flop_counts).
 GRAPH_OF = {"torch": "reference", "tflite": "xnnpack", "tflite-fp16": "xnnpack",
             "tflite-int8": "xnnpack", "savedmodel": "xnnpack", "onnx": "mlas"}
@@ -88,15 +92,13 @@ def _conv3x3(h, w, cin, cout, tile: int, graph: str):
 def _up(h, w, cin, cout, fast: bool):
     """An UpBlock2d at input (h, w): nearest x2 + 3x3 conv (+ BN + ReLU); fast: the phase
     conv, a 2x2 conv with 4*cout channels over (h+1) x (w+1) positions, where it is used."""
-    from .tf_model.algebra import use_phase_conv
     if fast and use_phase_conv((h, w)):
         return 2 * (h + 1) * (w + 1) * 4 * cin * 4 * cout + 2 * 4 * h * w * cout
     return _conv(2 * h, 2 * w, 3, cin, cout, 1)[0] + 3 * 4 * h * w * cout
 
 
 def _hourglass(h, w, block_expansion, in_features, num_blocks, max_features, graph):
-    from .tf_model.algebra import winograd_tile
-    target = {"reference": None, "xnnpack": "xnnpack", "mlas": "mlas"}[graph]
+    target = WINOGRAD_TARGET[graph]
     fast = graph != "reference"
 
     def width(i):
@@ -138,7 +140,7 @@ def flop_counts(spec, graph: str = "reference") -> dict:
     from encoded features), generator (the full generator, which also computes the
     diagnostic `deformed`), frame (kp_detector + process_kp_driving + generator_encoded).
     """
-    if graph not in ("reference", "xnnpack", "mlas"):
+    if graph not in WINOGRAD_TARGET:
         raise ValueError(f"unknown graph {graph!r}")
     fast = graph != "reference"
     height, width, channels = spec.frame_shape
@@ -168,8 +170,7 @@ def flop_counts(spec, graph: str = "reference") -> dict:
         return min(gp["max_features"], be * 2 ** i)
     first = _conv(height, width, 7, channels, be, 3)[0] + height * width * be * (1 if fast else 3)
     encode, size = first, (height, width)
-    target = {"reference": None, "xnnpack": "xnnpack", "mlas": "mlas"}[graph]
-    from .tf_model.algebra import winograd_tile
+    target = WINOGRAD_TARGET[graph]
     for i in range(n_down):
         cin, cout = gwidth(i), gwidth(i + 1)
         encode += _conv3x3(*size, cin, cout, winograd_tile((3, 3, cin, cout), 1, size, target),
