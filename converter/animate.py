@@ -6,7 +6,7 @@ encoded once (encode_source) and its keypoints detected once; each batch costs t
 keypoint detector (per frame, at batch 1, as the original demo runs it),
 process_kp_driving and generate.
 
-Inputs are prepared as upstream demo.py prepares them (`converter.media`), so a bundle
+Inputs are prepared as upstream demo.py prepares them (`fomm_convert.media`), so a bundle
 fed the same files sees the same arrays as the original. Imports neither torch nor
 tensorflow unless the tf or torch backend is asked for.
 """

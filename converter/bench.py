@@ -393,7 +393,7 @@ class _Worker:
         env["TF_NUM_INTEROP_THREADS"] = "1"
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "converter.bench", "--worker", backend, str(threads),
+            [sys.executable, "-m", "fomm_convert.bench", "--worker", backend, str(threads),
              str(bundle), str(checkpoint), str(warmup)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
             env=env, bufsize=1)

@@ -59,8 +59,8 @@ def synthetic_checkpoint(spec: Spec, seed: int) -> Path:
 def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path | None = None,
           force: bool = False, echo=click.echo) -> Path:
     """Build, verify and write the bundle; returns its directory."""
-    from parity.end_to_end import format_parity
-    from parity.layers import layer_parity
+    from fomm_convert.parity.end_to_end import format_parity
+    from fomm_convert.parity.layers import layer_parity
 
     from .checkpoint import load_checkpoint, state_dict_sha256
     from .export.metadata import model_metadata

@@ -24,7 +24,7 @@ def build_all_command(force):
         click.echo(f"== {name}")
         # One process per build: TF names traced functions by a per-process counter,
         # and a fresh process keeps every bundle byte-reproducible.
-        command = [sys.executable, "-m", "converter.cli", "build", "--dataset", name]
+        command = [sys.executable, "-m", "fomm_convert.cli", "build", "--dataset", name]
         result = subprocess.run(command + (["--force"] if force else []),
                                 capture_output=True, text=True)
         sys.stdout.write(result.stdout)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 NETWORKS = ("generator", "kp_detector")
-SYNTHETIC_KEY = "synthetic"  # converter.synth's marker entry
+SYNTHETIC_KEY = "synthetic"  # fomm_convert.synth's marker entry
 SYNTHETIC_TAG = "fomm-convert synth"
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C

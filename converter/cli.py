@@ -13,17 +13,17 @@ import click
 from . import __version__
 
 COMMANDS = {
-    "synth": "converter.synth:synth_command",
-    "predict": "converter.predict:predict_command",
-    "demo": "converter.demo:demo_command",
-    "build": "converter.build:build_command",
-    "build-all": "converter.build_all:build_all_command",
-    "verify": "converter.verify:verify_command",
-    "inspect": "converter.inspect_cmd:inspect_command",
-    "parity": "converter.parity_cmd:parity_command",
-    "animate": "converter.animate:animate_command",
-    "reconstruct": "converter.animate:reconstruct_command",
-    "bench": "converter.bench:bench_command",
+    "synth": "fomm_convert.synth:synth_command",
+    "predict": "fomm_convert.predict:predict_command",
+    "demo": "fomm_convert.demo:demo_command",
+    "build": "fomm_convert.build:build_command",
+    "build-all": "fomm_convert.build_all:build_all_command",
+    "verify": "fomm_convert.verify:verify_command",
+    "inspect": "fomm_convert.inspect_cmd:inspect_command",
+    "parity": "fomm_convert.parity_cmd:parity_command",
+    "animate": "fomm_convert.animate:animate_command",
+    "reconstruct": "fomm_convert.animate:reconstruct_command",
+    "bench": "fomm_convert.bench:bench_command",
 }
 
 

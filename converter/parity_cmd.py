@@ -15,7 +15,7 @@ from .build import ARTIFACTS
               help="Where report.json and report.md go (default artifacts/parity/<name>).")
 def parity_command(config, checkpoint, report_dir):
     """Per-layer parity of the TF graph with the torch reference; exit 1 on failure."""
-    from parity.layers import layer_parity
+    from fomm_convert.parity.layers import layer_parity
 
     from .checkpoint import CheckpointError, load_checkpoint
     from .spec import SpecError, load_spec

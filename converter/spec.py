@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import yaml
 
-SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
+# specs/ ships as the package fomm_convert.specs, in a checkout and in a wheel alike.
+SPECS_DIR = Path(str(files("fomm_convert.specs")))
 
 # Model parameters the original modules accept, with the original's defaults
 # (REQUIRED where the original has none).

@@ -33,7 +33,7 @@ def find_checkpoint(manifest: dict, spec, given: str | None) -> Path:
 
 def verify(bundle: Path, checkpoint: str | None = None, echo=click.echo) -> dict:
     """Raise BundleError on any mismatch; return {format: ParityReport} otherwise."""
-    from parity.end_to_end import format_parity
+    from fomm_convert.parity.end_to_end import format_parity
 
     from .checkpoint import load_checkpoint, state_dict_sha256
     from .runtime import load_backend

@@ -274,7 +274,7 @@ def _state(checkpoint, net: str) -> Mapping[str, np.ndarray]:
 def build_tf_models(spec, checkpoint, *, return_reports: bool = False):
     """The TF (kp_detector, generator) of a spec with the checkpoint's weights applied.
 
-    `checkpoint` has `.kp_detector` and `.generator` state dicts (converter.checkpoint.
+    `checkpoint` has `.kp_detector` and `.generator` state dicts (fomm_convert.checkpoint.
     Checkpoint) or is a mapping with those keys. Problems in both networks are raised
     together in one WeightTableError. With return_reports, also returns
     {"kp_detector": WeightReport, "generator": WeightReport}.

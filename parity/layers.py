@@ -11,8 +11,8 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from converter.demo import demo_inputs
-from converter.torch_model import build_models, load_weights, normalize_kp
+from fomm_convert.demo import demo_inputs
+from fomm_convert.torch_model import build_models, load_weights, normalize_kp
 
 from .compare import ParityReport, compare, load_tolerances
 from .record import DOCUMENTED_EXTRAS, record_torch

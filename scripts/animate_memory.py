@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 MEASURE = r"""
 import json, resource, sys, time
-from converter.cli import cli
+from fomm_convert.cli import cli
 start = time.perf_counter()
 try:
     cli.main(sys.argv[1:], prog_name="fomm-convert", standalone_mode=False)
@@ -51,14 +51,14 @@ def clip_frames(n: int, size: int = 64):
 
 
 def write_clip(path: Path, seconds: int, fps: int = 30):
-    from converter.media import open_writer
+    from fomm_convert.media import open_writer
     with open_writer(path, fps) as writer:
         for frame in clip_frames(seconds * fps):
             writer.write(frame)
 
 
 def build_bundle(out: Path):
-    subprocess.run([sys.executable, "-m", "converter.cli", "build", "--config",
+    subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config",
                     str(ROOT / "tests/fixtures/configs/tiny.yaml"), "--checkpoint",
                     str(ROOT / "tests/fixtures/tiny-seed7.pth.tar"), "--out", str(out),
                     "--formats", "tflite,onnx"], cwd=ROOT, check=True,

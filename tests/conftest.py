@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import converter  # noqa: F401  (first: it sets TensorFlow's numerics before TF loads)
+import fomm_convert  # noqa: F401  (first: it sets TensorFlow's numerics before TF loads)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -43,7 +43,7 @@ def vox256_checkpoint(tmp_path_factory) -> Path:
                     str(ORACLE / "statedicts" / "vox-256.json"), "--seed", "7", "--out",
                     str(out)], check=True)
     expected = json.loads((ORACLE / "vox-256.json").read_text())["weights_sha256"]
-    from converter.checkpoint import load_checkpoint, state_dict_sha256
+    from fomm_convert.checkpoint import load_checkpoint, state_dict_sha256
     ckpt = load_checkpoint(out)
     assert state_dict_sha256(ckpt.kp_detector) == expected["kp_detector"]
     assert state_dict_sha256(ckpt.generator) == expected["generator"]

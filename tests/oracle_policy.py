@@ -11,8 +11,8 @@ import itertools
 import numpy as np
 import torch
 
-from converter.predict import TO_ORACLE
-from converter.torch_model.normalize import normalize_kp
+from fomm_convert.predict import TO_ORACLE
+from fomm_convert.torch_model.normalize import normalize_kp
 
 # Oracle tolerances (max abs). A stage fed the oracle's own inputs must meet the
 # product's numbers: keypoints 1e-5, everything else 1e-4.

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from converter.tf_model.accumulation import ChunkedConv2d, chunked_accumulation, pairwise_sum
-from converter.tf_model.blocks import Conv2d, named_modules, named_variables
+from fomm_convert.tf_model.accumulation import ChunkedConv2d, chunked_accumulation, pairwise_sum
+from fomm_convert.tf_model.blocks import Conv2d, named_modules, named_variables
 
 from test_fast import OP_TOL, VALUE_TOL, _models, conv_case, torch_conv
 from test_tf_model import smooth_images

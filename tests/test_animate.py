@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from converter import animate as anim
-from converter import media
-from converter.cli import cli
-from converter.predict import predict
+from fomm_convert import animate as anim
+from fomm_convert import media
+from fomm_convert.cli import cli
+from fomm_convert.predict import predict
 
 from conftest import FIXTURES, ORACLE, ROOT, SHARED, config_path
 
@@ -60,7 +60,7 @@ def png_frames(directory) -> np.ndarray:
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "tiny"
-    result = subprocess.run([sys.executable, "-m", "converter.cli", "build", "--config", TINY,
+    result = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config", TINY,
                              "--checkpoint", CKPT, "--out", str(out), "--formats",
                              "tflite,onnx"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -509,7 +509,7 @@ def test_every_error_is_one_line_and_leaves_no_output(bundle, files, tmp_path):
 def test_errors_come_before_the_runtime_says_anything(bundle, files, tmp_path):
     """In a real process (LiteRT logs to stderr when it first runs): a bad output is the
     only line on stderr."""
-    result = subprocess.run([sys.executable, "-m", "converter.cli", "animate", "--bundle",
+    result = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "animate", "--bundle",
                              str(bundle), "--source", str(files["source"]), "--driving",
                              str(files["driving"]), "--out", "/proc/out.mp4"],
                             cwd=ROOT, capture_output=True, text=True)
@@ -561,7 +561,7 @@ def test_sigterm_midway_leaves_nothing(bundle, files, tmp_path):
     write_video(clip, np.concatenate([frames, frames[::-1]] * 120))  # 1920 frames
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "converter.cli", "animate", "--bundle",
+    proc = subprocess.Popen([sys.executable, "-m", "fomm_convert.cli", "animate", "--bundle",
                              str(bundle), "--source", str(files["source"]), "--driving",
                              str(clip), "--out", str(out_dir / "frames")], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -595,7 +595,7 @@ LITE = """
 import sys
 for name in ("torch", "tensorflow", "scipy", "skimage"):
     sys.modules[name] = None  # unimportable
-from converter.cli import main
+from fomm_convert.cli import main
 sys.argv = ["fomm-convert"] + sys.argv[1:]
 try:
     main()

@@ -10,9 +10,9 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from converter.bench import BENCH_BACKENDS, bundle_backends, flop_counts
-from converter.cli import cli
-from converter.spec import load_spec
+from fomm_convert.bench import BENCH_BACKENDS, bundle_backends, flop_counts
+from fomm_convert.cli import cli
+from fomm_convert.spec import load_spec
 
 from conftest import FIXTURES, ROOT, SHARED, config_path
 
@@ -27,7 +27,7 @@ RESULT_KEYS = {"backend", "threads", "frames_per_second", "kp_detector_ms",
 def bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "tiny"
     result = subprocess.run(
-        [sys.executable, "-m", "converter.cli", "build", "--config", TINY, "--checkpoint",
+        [sys.executable, "-m", "fomm_convert.cli", "build", "--config", TINY, "--checkpoint",
          str(CKPT), "--out", str(out), "--formats", "savedmodel,tflite,tflite-int8,onnx"],
         cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -37,7 +37,7 @@ def bundle(tmp_path_factory):
 def test_bench_writes_the_documented_json(bundle, tmp_path):
     path = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "converter.cli", "bench", "--bundle", str(bundle),
+        [sys.executable, "-m", "fomm_convert.cli", "bench", "--bundle", str(bundle),
          "--checkpoint", str(CKPT), "--json", str(path), "--threads", "1,2",
          "--repeats", "1"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -94,7 +94,7 @@ def test_int8_quality_on_the_sample_media(bundle):
     media = SHARED / "media"
     if not (media / "source.png").exists() or not (media / "driving.mp4").exists():
         pytest.skip("needs ../shared/media/source.png and driving.mp4")
-    from converter.bench import int8_quality
+    from fomm_convert.bench import int8_quality
     quality = int8_quality(bundle, media / "source.png", media / "driving.mp4", frames=3)
     assert quality["frames"] == 3
     assert quality["keypoint_drift_max"] == 0.0  # the int8 variant keeps the detector float

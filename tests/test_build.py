@@ -10,8 +10,8 @@ import tarfile
 import pytest
 from click.testing import CliRunner
 
-from converter.bundle import BundleError, file_sha256, read_manifest
-from converter.cli import cli
+from fomm_convert.bundle import BundleError, file_sha256, read_manifest
+from fomm_convert.cli import cli
 
 from conftest import FIXTURES, ROOT, config_path
 
@@ -33,7 +33,7 @@ def build(out, *extra):
 def build_in_process_of_its_own(out, *extra):
     """As a user runs it: TF names traced functions by a per-process counter, so two
     builds in one process would differ in saved_model.pb; two runs of the CLI do not."""
-    result = subprocess.run([sys.executable, "-m", "converter.cli", "build", "--config", TINY,
+    result = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config", TINY,
                              "--checkpoint", CKPT, "--out", str(out), *extra],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -111,8 +111,8 @@ def test_existing_version_needs_force(bundle):
 
 
 def test_parity_failure_leaves_no_bundle_and_a_report(tmp_path, monkeypatch):
-    import parity.end_to_end as e2e
-    from parity.compare import Tolerances
+    import fomm_convert.parity.end_to_end as e2e
+    from fomm_convert.parity.compare import Tolerances
     monkeypatch.setattr(e2e, "load_tolerances", lambda profile: Tolerances.uniform(1e-12))
     out = tmp_path / "strict"
     result = run("build", "--config", TINY, "--checkpoint", CKPT, "--out", str(out),
@@ -129,7 +129,7 @@ def test_parity_failure_leaves_no_bundle_and_a_report(tmp_path, monkeypatch):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_build_leaves_no_bundle(tmp_path, sig):
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "converter.cli", "build", "--config", TINY,
+    proc = subprocess.Popen([sys.executable, "-m", "fomm_convert.cli", "build", "--config", TINY,
                              "--checkpoint", CKPT, "--out", str(out), "--formats", "tflite"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:
@@ -150,7 +150,7 @@ def test_killed_build_leaves_no_bundle(tmp_path, sig):
 
 def test_inspect_tflite_without_tensorflow(bundle):
     code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['torch'] = None\n"
-            "from converter.cli import main; sys.argv = ['fomm-convert', 'inspect', "
+            "from fomm_convert.cli import main; sys.argv = ['fomm-convert', 'inspect', "
             f"{str(bundle / 'tflite' / 'generator.tflite')!r}]; main()")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=ROOT)

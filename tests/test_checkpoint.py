@@ -1,4 +1,4 @@
-"""converter.checkpoint: both readers, both serialisations, and every way a file can be bad."""
+"""fomm_convert.checkpoint: both readers, both serialisations, and every way a file can be bad."""
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import FIXTURES
-from converter.checkpoint import (LEGACY_MAGIC, LEGACY_PROTOCOL, CheckpointError,
+from fomm_convert.checkpoint import (LEGACY_MAGIC, LEGACY_PROTOCOL, CheckpointError,
                                   load_checkpoint, state_dict_sha256)
 
 LEGACY = FIXTURES / "tiny-seed7.pth.tar"
@@ -87,7 +87,7 @@ def test_own_reader_needs_no_torch(tmp_path):
     script = f"""
 import json, sys
 sys.modules['torch'] = None
-from converter.checkpoint import load_checkpoint, state_dict_sha256, CheckpointError
+from fomm_convert.checkpoint import load_checkpoint, state_dict_sha256, CheckpointError
 expected = json.load(open({str(FIXTURES / 'tiny.json')!r}))['weights_sha256']
 for path in ({str(LEGACY)!r}, {str(ZIP)!r}):
     ckpt = load_checkpoint(path)

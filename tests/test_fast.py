@@ -14,10 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from converter.checkpoint import load_checkpoint
-from converter.spec import load_spec
-from converter.tf_model import algebra, fast
-from converter.weights import build_tf_models
+from fomm_convert.checkpoint import load_checkpoint
+from fomm_convert.spec import load_spec
+from fomm_convert.tf_model import algebra, fast
+from fomm_convert.weights import build_tf_models
 
 from conftest import FIXTURES
 from test_tf_model import nchw, nhwc, random_state, smooth_images
@@ -89,7 +89,7 @@ def test_phase_conv_matches_torch_upsample_then_conv(h, w):
 def test_small_up_blocks_keep_upsample_and_conv():
     """Below algebra.PHASE_MIN_PIXELS input pixels an up block keeps the 3x3 kernel (the
     phase kernel is 16/9 as large); both forms equal the reference block."""
-    from converter.tf_model.blocks import UpBlock2d
+    from fomm_convert.tf_model.blocks import UpBlock2d
     rng = np.random.default_rng(7)
     ref = UpBlock2d(6, 5)
     for variable, value in ((ref.conv.kernel, rng_array(rng, 3, 3, 6, 5, scale=0.3)),
@@ -173,7 +173,7 @@ def test_winograd_transforms_are_exact_in_float64(tile):
 @pytest.mark.parametrize("tile, tol", [(2, OP_TOL), (4, 5e-5)])
 @pytest.mark.parametrize("relu", [False, True])
 def test_torch_winograd_conv_matches_torch_conv3x3(tile, tol, relu):
-    from converter.export import onnx as onnx_export
+    from fomm_convert.export import onnx as onnx_export
     x, kernel, bias = conv_case(np.random.default_rng(tile), 12, 10, 3, 16, 8)
     expected = torch_conv(x, kernel, bias, 1)
     expected = np.maximum(expected, 0) if relu else expected
@@ -195,8 +195,8 @@ def test_stride2_conv_matches_torch(k, h, w, cout):
 
 # ---------------------------------------------------------------- torch (ONNX) twins
 def test_torch_rewrites_match_torch_reference_ops():
-    from converter.export import onnx as onnx_export
-    from converter.torch_model.blocks import ResBlock2d, UpBlock2d
+    from fomm_convert.export import onnx as onnx_export
+    from fomm_convert.torch_model.blocks import ResBlock2d, UpBlock2d
     torch.manual_seed(0)
     rng = np.random.default_rng(5)
 
@@ -236,7 +236,7 @@ def _models(config: str, seed: int = 11):
     if config == "tiny":
         checkpoint = load_checkpoint(FIXTURES / "tiny-seed7.pth.tar")
     else:
-        from converter.torch_model import build_models
+        from fomm_convert.torch_model import build_models
         torch_kp, torch_gen = build_models(spec)
         checkpoint = {"kp_detector": random_state(torch_kp, seed),
                       "generator": random_state(torch_gen, seed + 1)}
@@ -339,8 +339,8 @@ def test_fast_models_are_independent_copies_of_the_weights():
 @pytest.mark.parametrize("winograd", ["all", "all-f4", "mlas"])
 def test_fast_torch_models_equal_the_torch_reference(config, winograd):
     """The ONNX route's modules: the reference's entry points on swapped-in fast blocks."""
-    from converter.export.onnx import FusedConv, Stride2Conv, fast_torch_models
-    from converter.torch_model import build_models, load_weights
+    from fomm_convert.export.onnx import FusedConv, Stride2Conv, fast_torch_models
+    from fomm_convert.torch_model import build_models, load_weights
     spec = load_spec(FIXTURES / "configs" / f"{config}.yaml")
     kp_detector, generator = build_models(spec)
     load_weights(kp_detector, random_state(kp_detector, 21), "kp_detector")

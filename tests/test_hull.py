@@ -9,9 +9,9 @@ import tensorflow as tf
 import torch
 from scipy.spatial import ConvexHull, QhullError
 
-from converter import hull as host_hull
-from converter.tf_model import process_kp as tf_hull
-from converter.torch_model import process_kp as torch_hull
+from fomm_convert import hull as host_hull
+from fomm_convert.tf_model import process_kp as tf_hull
+from fomm_convert.torch_model import process_kp as torch_hull
 
 
 def scipy_area(points) -> float:

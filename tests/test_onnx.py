@@ -16,14 +16,14 @@ import onnx
 import pytest
 import torch
 
-from converter.checkpoint import load_checkpoint
-from converter.export.onnx import OPSET, export_onnx, op_types
-from converter.predict import predict
-from converter.runtime import load_backend
-from converter.runtime.onnx_backend import ARTIFACT_FILES, METADATA_KEY, WEIGHTS_FILE
-from converter.spec import load_spec
-from converter.synth import write_checkpoint
-from converter.torch_model.process_kp import FLAGS, ProcessKpDriving
+from fomm_convert.checkpoint import load_checkpoint
+from fomm_convert.export.onnx import OPSET, export_onnx, op_types
+from fomm_convert.predict import predict
+from fomm_convert.runtime import load_backend
+from fomm_convert.runtime.onnx_backend import ARTIFACT_FILES, METADATA_KEY, WEIGHTS_FILE
+from fomm_convert.spec import load_spec
+from fomm_convert.synth import write_checkpoint
+from fomm_convert.torch_model.process_kp import FLAGS, ProcessKpDriving
 
 from conftest import FIXTURES, ORACLE, ROOT, config_path, require_oracle
 from oracle_policy import (FLAG_COMBINATIONS, STAGE, assert_matches_oracle,
@@ -232,9 +232,9 @@ def test_export_is_deterministic(bundles, tmp_path):
     script = textwrap.dedent(f"""
         import json
         from pathlib import Path
-        from converter.checkpoint import load_checkpoint
-        from converter.export.onnx import export_onnx
-        from converter.spec import load_spec
+        from fomm_convert.checkpoint import load_checkpoint
+        from fomm_convert.export.onnx import export_onnx
+        from fomm_convert.spec import load_spec
         metadata = json.loads({json.dumps(metadata_for("tiny"))!r})
         paths = export_onnx(load_spec({str(spec.path)!r}),
                             load_checkpoint({str(checkpoint.path)!r}), Path({str(out)!r}),
@@ -356,8 +356,8 @@ def test_backend_imports_neither_torch_nor_tensorflow(bundles):
         sys.modules["tensorflow"] = None
         sys.modules["torch"] = None
         import numpy as np
-        from converter.runtime import load_backend
-        from converter.spec import load_spec
+        from fomm_convert.runtime import load_backend
+        from fomm_convert.spec import load_spec
         backend = load_backend("onnx", spec=load_spec({str(spec.path)!r}),
                                bundle={str(bundle)!r}, threads=1)
         kp = backend.kp_detector(np.zeros((1, 64, 64, 3), np.float32))
@@ -387,7 +387,7 @@ def test_winograd_conv_runs_in_onnxruntime_at_any_batch(tmp_path, tile, tol):
     """The exported Winograd layer (channels in the batch, batched MatMul, DepthToSpace)
     with the batch axis dynamic, against torch's direct conv."""
     import onnxruntime as ort
-    from converter.export.onnx import FusedConv
+    from fomm_convert.export.onnx import FusedConv
     rng = np.random.default_rng(tile)
     kernel = rng.standard_normal((3, 3, 16, 24)).astype(np.float32) * 0.1
     bias = rng.standard_normal(24).astype(np.float32)

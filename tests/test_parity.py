@@ -13,12 +13,12 @@ import torch
 from conftest import FIXTURES, ORACLE, config_path, require_oracle
 from torch import nn
 
-from converter.spec import load_spec
-from converter.torch_model import build_models, load_weights
-import parity
-from parity.compare import (EXTRA, EXTRA_ALLOWED, FAIL, MISSING, NO_TOLERANCE, PASS, SHAPE,
+from fomm_convert.spec import load_spec
+from fomm_convert.torch_model import build_models, load_weights
+from fomm_convert import parity
+from fomm_convert.parity.compare import (EXTRA, EXTRA_ALLOWED, FAIL, MISSING, NO_TOLERANCE, PASS, SHAPE,
                             ParityError, ParityReport, Tolerances, compare, load_tolerances)
-from parity.record import DOCUMENTED_EXTRAS, ROOT, record_torch
+from fomm_convert.parity.record import DOCUMENTED_EXTRAS, ROOT, record_torch
 
 PREFIXES = ("kp_source/", "kp_driving0/", "generator/", "generator_abs/")
 

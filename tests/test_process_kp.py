@@ -10,7 +10,7 @@ import tensorflow as tf
 from conftest import FIXTURES, ORACLE, require_oracle
 from oracle_policy import FLAG_COMBINATIONS, random_kp, reference_normalisation
 
-from converter.tf_model.process_kp import FLAGS, ProcessKpDriving, movement_scale
+from fomm_convert.tf_model.process_kp import FLAGS, ProcessKpDriving, movement_scale
 
 
 

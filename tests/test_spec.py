@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from converter.spec import SpecError, available_specs, load_spec
+from fomm_convert.spec import SpecError, available_specs, load_spec
 
 from conftest import FIXTURES, SPEC_TABLES
 

@@ -1,4 +1,4 @@
-"""converter.synth: seeded synthetic checkpoints in the original's layout."""
+"""fomm_convert.synth: seeded synthetic checkpoints in the original's layout."""
 from __future__ import annotations
 
 import hashlib
@@ -12,12 +12,12 @@ import torch
 from click.testing import CliRunner
 
 from conftest import FIXTURES, config_path
-from converter.checkpoint import load_checkpoint
-from converter.cli import cli
-from converter.spec import load_spec
-from converter.synth import make_checkpoint, synth_state_dict, write_checkpoint
-from converter.torch_model import build_models, load_weights
-from converter.torch_model.blocks import gaussian_kernel
+from fomm_convert.checkpoint import load_checkpoint
+from fomm_convert.cli import cli
+from fomm_convert.spec import load_spec
+from fomm_convert.synth import make_checkpoint, synth_state_dict, write_checkpoint
+from fomm_convert.torch_model import build_models, load_weights
+from fomm_convert.torch_model.blocks import gaussian_kernel
 
 TINY = FIXTURES / "configs" / "tiny.yaml"
 TINY_CONFIGS = ["tiny", "tiny-pad", "tiny-single-jac", "tiny-nojac", "tiny-noocc"]

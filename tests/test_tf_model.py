@@ -14,14 +14,14 @@ import tensorflow as tf
 import torch
 import torch.nn.functional as F
 
-from converter.checkpoint import load_checkpoint
-from converter.spec import load_spec
-from converter.tf_model import ops
-from converter.tf_model.blocks import AntiAliasInterpolation2d as TFAntiAlias
-from converter.torch_model import build_models as build_torch_models
-from converter.torch_model import load_weights
-from converter.torch_model.blocks import AntiAliasInterpolation2d, make_coordinate_grid
-from converter.weights import build_tf_models
+from fomm_convert.checkpoint import load_checkpoint
+from fomm_convert.spec import load_spec
+from fomm_convert.tf_model import ops
+from fomm_convert.tf_model.blocks import AntiAliasInterpolation2d as TFAntiAlias
+from fomm_convert.torch_model import build_models as build_torch_models
+from fomm_convert.torch_model import load_weights
+from fomm_convert.torch_model.blocks import AntiAliasInterpolation2d, make_coordinate_grid
+from fomm_convert.weights import build_tf_models
 
 from conftest import FIXTURES, ORACLE, config_path, require_oracle
 

@@ -10,15 +10,15 @@ import textwrap
 import numpy as np
 import pytest
 
-from converter.checkpoint import load_checkpoint
-from converter.export import tflite as export
-from converter.export.savedmodel import export_savedmodels, model_functions
-from converter.predict import TO_ORACLE, predict
-from converter.runtime import load_backend
-from converter.spec import load_spec
-from converter.tf_model.fast import fast_models
-from converter.weights import build_tf_models
-from parity.compare import load_tolerances
+from fomm_convert.checkpoint import load_checkpoint
+from fomm_convert.export import tflite as export
+from fomm_convert.export.savedmodel import export_savedmodels, model_functions
+from fomm_convert.predict import TO_ORACLE, predict
+from fomm_convert.runtime import load_backend
+from fomm_convert.spec import load_spec
+from fomm_convert.tf_model.fast import fast_models
+from fomm_convert.weights import build_tf_models
+from fomm_convert.parity.compare import load_tolerances
 
 from conftest import FIXTURES, ORACLE, ROOT, config_path, require_oracle
 from oracle_policy import assert_matches_oracle
@@ -283,7 +283,7 @@ def test_metadata_round_trip_without_tensorflow(bundle):
     found = run_without_tf(f"""
         import json
         from pathlib import Path
-        from converter.export.tflite import read_tflite_metadata, tflite_metadata_names
+        from fomm_convert.export.tflite import read_tflite_metadata, tflite_metadata_names
         root = Path({str(bundle / "tflite")!r})
         print(json.dumps({{p.name: [read_tflite_metadata(p), tflite_metadata_names(p)]
                           for p in sorted(root.glob("*.tflite"))}}))
@@ -305,9 +305,9 @@ def test_backend_runs_without_torch_or_tensorflow(bundle, spec, inputs, tf_predi
     found = run_without_tf(f"""
         import json
         import numpy as np
-        from converter.runtime import load_backend
-        from converter.spec import load_spec
-        from converter.export.tflite import op_report, tflite_signatures
+        from fomm_convert.runtime import load_backend
+        from fomm_convert.spec import load_spec
+        from fomm_convert.export.tflite import op_report, tflite_signatures
         backend = load_backend("tflite", spec=load_spec({config_path("tiny")!r}),
                                bundle={str(bundle)!r}, threads=1)
         image = np.load({str(FIXTURES / "tiny.npz")!r})["driving"][:2].transpose(0, 2, 3, 1)
@@ -375,7 +375,7 @@ def test_buffers_are_aligned(bundle):
 
 
 def test_write_is_atomic(tmp_path, monkeypatch):
-    from converter import bundle
+    from fomm_convert import bundle
 
     target = tmp_path / "model.tflite"
     target.write_bytes(b"old")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from converter.checkpoint import load_checkpoint
-from converter.cli import cli
-from converter.runtime import load_backend
-from converter.spec import load_spec
-from converter.torch_model import build_models
+from fomm_convert.checkpoint import load_checkpoint
+from fomm_convert.cli import cli
+from fomm_convert.runtime import load_backend
+from fomm_convert.spec import load_spec
+from fomm_convert.torch_model import build_models
 
 from conftest import EXTRA_CONFIGS, FIXTURES, ORACLE, SPEC_TABLES, config_path
 from oracle_policy import STAGE, assert_matches_oracle, assert_stages_match_oracle
@@ -86,7 +86,7 @@ def test_encode_once_equals_generator():
 
 def test_no_jacobian_model_runs_relative(tmp_path):
     """The original raises KeyError here; we animate with relative positions, no jacobian."""
-    from converter.synth import write_checkpoint
+    from fomm_convert.synth import write_checkpoint
     spec = load_spec(config_path("tiny-nojac"))
     ckpt = tmp_path / "nojac.pth.tar"
     write_checkpoint(spec, 3, ckpt)
@@ -101,7 +101,7 @@ def test_no_jacobian_model_runs_relative(tmp_path):
 def test_coordinate_grid_and_gaussians_on_non_square_maps():
     """x runs along the width, y along the height: a swap shows on a non-square map."""
     import torch
-    from converter.torch_model.blocks import kp2gaussian, make_coordinate_grid
+    from fomm_convert.torch_model.blocks import kp2gaussian, make_coordinate_grid
     grid = make_coordinate_grid(2, 3)
     assert grid.shape == (2, 3, 2)
     np.testing.assert_array_equal(grid[..., 0].numpy(), [[-1, 0, 1], [-1, 0, 1]])

@@ -9,9 +9,9 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from converter.spec import load_spec
-from converter.tf_model import build_models, named_variables
-from converter.weights import (TRANSFORMS, Rule, WeightTableError, apply_weights,
+from fomm_convert.spec import load_spec
+from fomm_convert.tf_model import build_models, named_variables
+from fomm_convert.weights import (TRANSFORMS, Rule, WeightTableError, apply_weights,
                                build_tf_models, load_table)
 
 from conftest import EXTRA_CONFIGS, FIXTURES, SPEC_TABLES, config_path

@@ -7,8 +7,8 @@ import subprocess
 import yaml
 from click.testing import CliRunner
 
-from converter.cli import cli
-from converter.spec import available_specs
+from fomm_convert.cli import cli
+from fomm_convert.spec import available_specs
 
 from conftest import ROOT
 
@@ -29,7 +29,7 @@ def test_workflow_covers_every_dataset():
 
 
 def test_build_all_skips_missing_checkpoints(monkeypatch, tmp_path):
-    import converter.build_all as build_all
+    import fomm_convert.build_all as build_all
     monkeypatch.setattr(build_all, "CHECKPOINTS", tmp_path)
     result = CliRunner().invoke(cli, ["build-all"])
     assert result.exit_code == 0, result.output

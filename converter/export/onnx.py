@@ -577,7 +577,7 @@ def export_onnx(spec: Spec, checkpoint, out_dir: Path, metadata: dict[str, dict]
                 ) -> dict[str, Path]:
     """Write the five ONNX files of a spec and checkpoint into out_dir.
 
-    checkpoint: a converter.checkpoint.Checkpoint (or a path to one). metadata maps a
+    checkpoint: a fomm_convert.checkpoint.Checkpoint (or a path to one). metadata maps a
     model name (kp_detector, process_kp_driving, generator) or a file stem
     (generator.encode_source, ...) to a JSON-able dict; a stem's entry wins over its
     model's. Returns {file stem: path}.

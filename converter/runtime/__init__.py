@@ -11,13 +11,13 @@ import importlib
 
 # name -> (class, fixed keyword arguments)
 BACKENDS = {
-    "torch": ("converter.runtime.torch_backend:TorchBackend", {}),
-    "tf": ("converter.runtime.tf_backend:TFBackend", {}),
-    "savedmodel": ("converter.runtime.savedmodel_backend:SavedModelBackend", {}),
-    "tflite": ("converter.runtime.tflite_backend:TFLiteBackend", {"precision": "fp32"}),
-    "tflite-fp16": ("converter.runtime.tflite_backend:TFLiteBackend", {"precision": "fp16"}),
-    "tflite-int8": ("converter.runtime.tflite_backend:TFLiteBackend", {"precision": "int8"}),
-    "onnx": ("converter.runtime.onnx_backend:ONNXBackend", {}),
+    "torch": ("fomm_convert.runtime.torch_backend:TorchBackend", {}),
+    "tf": ("fomm_convert.runtime.tf_backend:TFBackend", {}),
+    "savedmodel": ("fomm_convert.runtime.savedmodel_backend:SavedModelBackend", {}),
+    "tflite": ("fomm_convert.runtime.tflite_backend:TFLiteBackend", {"precision": "fp32"}),
+    "tflite-fp16": ("fomm_convert.runtime.tflite_backend:TFLiteBackend", {"precision": "fp16"}),
+    "tflite-int8": ("fomm_convert.runtime.tflite_backend:TFLiteBackend", {"precision": "int8"}),
+    "onnx": ("fomm_convert.runtime.onnx_backend:ONNXBackend", {}),
 }
 # Backends that convert a checkpoint on the fly; the others run a bundle's artifacts.
 CHECKPOINT_BACKENDS = {"torch", "tf"}

@@ -5,7 +5,7 @@ dotted path (`named_variables`) reads like the torch state_dict key it is loaded
 `fast.py` derives the exported graphs from it (`fast_models`); `algebra.py` holds their
 weight algebra in numpy only.
 
-Names are imported lazily, so that `converter.tf_model.algebra` loads without TensorFlow
+Names are imported lazily, so that `fomm_convert.tf_model.algebra` loads without TensorFlow
 (the ONNX export uses it too).
 """
 from __future__ import annotations

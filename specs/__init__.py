@@ -1,0 +1,1 @@
+"""The dataset specs (one YAML per dataset), shipped as package data."""
