@@ -1,4 +1,11 @@
-"""FOMM's channel plans, shared by the torch reference and the TF graph (framework-free)."""
+"""Every size and structural decision of the FOMM graphs, framework-free.
+
+Shared by the torch reference and its fast twin, the TF graph and its fast graph, the
+signatures, and bench's FLOP model: channel plans, downsampled sizes, the anti-alias
+kernel, the constants of BatchNorm and of the exact hull area, and which convolution
+takes which inference rewrite (phase conv, Winograd tile, stride-2 final conv), measured
+per layer shape on this project's machine.
+"""
 from __future__ import annotations
 
 
@@ -27,3 +34,117 @@ def generator_channels(block_expansion, max_features, num_down_blocks):
     up = [(width(num_down_blocks - i), width(num_down_blocks - i - 1))
           for i in range(num_down_blocks)]
     return down, up, width(num_down_blocks)
+
+
+def halved(size, times: int = 1):
+    """The size after `times` 2x2 average pools (floored), or None when unknown."""
+    return None if size is None else (size[0] >> times, size[1] >> times)
+
+
+def downsample_step(scale: float) -> int:
+    """The stride of an AntiAliasInterpolation2d of `scale`: int(1 / scale), as the original
+    truncates it."""
+    return 1 if scale == 1 else int(1 / scale)
+
+
+def downsampled_size(frame, scale: float) -> tuple[int, int]:
+    """(height, width) of a frame after AntiAliasInterpolation2d(scale): every step-th pixel
+    from the first, so the size rounds up."""
+    step = downsample_step(scale)
+    return -(-frame[0] // step), -(-frame[1] // step)
+
+
+def anti_alias_sigma(scale: float) -> float:
+    return (1 / scale - 1) / 2
+
+
+def anti_alias_kernel_size(scale: float) -> int:
+    """2 * round(4 * sigma) + 1 with sigma = (1/scale - 1) / 2 (Python's round, half to even)."""
+    return 2 * round(anti_alias_sigma(scale) * 4) + 1
+
+
+# BatchNorm2d's epsilon in every block of the original (torch's default).
+BN_EPSILON = 1e-5
+
+# The hull area's exact predicates (tf_model/process_kp.py explains the bounds): points
+# are clipped to [-HULL_BOUND, HULL_BOUND] and rounded to multiples of
+# HULL_BOUND * 2**-HULL_GRID_BITS.
+HULL_BOUND = 2.0
+HULL_GRID_BITS = 29
+
+
+# The generator's final 7x7 conv becomes a stride-2 conv + depth-to-space below this many
+# output channels (3 channels waste most of a GEMM), on frames of even size.
+STRIDE2_MAX_CHANNELS = 16
+
+
+def use_stride2_final(frame, out_channels: int) -> bool:
+    """Whether the final conv of a generator on (height, width) frames takes stride 2."""
+    return frame is not None and frame[0] % 2 == 0 and frame[1] % 2 == 0 \
+        and out_channels < STRIDE2_MAX_CHANNELS
+
+
+# Where Winograd F(2x2, 3x3) pays, measured per layer shape on this project's machine
+# (AVX-512, 1 thread, batch 1; docs in converter/bench.py): XNNPACK (TFLite) gains
+# 1.4-2x on every 3x3 conv with 32+ channels on both sides up to 128x128, loses at
+# 256x256 with 64 channels (the transforms are memory-bound there); onnxruntime's
+# direct conv is faster, and Winograd gains 1.1-1.5x only with 128+ channels on both sides.
+WINOGRAD_TARGETS = ("xnnpack", "mlas", "all", "all-f4")
+# Below this many pixels a conv stays direct: Winograd's weights are 16/9 as large, and on
+# vox-256 the 4x4 layer (1024 -> 1024 channels) gave 2 ms per frame for 30 MB of file.
+WINOGRAD_MIN_PIXELS = 64
+
+
+def use_winograd(kernel_shape, padding: int, size, target: str | None) -> bool:
+    """Whether a conv ([kh, kw, I, O], padding, input (height, width)) takes Winograd for
+    a runtime target: "xnnpack" (TFLite, and the SavedModel, which shares its graph),
+    "mlas" (onnxruntime), "all" and "all-f4" (every eligible conv, F(2x2, 3x3) or, where
+    the size allows, F(4x4, 3x3): tests), None (none)."""
+    if target is None or size is None:
+        return False
+    if target not in WINOGRAD_TARGETS:
+        raise ValueError(f"unknown Winograd target {target!r} (known: {WINOGRAD_TARGETS})")
+    (kh, kw, cin, cout), (height, width) = kernel_shape, size
+    if (kh, kw) != (3, 3) or padding != 1 or height % 2 or width % 2:
+        return False
+    narrow = min(cin, cout)
+    if height * width < WINOGRAD_MIN_PIXELS and not target.startswith("all"):
+        return False
+    if target == "xnnpack":
+        return narrow >= 32 and (height * width <= 128 * 128 or narrow >= 128)
+    if target == "mlas":
+        return narrow >= 128
+    return True
+
+
+# onnxruntime takes F(4x4, 3x3) from this many pixels on (sizes divisible by 4): vox-256
+# `generate` at 1 / 2 threads took 724 / 381 ms direct, 573 / 396 with F(2x2, 3x3)
+# wherever use_winograd says, 499 / 263 with F(4x4, 3x3) on the 64x64 bottleneck instead
+# (505 / 274 with F(4x4, 3x3) on the smaller layers too). Its larger rounding stays far
+# inside the image tolerance (frames 3.2e-6 from the direct graph's).
+WINOGRAD_F4_MIN_PIXELS = 64 * 64
+
+
+def winograd_tile(kernel_shape, padding: int, size, target: str | None) -> int:
+    """The output tile m of the Winograd F(m x m, 3x3) a conv takes for a runtime target
+    (see use_winograd): 0 (a direct conv), 2, or 4 (onnxruntime's large layers)."""
+    if not use_winograd(kernel_shape, padding, size, target):
+        return 0
+    height, width = size
+    large = height * width >= WINOGRAD_F4_MIN_PIXELS or target == "all-f4"
+    if target in ("mlas", "all-f4") and height % 4 == 0 and width % 4 == 0 and large:
+        return 4
+    return 2
+
+
+# Below this many input pixels an UpBlock2d keeps upsample + 3x3 conv: the phase conv's
+# weights are 16/9 as large, and on inputs this small reading them bounds the time (the
+# dense-motion decoder's 2x2, 4x4 and 8x8 blocks hold most of the generator's weights: on
+# vox-256 the phase conv there gave no measurable time for 63 MB of TFLite file).
+PHASE_MIN_PIXELS = 16 * 16
+
+
+def use_phase_conv(size) -> bool:
+    """Whether an UpBlock2d with a low-resolution input of (height, width) takes the phase
+    conv (always when the size is unknown)."""
+    return size is None or size[0] * size[1] >= PHASE_MIN_PIXELS

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import click
 
-from .tf_model.algebra import use_phase_conv, winograd_tile
+from .architecture import use_phase_conv, winograd_tile
 
 # Backends in table order; torch is the baseline, run from the checkpoint.
 BENCH_BACKENDS = ("torch", "tflite", "tflite-fp16", "tflite-int8", "onnx", "savedmodel")
@@ -341,7 +341,7 @@ def _worker(backend_name: str, threads: int, bundle: str, checkpoint: str, warmu
         import torch
         torch.set_num_threads(threads)
         torch.set_num_interop_threads(1)
-    from .demo import demo_inputs
+    from .fixtures import demo_inputs
     from .runtime import load_backend
     start = time.perf_counter()
     spec = _spec_of(Path(bundle))

@@ -18,7 +18,8 @@ from pathlib import Path
 import click
 
 from .bundle import (DEFAULT_FORMATS, FORMATS, BundleError, bundle_version, file_table,
-                     licence, staging, toolchain_versions, write_archive, write_json)
+                     staging, toolchain_versions, write_archive, write_json)
+from .licence import licence
 from .spec import Spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,7 +156,7 @@ def int8_quality(spec, bundle: Path) -> dict:
     """int8 against float32 TFLite on the demo's drawn face (8 frames), for the manifest;
     `fomm-convert bench --quality-media` measures it on real media."""
     from .bench import variant_quality
-    from .demo import demo_inputs
+    from .fixtures import demo_inputs
     from .runtime import load_backend
     backends = [load_backend(name, spec=spec, bundle=bundle) for name in ("tflite", "tflite-int8")]
     quality = variant_quality(spec, *backends, *demo_inputs(spec.frame_shape, 8))

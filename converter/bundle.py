@@ -26,11 +26,6 @@ TOOLCHAIN = ("tensorflow", "torch", "onnx", "onnxruntime", "ai-edge-litert", "nu
 FORMATS = ("savedmodel", "tflite", "tflite-fp16", "tflite-int8", "onnx")
 DEFAULT_FORMATS = ("savedmodel", "tflite", "tflite-fp16", "onnx")
 
-PAPER = ("Aliaksandr Siarohin, Stéphane Lathuilière, Sergey Tulyakov, Elisa Ricci, Nicu Sebe. "
-         "First Order Motion Model for Image Animation. NeurIPS 2019.")
-REPOSITORY = "https://github.com/AliaksandrSiarohin/first-order-model"
-
-
 class BundleError(RuntimeError):
     """A bundle cannot be written or does not verify."""
 
@@ -43,20 +38,6 @@ def toolchain_versions() -> dict:
         except PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def licence(synthetic: bool) -> dict:
-    """Official weights carry CC BY-NC 4.0 and its attribution; synthetic ones only credit
-    the architecture."""
-    attribution = f"{PAPER} {REPOSITORY}"
-    if synthetic:
-        return {"weights": "synthetic (seeded random, made by fomm-convert synth); not the "
-                           "official FOMM weights", "license": None,
-                "architecture": attribution}
-    return {"weights": "converted from a First Order Motion Model checkpoint",
-            "license": "CC-BY-NC-4.0",
-            "license_url": "https://creativecommons.org/licenses/by-nc/4.0/",
-            "attribution": attribution}
 
 
 def bundle_version(spec_dict: dict, weights_sha256: dict, formats, synthetic: bool,

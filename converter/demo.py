@@ -15,26 +15,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def demo_inputs(frame_shape, frames: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """A drawn face (1, H, W, 3) and `frames` driving frames in which it turns and talks."""
-    h, w, _ = frame_shape
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    x, y = 2 * x / (w - 1) - 1, 2 * y / (h - 1) - 1
-
-    def face(dx, mouth):
-        img = np.stack([0.25 + 0.2 * (y + 1), 0.3 + 0.1 * x, 0.45 - 0.1 * y], -1)
-        head = ((x - dx) / 0.55) ** 2 + (y / 0.7) ** 2 < 1
-        img[head] = (0.85, 0.65, 0.5)
-        for ex in (-0.22, 0.22):
-            img[((x - dx - ex) / 0.1) ** 2 + ((y + 0.2) / 0.07) ** 2 < 1] = (0.1, 0.1, 0.15)
-        img[((x - dx) / 0.25) ** 2 + ((y - 0.35) / mouth) ** 2 < 1] = (0.6, 0.15, 0.2)
-        return img
-    source = face(0.0, 0.05)[None]
-    driving = np.stack([face(0.15 * np.sin(t), 0.03 + 0.07 * abs(np.sin(2 * t)))
-                        for t in np.linspace(0, np.pi, frames)])
-    return source.astype(np.float32), driving.astype(np.float32)
-
-
 def existing_bundle(dataset: str) -> Path | None:
     """The newest synthetic bundle of a dataset already built, if any."""
     found = sorted((ROOT / "artifacts" / dataset).glob("*-synthetic-*/manifest.json"),
@@ -47,6 +27,7 @@ def write_demo_inputs(frame_shape, folder: Path, frames: int = 48) -> tuple[Path
     import imageio.v3 as iio
 
     from .media import open_writer, to_uint8
+    from .fixtures import demo_inputs
     source, driving = demo_inputs(frame_shape, frames)
     folder.mkdir(parents=True, exist_ok=True)
     iio.imwrite(folder / "source.png", to_uint8(source[0]))

@@ -16,7 +16,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .compare import ParityReport, compare, load_tolerances
-from .layers import fixed_inputs
+from ..fixtures import fixed_inputs
 
 MODES = [(rel, adapt) for rel in (1, 0) for adapt in (1, 0)]
 

@@ -11,20 +11,13 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from fomm_convert.demo import demo_inputs
-from fomm_convert.torch_model import build_models, load_weights, normalize_kp
+from ..fixtures import fixed_inputs
+from ..torch_model import build_models, load_weights, normalize_kp
 
 from .compare import ParityReport, compare, load_tolerances
 from .record import DOCUMENTED_EXTRAS, record_torch
 
 PREFIXES = ("kp_source/", "kp_driving0/", "kp_driving1/", "process_kp_driving/", "generator/")
-
-
-def fixed_inputs(frame_shape) -> tuple[np.ndarray, np.ndarray]:
-    """A source (1, H, W, C) and two driving frames: the demo's drawn face, at rest and
-    turned with its mouth open."""
-    source, driving = demo_inputs(frame_shape, frames=8)
-    return source, driving[[0, 3]]
 
 
 def _nchw(image: np.ndarray) -> torch.Tensor:

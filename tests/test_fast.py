@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from fomm_convert.checkpoint import load_checkpoint
 from fomm_convert.spec import load_spec
-from fomm_convert.tf_model import algebra, fast
+from fomm_convert import algebra, architecture
+from fomm_convert.tf_model import fast
 from fomm_convert.weights import build_tf_models
 
 from conftest import FIXTURES
@@ -87,7 +88,7 @@ def test_phase_conv_matches_torch_upsample_then_conv(h, w):
 
 
 def test_small_up_blocks_keep_upsample_and_conv():
-    """Below algebra.PHASE_MIN_PIXELS input pixels an up block keeps the 3x3 kernel (the
+    """Below architecture.PHASE_MIN_PIXELS input pixels an up block keeps the 3x3 kernel (the
     phase kernel is 16/9 as large); both forms equal the reference block."""
     from fomm_convert.tf_model.blocks import UpBlock2d
     rng = np.random.default_rng(7)
@@ -99,7 +100,7 @@ def test_small_up_blocks_keep_upsample_and_conv():
                             (ref.norm.moving_mean, rng_array(rng, 5, scale=0.2)),
                             (ref.norm.moving_variance, rng.uniform(0.5, 2, 5).astype(np.float32))):
         variable.assign(value)
-    side = int(np.sqrt(algebra.PHASE_MIN_PIXELS))
+    side = int(np.sqrt(architecture.PHASE_MIN_PIXELS))
     for size, phase in (((side // 2, side // 2), False), ((side, side), True), (None, True)):
         block = fast.FastUpBlock(ref, size)
         assert block.phase == phase
@@ -131,7 +132,7 @@ def test_winograd_matches_torch_conv3x3(h, w, cin, cout, relu):
 
 
 def test_use_winograd_needs_3x3_pad_1_and_an_even_size():
-    use = algebra.use_winograd
+    use = architecture.use_winograd
     assert use((3, 3, 256, 256), 1, (64, 64), "xnnpack")
     assert use((3, 3, 256, 256), 1, (64, 64), "mlas")
     assert not use((3, 3, 256, 256), 1, (63, 64), "all")
@@ -148,7 +149,7 @@ def test_use_winograd_needs_3x3_pad_1_and_an_even_size():
 
 
 def test_winograd_tile_f4_only_for_onnxruntime_on_large_layers():
-    tile = algebra.winograd_tile
+    tile = architecture.winograd_tile
     assert tile((3, 3, 256, 256), 1, (64, 64), "mlas") == 4
     assert tile((3, 3, 256, 256), 1, (64, 64), "xnnpack") == 2
     assert tile((3, 3, 256, 512), 1, (32, 32), "mlas") == 2  # below 64x64

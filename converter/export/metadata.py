@@ -5,7 +5,7 @@ metadata_props entry), so a phone app and a server read the same facts.
 """
 from __future__ import annotations
 
-from ..bundle import licence
+from ..licence import licence
 
 ROLES = {
     "kp_detector": "Detects K keypoints (and their local jacobians) in one image.",

@@ -46,7 +46,7 @@ from torch import nn
 from ..bundle import write_atomic
 from ..runtime.onnx_backend import FILES, METADATA_KEY, WEIGHTS_FILE
 from ..spec import Spec
-from ..tf_model import algebra
+from .. import algebra, architecture
 from ..torch_model import build_models, load_weights
 from ..torch_model.process_kp import ProcessKpDriving
 
@@ -85,14 +85,14 @@ def _bn(norm: nn.BatchNorm2d) -> tuple[np.ndarray, ...]:
 
 
 def _folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
-    if norm.eps != algebra.BN_EPSILON:
-        raise ValueError(f"BatchNorm eps {norm.eps} (expected {algebra.BN_EPSILON})")
+    if norm.eps != architecture.BN_EPSILON:
+        raise ValueError(f"BatchNorm eps {norm.eps} (expected {architecture.BN_EPSILON})")
     return algebra.fold_bn(_hwio(conv.weight), conv.bias.detach().numpy(), *_bn(norm))
 
 
 class FusedConv(nn.Module):
     """conv + bias [+ ReLU]; by Winograd F(m x m, 3x3) when `tile` m is 2 or 4
-    (algebra.winograd_tile; the TF twin of F(2x2, 3x3) is converter/tf_model/fast.py).
+    (architecture.winograd_tile; the TF twin of F(2x2, 3x3) is converter/tf_model/fast.py).
 
     The Winograd form is laid out for onnxruntime's threads: every step is one op it runs
     in parallel (a strided slice per tile entry and adds between them ran on one thread:
@@ -147,7 +147,7 @@ class FusedConv(nn.Module):
 
 def _fused(kernel, bias, padding, relu, size, target) -> FusedConv:
     return FusedConv(kernel, bias, padding, relu,
-                     algebra.winograd_tile(np.shape(kernel), padding, size, target))
+                     architecture.winograd_tile(np.shape(kernel), padding, size, target))
 
 
 def _halved(size, times: int = 1):
@@ -179,14 +179,14 @@ class FastDownBlock(FastSameBlock):
 class FastUpBlock(nn.Module):
     """Nearest upsample x2 + 3x3 conv + BN + ReLU as one 2x2 conv with 4*C_out channels
     (BN folded), ReLU, DepthToSpace and a one-pixel crop (algebra.phase_kernels); on
-    small inputs (algebra.use_phase_conv) upsample + the folded 3x3 conv."""
+    small inputs (architecture.use_phase_conv) upsample + the folded 3x3 conv."""
 
     def __init__(self, ref, size=None):
         super().__init__()
         if tuple(ref.conv.kernel_size) != (3, 3) or tuple(ref.conv.padding) != (1, 1):
             raise ValueError("the phase rewrite needs a 3x3 conv with padding 1")
         kernel, bias = _folded(ref.conv, ref.norm)
-        self.phase = algebra.use_phase_conv(size)
+        self.phase = architecture.use_phase_conv(size)
         if self.phase:
             self.register_buffer("weight", _oihw(_to_crd(algebra.phase_kernels(kernel), 3)))
             self.register_buffer("bias", torch.from_numpy(np.repeat(bias, 4)))
@@ -247,7 +247,7 @@ def fast_torch_models(spec: Spec, kp_detector, generator, winograd: str | None =
                       kp_winograd: str | None = None):
     """Copies of two reference models of `spec` (weights loaded, eval mode) with the fast
     blocks swapped in: the same entry points (forward, encode, generate, ...), the same
-    function. winograd, kp_winograd: the targets of algebra.winograd_tile for the generator
+    function. winograd, kp_winograd: the targets of architecture.winograd_tile for the generator
     ("mlas": onnxruntime) and the detector (None, as in converter/tf_model/fast.py)."""
     kp_detector, generator = copy.deepcopy(kp_detector), copy.deepcopy(generator)
     frame = tuple(spec.frame_shape[:2])

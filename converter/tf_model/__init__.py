@@ -2,11 +2,8 @@
 
 The tf.Module tree mirrors converter/torch_model, file for file, so that a variable's
 dotted path (`named_variables`) reads like the torch state_dict key it is loaded from.
-`fast.py` derives the exported graphs from it (`fast_models`); `algebra.py` holds their
-weight algebra in numpy only.
-
-Names are imported lazily, so that `fomm_convert.tf_model.algebra` loads without TensorFlow
-(the ONNX export uses it too).
+`fast.py` derives the exported graphs from it (`fast_models`), with the weight algebra of
+fomm_convert.algebra. Names are imported lazily.
 """
 from __future__ import annotations
 

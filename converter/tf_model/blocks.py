@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import ops
-from ..architecture import hourglass_channels
+from ..architecture import anti_alias_kernel_size, downsample_step, hourglass_channels
 
 ROOT = "<root>"
 
@@ -121,12 +121,6 @@ class BatchNorm2d(Block):
                                               self.moving_variance))
 
 
-def anti_alias_kernel_size(scale: float) -> int:
-    """2 * round(4 * sigma) + 1 with sigma = (1/scale - 1) / 2 (Python's round, half to even)."""
-    sigma = (1 / scale - 1) / 2
-    return 2 * round(sigma * 4) + 1
-
-
 class AntiAliasInterpolation2d(Block):
     """Gaussian blur then subsample by int(1/scale); the kernel comes from the checkpoint."""
 
@@ -134,7 +128,7 @@ class AntiAliasInterpolation2d(Block):
         super().__init__()
         size = anti_alias_kernel_size(scale)
         self.kernel = _zeros([size, size, channels, 1])
-        self.step = int(1 / scale)
+        self.step = downsample_step(scale)
 
     def __call__(self, x, taps=None):
         return self._tap(taps, ops.anti_alias_downsample(x, self.kernel, self.step))

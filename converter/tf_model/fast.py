@@ -38,8 +38,10 @@ import numpy as np
 import tensorflow as tf
 
 from . import ops
-from .algebra import (WINOGRAD_AT, WINOGRAD_BT, bn_factors, fold_bn, phase_kernels,
-                      stride2_kernel, use_phase_conv, use_winograd, winograd_kernels)
+from ..algebra import (WINOGRAD_AT, WINOGRAD_BT, bn_factors, fold_bn, phase_kernels,
+                       stride2_kernel, winograd_kernels)
+from ..architecture import (downsampled_size, halved, use_phase_conv, use_stride2_final,
+                            use_winograd)
 from .blocks import (Block, Conv2d, DownBlock2d, Encoder, Decoder, Hourglass, ResBlock2d,
                      SameBlock2d, Sequential, UpBlock2d, assign_paths)
 from .dense_motion import DenseMotionNetwork
@@ -115,7 +117,7 @@ def winograd_conv3x3(x, kernels, bias, relu: bool):
 
 class FusedConv(Block):
     """Stride-1 conv (torch padding) + bias, optionally followed by ReLU; by Winograd
-    F(2x2, 3x3) (`winograd_conv3x3`) when `winograd` (see algebra.use_winograd)."""
+    F(2x2, 3x3) (`winograd_conv3x3`) when `winograd` (see architecture.use_winograd)."""
 
     def __init__(self, kernel, bias, padding: int, relu: bool, winograd: bool = False):
         super().__init__()
@@ -191,7 +193,7 @@ def phase_upsample_conv(x, kernel, bias, relu: bool = True):
 
 class FastUpBlock(Block):
     """UpBlock2d: upsample + conv + BN + ReLU as a phase conv (BN folded) and ReLU; on
-    small inputs (algebra.use_phase_conv) nearest upsample + the folded 3x3 conv, whose
+    small inputs (architecture.use_phase_conv) nearest upsample + the folded 3x3 conv, whose
     weights are 9/16 the size (weight bandwidth, not multiply-adds, bounds them there)."""
 
     def __init__(self, ref: UpBlock2d, size=None):
@@ -230,15 +232,10 @@ class FastResBlock(Block):
         return self._tap(taps, out + x)
 
 
-def _halved(size, times: int = 1):
-    """The size after `times` 2x2 average pools (floored), or None when unknown."""
-    return None if size is None else (size[0] >> times, size[1] >> times)
-
-
 class FastEncoder(Encoder):
     def __init__(self, ref: Encoder, size=None, target=None):
         Block.__init__(self)
-        self.down_blocks = [FastDownBlock(b, _halved(size, i), target)
+        self.down_blocks = [FastDownBlock(b, halved(size, i), target)
                             for i, b in enumerate(ref.down_blocks)]
 
 
@@ -247,7 +244,7 @@ class FastDecoder(Decoder):
         """size: the hourglass input's; up block j (from the deepest) gets size >> (n - j)."""
         Block.__init__(self)
         n = len(ref.up_blocks)
-        self.up_blocks = [FastUpBlock(b, _halved(size, n - j))
+        self.up_blocks = [FastUpBlock(b, halved(size, n - j))
                           for j, b in enumerate(ref.up_blocks)]
 
 
@@ -277,11 +274,7 @@ def _copy_attributes(target, source, names):
 
 
 def _downsampled(frame_shape, scale):
-    """(height, width) after AntiAliasInterpolation2d(scale) (ceil(n / step)), or None."""
-    if frame_shape is None:
-        return None
-    step = 1 if scale == 1 else int(1 / scale)
-    return (-(-frame_shape[0] // step), -(-frame_shape[1] // step))
+    return None if frame_shape is None else downsampled_size(frame_shape, scale)
 
 
 class FastKPDetector(KPDetector):
@@ -313,9 +306,9 @@ class FastGenerator(OcclusionAwareGenerator):
         self.dense_motion_network = FastDenseMotionNetwork(
             dense, _downsampled(frame, dense.scale_factor), target)
         self.first = FastSameBlock(ref.first, size, target)
-        self.down_blocks = [FastDownBlock(b, _halved(size, i), target)
+        self.down_blocks = [FastDownBlock(b, halved(size, i), target)
                             for i, b in enumerate(ref.down_blocks)]
-        bottleneck = _halved(size, len(ref.down_blocks))
+        bottleneck = halved(size, len(ref.down_blocks))
         self.up_blocks = [FastUpBlock(b, None if bottleneck is None else
                                       (bottleneck[0] << i, bottleneck[1] << i))
                           for i, b in enumerate(ref.up_blocks)]
@@ -326,8 +319,7 @@ class FastGenerator(OcclusionAwareGenerator):
         # The final conv (3 output channels) as a stride-2 conv with 12, when the frame
         # is even (the last up block doubles the size, so it is unless the frame is odd).
         final = ref.final
-        if frame is not None and frame[0] % 2 == 0 and frame[1] % 2 == 0 \
-                and int(final.kernel.shape[3]) < 16:
+        if use_stride2_final(frame, int(final.kernel.shape[3])):
             self.final = Stride2Conv(_np(final.kernel), _np(final.bias), final.padding)
         assign_paths(self)
 
@@ -338,7 +330,7 @@ def fast_models(kp_detector: KPDetector, generator: OcclusionAwareGenerator,
     """The exported graphs of two reference-structured models whose weights are loaded.
 
     winograd: which 3x3 convs of the generator take Winograd F(2x2, 3x3), by runtime
-    target (see algebra.use_winograd: "xnnpack" for TFLite and the SavedModel, "all" or
+    target (see architecture.use_winograd: "xnnpack" for TFLite and the SavedModel, "all" or
     None); kp_winograd: the same for the keypoint detector, None by default: its
     temperature-0.1 softmax turns conv rounding into keypoint error ten times over, and
     on XNNPACK the Winograd detector missed the 1e-5 keypoint gate (1.8e-5 on vox-256;

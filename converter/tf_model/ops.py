@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-BN_EPSILON = 1e-5
+from ..architecture import BN_EPSILON
+
 
 
 # ---------------------------------------------------------------- shapes and batches

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ..architecture import HULL_BOUND, HULL_GRID_BITS
 from .ops import inverse2x2
 
 FLAGS = ("use_relative_movement", "use_relative_jacobian", "adapt_movement_scale")
@@ -33,8 +34,6 @@ FLAGS = ("use_relative_movement", "use_relative_jacobian", "adapt_movement_scale
 # |q| <= 2**29, every difference, cross product and partial shoelace sum stays below
 # 2**62. The rounding moves a point by at most 2**-29 (not at all when its coordinates
 # have |c| >= 2**-5: float32 already holds those on that grid).
-HULL_BOUND = 2.0  # coordinates are clipped to [-2, 2] (keypoint values are in [-1, 1])
-HULL_GRID_BITS = 29
 
 
 def _spread(x: tf.Tensor, axis: int, num_points: int, num_axes: int) -> tf.Tensor:

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..architecture import hourglass_channels
+from ..architecture import (anti_alias_kernel_size, anti_alias_sigma, downsample_step,
+                            hourglass_channels)
 
 
 def make_coordinate_grid(height: int, width: int, dtype=torch.float32) -> torch.Tensor:
@@ -28,8 +29,7 @@ def kp2gaussian(value: torch.Tensor, spatial_size, kp_variance: float) -> torch.
 
 def gaussian_kernel(channels: int, scale: float) -> np.ndarray:
     """The anti-aliasing kernel, [C, 1, k, k] (computed in float64; checkpoints carry theirs)."""
-    sigma = (1 / scale - 1) / 2
-    size = 2 * round(sigma * 4) + 1
+    sigma, size = anti_alias_sigma(scale), anti_alias_kernel_size(scale)
     axis = np.exp(-((np.arange(size) - (size - 1) / 2) ** 2) / (2 * sigma ** 2))
     kernel = np.outer(axis, axis)
     kernel /= kernel.sum()
@@ -49,7 +49,7 @@ class AntiAliasInterpolation2d(nn.Module):
         kernel = gaussian_kernel(channels, scale)
         size = kernel.shape[-1]
         self.pad = size // 2
-        self.step = int(1 / scale)
+        self.step = downsample_step(scale)
         self.groups = channels
         self.register_buffer("weight", torch.from_numpy(kernel.copy()))
 

@@ -23,15 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..architecture import HULL_BOUND, HULL_GRID_BITS
 from .normalize import inverse2x2
 
 FLAGS = ("use_relative_movement", "use_relative_jacobian", "adapt_movement_scale")
 
-# The same grid as the TF graph's (converter/tf_model/process_kp.py explains the bounds):
-# points are clipped to [-2, 2] and rounded to multiples of 2**-28, so that every
-# difference, cross product and partial shoelace sum of the hull test is exact in int64.
-HULL_BOUND = 2.0
-HULL_GRID_BITS = 29
+# The same grid as the TF graph's (tf_model/process_kp.py explains the bounds): points
+# are clipped to [-2, 2] and rounded to multiples of 2**-28, so that every difference,
+# cross product and partial shoelace sum of the hull test is exact in int64.
 
 
 def hull_area(points: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Weight algebra of the fast graphs, in numpy only (no TensorFlow, no torch).
 
-Shared by the TF fast graph (converter/tf_model/fast.py) and the torch export wrappers of
-the ONNX route (converter/export/onnx.py). Kernels are HWIO ([kh, kw, in, out], TF's
+Shared by the TF fast graph (tf_model/fast.py) and its torch twin (torch_model/fast.py),
+from which the ONNX files are exported; which conv takes which rewrite is decided in
+architecture.py. Kernels are HWIO ([kh, kw, in, out], TF's
 layout); every rewrite is computed in float64 and rounded to float32 once.
 
 - `fold_bn`: conv followed by inference BatchNorm -> one conv.
@@ -10,13 +11,12 @@ layout); every rewrite is computed in float64 and rounded to float32 once.
 - `winograd_kernels`: a 3x3 conv (pad 1) -> the 16 matrices of Winograd F(2x2, 3x3).
 - `stride2_kernel`: a KxK conv with few output channels -> a stride-2 conv with 4*C_out
   channels (then depth-to-space).
-- `use_winograd`: which convs take Winograd, per runtime.
 """
 from __future__ import annotations
 
 import numpy as np
 
-BN_EPSILON = 1e-5
+from .architecture import BN_EPSILON
 
 # Phase s of an output row/column (see phase_kernels) -> for each tap t of the 2x2 window,
 # the rows (columns) of the 3x3 kernel whose taps land on that low-resolution pixel.
@@ -122,69 +122,3 @@ def stride2_kernel(kernel) -> np.ndarray:
         for b in range(2):
             out[a:a + k, b:b + k, :, a * 2 + b, :] = kernel
     return out.reshape(k + 1, k + 1, cin, 4 * cout).astype(np.float32)
-
-
-# Where Winograd F(2x2, 3x3) pays, measured per layer shape on this project's machine
-# (AVX-512, 1 thread, batch 1; docs in converter/bench.py): XNNPACK (TFLite) gains
-# 1.4-2x on every 3x3 conv with 32+ channels on both sides up to 128x128, loses at
-# 256x256 with 64 channels (the transforms are memory-bound there); onnxruntime's
-# direct conv is faster, and Winograd gains 1.1-1.5x only with 128+ channels on both sides.
-WINOGRAD_TARGETS = ("xnnpack", "mlas", "all", "all-f4")
-# Below this many pixels a conv stays direct: Winograd's weights are 16/9 as large, and on
-# vox-256 the 4x4 layer (1024 -> 1024 channels) gave 2 ms per frame for 30 MB of file.
-WINOGRAD_MIN_PIXELS = 64
-
-
-def use_winograd(kernel_shape, padding: int, size, target: str | None) -> bool:
-    """Whether a conv ([kh, kw, I, O], padding, input (height, width)) takes Winograd for
-    a runtime target: "xnnpack" (TFLite, and the SavedModel, which shares its graph),
-    "mlas" (onnxruntime), "all" and "all-f4" (every eligible conv, F(2x2, 3x3) or, where
-    the size allows, F(4x4, 3x3): tests), None (none)."""
-    if target is None or size is None:
-        return False
-    if target not in WINOGRAD_TARGETS:
-        raise ValueError(f"unknown Winograd target {target!r} (known: {WINOGRAD_TARGETS})")
-    (kh, kw, cin, cout), (height, width) = kernel_shape, size
-    if (kh, kw) != (3, 3) or padding != 1 or height % 2 or width % 2:
-        return False
-    narrow = min(cin, cout)
-    if height * width < WINOGRAD_MIN_PIXELS and not target.startswith("all"):
-        return False
-    if target == "xnnpack":
-        return narrow >= 32 and (height * width <= 128 * 128 or narrow >= 128)
-    if target == "mlas":
-        return narrow >= 128
-    return True
-
-
-# onnxruntime takes F(4x4, 3x3) from this many pixels on (sizes divisible by 4): vox-256
-# `generate` at 1 / 2 threads took 724 / 381 ms direct, 573 / 396 with F(2x2, 3x3)
-# wherever use_winograd says, 499 / 263 with F(4x4, 3x3) on the 64x64 bottleneck instead
-# (505 / 274 with F(4x4, 3x3) on the smaller layers too). Its larger rounding stays far
-# inside the image tolerance (frames 3.2e-6 from the direct graph's).
-WINOGRAD_F4_MIN_PIXELS = 64 * 64
-
-
-def winograd_tile(kernel_shape, padding: int, size, target: str | None) -> int:
-    """The output tile m of the Winograd F(m x m, 3x3) a conv takes for a runtime target
-    (see use_winograd): 0 (a direct conv), 2, or 4 (onnxruntime's large layers)."""
-    if not use_winograd(kernel_shape, padding, size, target):
-        return 0
-    height, width = size
-    large = height * width >= WINOGRAD_F4_MIN_PIXELS or target == "all-f4"
-    if target in ("mlas", "all-f4") and height % 4 == 0 and width % 4 == 0 and large:
-        return 4
-    return 2
-
-
-# Below this many input pixels an UpBlock2d keeps upsample + 3x3 conv: the phase conv's
-# weights are 16/9 as large, and on inputs this small reading them bounds the time (the
-# dense-motion decoder's 2x2, 4x4 and 8x8 blocks hold most of the generator's weights: on
-# vox-256 the phase conv there gave no measurable time for 63 MB of TFLite file).
-PHASE_MIN_PIXELS = 16 * 16
-
-
-def use_phase_conv(size) -> bool:
-    """Whether an UpBlock2d with a low-resolution input of (height, width) takes the phase
-    conv (always when the size is unknown)."""
-    return size is None or size[0] * size[1] >= PHASE_MIN_PIXELS

@@ -1,0 +1,89 @@
+"""The artifact formats of a bundle, one row each: every list of formats derives from here.
+
+A row names the exporter kind that writes it, the runtime backend that runs it, its
+precision, the tolerance profile its parity gate uses (parity/tolerances.yaml), the files
+it adds to a bundle, and whether `build` makes it by default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .signatures import MODELS
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    kind: str  # the exporter: savedmodel, tflite or onnx
+    backend: str  # the runtime backend that runs it (runtime.BACKENDS)
+    precision: str  # fp32, fp16 or int8
+    profile: str  # tolerance profile of its parity gate
+    default: bool
+
+    def files(self) -> tuple[str, ...]:
+        """The bundle paths it adds (SavedModels: their directories)."""
+        if self.kind == "savedmodel":
+            return tuple(f"savedmodel/{m}" for m in MODELS)
+        if self.kind == "tflite":
+            return tuple(f"tflite/{tflite_filename(m, self.precision)}" for m in MODELS)
+        return tuple(f"onnx/{name}" for name in ONNX_ARTIFACT_FILES)
+
+
+FORMATS = {f.name: f for f in (
+    Format("savedmodel", "savedmodel", "savedmodel", "fp32", "fp32", True),
+    Format("tflite", "tflite", "tflite", "fp32", "fp32", True),
+    Format("tflite-fp16", "tflite", "tflite-fp16", "fp16", "fp16", True),
+    Format("tflite-int8", "tflite", "tflite-int8", "int8", "int8", False),
+    Format("onnx", "onnx", "onnx", "fp32", "fp32", True),
+)}
+FORMAT_NAMES = tuple(FORMATS)
+DEFAULT_FORMATS = tuple(name for name, f in FORMATS.items() if f.default)
+
+# ------------------------------------------------------------------------------ TFLite
+TFLITE_SUFFIXES = {"fp32": "", "fp16": ".fp16", "int8": ".int8"}
+# The metadata entry holding the exporter's JSON metadata (TFLite and ONNX alike).
+METADATA_NAME = "fomm_convert.json"
+# Models kept in float32 per variant. process_kp_driving has no weights to shrink, and the
+# float16 pass rounds every float constant, including its hull grid scale 2**16 (-> 65504):
+# normalised keypoints moved by 3e-2 on the tiny oracle. In the int8 variant the detector
+# stays float too: its keypoints drive every pixel, int8 moved them by 0.075 on vox-256
+# (fp16: 1e-3), and it is 2.6 of the pipeline's ~110 GFLOP per frame.
+FLOAT32_ONLY = {"fp32": frozenset(), "fp16": frozenset({"process_kp_driving"}),
+                "int8": frozenset({"process_kp_driving", "kp_detector"})}
+
+
+def tflite_filename(model: str, precision: str = "fp32") -> str:
+    if precision not in TFLITE_SUFFIXES:
+        raise ValueError(f"unknown precision {precision!r} (known: {', '.join(TFLITE_SUFFIXES)})")
+    return f"{model}{TFLITE_SUFFIXES[precision]}.tflite"
+
+
+def effective_precision(model: str, precision: str) -> str:
+    """What a model's file in a TFLite variant really holds."""
+    return "fp32" if model in FLOAT32_ONLY[precision] else precision
+
+
+# ------------------------------------------------------------------------------ ONNX
+# (model, signature) -> file name under DIR/onnx/: one graph per signature.
+ONNX_FILES = {
+    ("kp_detector", "serving_default"): "kp_detector.onnx",
+    ("process_kp_driving", "serving_default"): "process_kp_driving.onnx",
+    ("generator", "serving_default"): "generator.onnx",
+    ("generator", "encode_source"): "generator.encode_source.onnx",
+    ("generator", "generate"): "generator.generate.onnx",
+}
+# The generator files' external data (their weights, stored once), beside them.
+ONNX_WEIGHTS_FILE = "generator.weights"
+# Every file of DIR/onnx/ a runtime loads.
+ONNX_ARTIFACT_FILES = (*ONNX_FILES.values(), ONNX_WEIGHTS_FILE)
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """A comma-separated list of format names, checked (ValueError naming the unknown)."""
+    wanted = tuple(f.strip() for f in text.split(",") if f.strip())
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown format {', '.join(unknown)} (known: {', '.join(FORMATS)})")
+    if not wanted:
+        raise ValueError(f"no format given (known: {', '.join(FORMATS)})")
+    return wanted
