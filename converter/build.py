@@ -20,11 +20,9 @@ import click
 from .bundle import (DEFAULT_FORMATS, FORMATS, BundleError, bundle_version, file_table,
                      staging, toolchain_versions, write_archive, write_json)
 from .licence import licence
+from .paths import ARTIFACTS, CHECKPOINTS
 from .spec import Spec
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "artifacts"
-CHECKPOINTS = ROOT / "checkpoints"
 # Format -> (runtime backend, tolerance profile of parity/tolerances.yaml).
 FORMAT_CHECKS = {"savedmodel": ("savedmodel", "fp32"), "tflite": ("tflite", "fp32"),
                  "tflite-fp16": ("tflite-fp16", "fp16"), "tflite-int8": ("tflite-int8", "int8"),
@@ -48,15 +46,6 @@ class Progress:
         self.echo(f"[{time.perf_counter() - self.start:6.1f}s] {text}")
 
 
-def synthetic_checkpoint(spec: Spec, seed: int) -> Path:
-    """The seeded synthetic checkpoint of a spec, made once under checkpoints/."""
-    from .synth import write_checkpoint
-    path = CHECKPOINTS / f"{spec.name}-synthetic-seed{seed}.pth.tar"
-    if not path.exists():
-        write_checkpoint(spec, seed, path)
-    return path
-
-
 def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path | None = None,
           force: bool = False, echo=click.echo) -> Path:
     """Build, verify and write the bundle; returns its directory."""
@@ -67,7 +56,7 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
     from .export.metadata import model_metadata
     from .export.savedmodel import export_savedmodels, model_functions
     from .runtime import load_backend
-    from .weights import build_tf_models
+    from .tf_model.weights import build_tf_models
 
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -228,7 +217,7 @@ def build_command(dataset, config, checkpoint, synthetic, seed, formats, out, fo
     """Convert a checkpoint into a verified release bundle."""
     from .checkpoint import CheckpointError
     from .spec import SpecError, load_spec
-    from .weights import WeightTableError
+    from .tf_model.weights import WeightTableError
 
     if bool(dataset) == bool(config):
         raise click.UsageError("give exactly one of --dataset and --config")
@@ -239,6 +228,7 @@ def build_command(dataset, config, checkpoint, synthetic, seed, formats, out, fo
         if synthetic:
             if checkpoint:
                 raise click.UsageError("--synthetic and --checkpoint exclude each other")
+            from .synth import synthetic_checkpoint
             checkpoint = synthetic_checkpoint(spec, seed)
         elif checkpoint is None:
             if spec.checkpoint is None:

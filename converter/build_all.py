@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .build import CHECKPOINTS
+from .paths import CHECKPOINTS
 
 
 @click.command("build-all")

@@ -10,14 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
+from .paths import ARTIFACTS
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def existing_bundle(dataset: str) -> Path | None:
     """The newest synthetic bundle of a dataset already built, if any."""
-    found = sorted((ROOT / "artifacts" / dataset).glob("*-synthetic-*/manifest.json"),
+    found = sorted((ARTIFACTS / dataset).glob("*-synthetic-*/manifest.json"),
                    key=lambda p: p.stat().st_mtime)
     return found[-1].parent if found else None
 
@@ -42,7 +43,8 @@ def write_demo_inputs(frame_shape, folder: Path, frames: int = 48) -> tuple[Path
 def demo_command(dataset):
     """Build (once) and verify a synthetic bundle, then animate a drawn face with it."""
     from .animate import prepare, run_animate
-    from .build import build, synthetic_checkpoint
+    from .build import build
+    from .synth import synthetic_checkpoint
     from .bundle import BundleError
     from .spec import load_spec
     from .verify import verify
@@ -61,7 +63,7 @@ def demo_command(dataset):
         verify(bundle, str(checkpoint))
     except BundleError as exc:
         raise click.ClickException(str(exc))
-    folder = ROOT / "artifacts" / "demo"
+    folder = ARTIFACTS / "demo"
     source, driving = write_demo_inputs(spec.frame_shape, folder)
     opened = prepare(bundle, "tflite", None, None)
     for note in opened.notices:

@@ -34,7 +34,7 @@ def describe_artifact(path: Path) -> dict:
 def describe_checkpoint(config: str, checkpoint: str) -> str:
     from .checkpoint import load_checkpoint
     from .spec import load_spec
-    from .weights import build_tf_models
+    from .tf_model.weights import build_tf_models
 
     spec = load_spec(config)
     ckpt = load_checkpoint(checkpoint)
@@ -67,7 +67,7 @@ def inspect_command(file, config, checkpoint):
         raise click.UsageError("give FILE, or --config with --checkpoint")
     from .checkpoint import CheckpointError
     from .spec import SpecError
-    from .weights import WeightTableError
+    from .tf_model.weights import WeightTableError
     try:
         click.echo(describe_checkpoint(config, checkpoint))
     except (SpecError, CheckpointError, WeightTableError) as exc:

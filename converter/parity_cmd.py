@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .build import ARTIFACTS
+from .paths import ARTIFACTS
 
 
 @click.command("parity")
@@ -20,7 +20,7 @@ def parity_command(config, checkpoint, report_dir):
     from .checkpoint import CheckpointError, load_checkpoint
     from .spec import SpecError, load_spec
     from .tf_model.process_kp import ProcessKpDriving
-    from .weights import WeightTableError, build_tf_models
+    from .tf_model.weights import WeightTableError, build_tf_models
     try:
         spec = load_spec(config)
         ckpt = load_checkpoint(checkpoint)

@@ -19,6 +19,7 @@ import click
 import numpy as np
 import torch
 
+from .paths import CHECKPOINTS, synthetic_checkpoint_name
 from .checkpoint import SYNTHETIC_KEY, SYNTHETIC_TAG, file_sha256
 from .spec import Spec, SpecError, load_spec
 from .torch_model import build_models
@@ -118,6 +119,14 @@ def write_checkpoint(spec: Spec, seed: int, out, zip: bool = False) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return out
+
+
+def synthetic_checkpoint(spec: Spec, seed: int) -> Path:
+    """The seeded synthetic checkpoint of a spec, made once under checkpoints/."""
+    path = CHECKPOINTS / synthetic_checkpoint_name(spec.name, seed)
+    if not path.exists():
+        write_checkpoint(spec, seed, path)
+    return path
 
 
 @click.command("synth")

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from .bundle import BundleError, check_files, read_manifest
-from .build import CHECKPOINTS, FORMAT_CHECKS, synthetic_checkpoint
+from .build import FORMAT_CHECKS
+from .paths import CHECKPOINTS
 
 SYNTHETIC_NAME = re.compile(r"-synthetic-seed(\d+)\.pth\.tar$")
 
@@ -25,6 +26,7 @@ def find_checkpoint(manifest: dict, spec, given: str | None) -> Path:
     path = CHECKPOINTS / name
     seed = SYNTHETIC_NAME.search(name)
     if not path.exists() and manifest.get("synthetic") and seed:
+        from .synth import synthetic_checkpoint
         return synthetic_checkpoint(spec, int(seed.group(1)))
     if not path.exists():
         raise BundleError(f"{path}: the bundle's checkpoint is not there; pass --checkpoint")

@@ -18,7 +18,7 @@ from fomm_convert.checkpoint import load_checkpoint
 from fomm_convert.spec import load_spec
 from fomm_convert import algebra, architecture
 from fomm_convert.tf_model import fast
-from fomm_convert.weights import build_tf_models
+from fomm_convert.tf_model.weights import build_tf_models
 
 from conftest import FIXTURES
 from test_tf_model import nchw, nhwc, random_state, smooth_images

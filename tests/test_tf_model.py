@@ -21,7 +21,7 @@ from fomm_convert.tf_model.blocks import AntiAliasInterpolation2d as TFAntiAlias
 from fomm_convert.torch_model import build_models as build_torch_models
 from fomm_convert.torch_model import load_weights
 from fomm_convert.torch_model.blocks import AntiAliasInterpolation2d, make_coordinate_grid
-from fomm_convert.weights import build_tf_models
+from fomm_convert.tf_model.weights import build_tf_models
 
 from conftest import FIXTURES, ORACLE, config_path, require_oracle
 

@@ -17,7 +17,7 @@ from fomm_convert.predict import TO_ORACLE, predict
 from fomm_convert.runtime import load_backend
 from fomm_convert.spec import load_spec
 from fomm_convert.tf_model.fast import fast_models
-from fomm_convert.weights import build_tf_models
+from fomm_convert.tf_model.weights import build_tf_models
 from fomm_convert.parity.compare import load_tolerances
 
 from conftest import FIXTURES, ORACLE, ROOT, config_path, require_oracle

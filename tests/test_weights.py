@@ -11,7 +11,7 @@ import pytest
 
 from fomm_convert.spec import load_spec
 from fomm_convert.tf_model import build_models, named_variables
-from fomm_convert.weights import (TRANSFORMS, Rule, WeightTableError, apply_weights,
+from fomm_convert.tf_model.weights import (TRANSFORMS, Rule, WeightTableError, apply_weights,
                                build_tf_models, load_table)
 
 from conftest import EXTRA_CONFIGS, FIXTURES, SPEC_TABLES, config_path

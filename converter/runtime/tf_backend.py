@@ -4,7 +4,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from ..export.savedmodel import model_functions
-from ..weights import build_tf_models
+from ..tf_model.weights import build_tf_models
 from .base import SignatureBackend
 
 

@@ -214,7 +214,7 @@ def apply_weights(tf_module, state_dict: Mapping[str, np.ndarray], net_name: str
                   rules: list[Rule] | None = None) -> WeightReport:
     """Set every variable of `tf_module` from `state_dict` through the table, or raise
     WeightTableError (nothing assigned) listing every problem at once."""
-    from .tf_model.blocks import named_variables
+    from .blocks import named_variables
 
     rules = load_table() if rules is None else rules
     variables = OrderedDict(named_variables(tf_module))
@@ -279,7 +279,7 @@ def build_tf_models(spec, checkpoint, *, return_reports: bool = False):
     together in one WeightTableError. With return_reports, also returns
     {"kp_detector": WeightReport, "generator": WeightReport}.
     """
-    from .tf_model import build_models
+    from . import build_models
 
     kp_detector, generator = build_models(spec)
     rules = load_table()
