@@ -1,6 +1,5 @@
 """fomm-convert: First Order Motion Model checkpoints to verified deployment artifacts."""
 import os
-from importlib.metadata import PackageNotFoundError, version
 
 # TensorFlow's oneDNN convolutions are about 4x less accurate than its Eigen ones on wide
 # layers (vox-256 keypoints: 3.1e-5 vs 8.9e-6 from a float64 run), which is the whole
@@ -11,7 +10,16 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 # converter's own progress lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-try:
-    __version__ = version("fomm-convert")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+source"
+from .version import __version__  # noqa: E402
+
+# The public API (README, "Python API"), imported on first use: `import fomm_convert`
+# loads no framework.
+_API = ("build", "verify", "open_bundle", "Bundle")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):
+    if name in _API:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

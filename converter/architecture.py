@@ -85,7 +85,7 @@ def use_stride2_final(frame, out_channels: int) -> bool:
 
 
 # Where Winograd F(2x2, 3x3) pays, measured per layer shape on this project's machine
-# (AVX-512, 1 thread, batch 1; docs in converter/bench.py): XNNPACK (TFLite) gains
+# (AVX-512, 1 thread, batch 1; measured with converter/bench/): XNNPACK (TFLite) gains
 # 1.4-2x on every 3x3 conv with 32+ channels on both sides up to 128x128, loses at
 # 256x256 with 64 channels (the transforms are memory-bound there); onnxruntime's
 # direct conv is faster, and Winograd gains 1.1-1.5x only with 128+ channels on both sides.

@@ -45,3 +45,16 @@ def json_text(data) -> str:
 
 def write_json(path, data):
     write_atomic(path, json_text(data).encode())
+
+
+def pid_alive(pid) -> bool:
+    """Whether process `pid` may be running: what it left half-written is not stale yet
+    (an unparsable pid is no process; one we may not signal, or out of range, counts as
+    alive, to be safe)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from .errors import FommError
+
 # specs/ ships as the package fomm_convert.specs, in a checkout and in a wheel alike.
 SPECS_DIR = Path(str(files("fomm_convert.specs")))
 
@@ -66,7 +68,7 @@ SPEC_FIELDS = {
 NORMALIZATION_FIELDS = {"relative": True, "adapt_scale": True}
 
 
-class SpecError(ValueError):
+class SpecError(FommError, ValueError):
     """A spec or config file is invalid; the message names the file and the field."""
 
 

@@ -8,20 +8,18 @@ seed, the network and the key, never on the order of generation.
 """
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import zlib
 from collections import OrderedDict
 from pathlib import Path
 
-import click
 import numpy as np
 import torch
 
+from .checkpoint import SYNTHETIC_KEY, SYNTHETIC_TAG
+from .io import write_atomic
 from .paths import CHECKPOINTS, synthetic_checkpoint_name
-from .checkpoint import SYNTHETIC_KEY, SYNTHETIC_TAG, file_sha256
-from .spec import Spec, SpecError, load_spec
+from .spec import Spec
 from .torch_model import build_models
 from .torch_model.blocks import gaussian_kernel
 
@@ -106,19 +104,10 @@ def write_checkpoint(spec: Spec, seed: int, out, zip: bool = False) -> Path:
     out = Path(out)
     checkpoint = make_checkpoint(spec, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # A temporary file beside the target, so that os.replace is atomic; readers never see
-    # a partial checkpoint.
-    tmp = out.parent / f".{out.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        # Saving to a file object names the zip's folder 'archive', whatever the file name,
-        # so zip files of the same spec and seed are byte-identical.
-        with open(tmp, "xb") as f:
-            torch.save(checkpoint, f, _use_new_zipfile_serialization=bool(zip))
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out
+    # Saving to a file object names the zip's folder 'archive', whatever the file name, so
+    # zip files of the same spec and seed are byte-identical.
+    return write_atomic(out, writer=lambda f: torch.save(
+        checkpoint, f, _use_new_zipfile_serialization=bool(zip)))
 
 
 def synthetic_checkpoint(spec: Spec, seed: int) -> Path:
@@ -127,22 +116,3 @@ def synthetic_checkpoint(spec: Spec, seed: int) -> Path:
     if not path.exists():
         write_checkpoint(spec, seed, path)
     return path
-
-
-@click.command("synth")
-@click.option("--config", "config", required=True,
-              help="Spec name (e.g. vox), spec YAML, or original-format config YAML.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Checkpoint file to write (parent directories are made).")
-@click.option("--zip", "zip_", is_flag=True,
-              help="Zip serialisation (torch >= 1.6) instead of the legacy one of the "
-                   "official checkpoints.")
-def synth_command(config, seed, out, zip_):
-    """Write a seeded synthetic checkpoint with the original FOMM layout."""
-    try:
-        spec = load_spec(config)
-    except SpecError as exc:
-        raise click.ClickException(str(exc)) from None
-    path = write_checkpoint(spec, seed, out, zip=zip_)
-    click.echo(f"{path}  {path.stat().st_size} bytes  sha256 {file_sha256(path)}")

@@ -15,8 +15,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .compare import ParityReport, compare, load_tolerances
 from ..fixtures import fixed_inputs
+from ..keypoints import detect_frames
+from .compare import ParityReport, compare, load_tolerances
 
 MODES = [(rel, adapt) for rel in (1, 0) for adapt in (1, 0)]
 
@@ -26,12 +27,6 @@ def _put(out: dict, stage: str, arrays: dict):
         out[f"{stage}/<root>:{key}"] = np.asarray(value)
 
 
-def _detect(backend, images):
-    """Per frame at batch 1, as the original demo runs the detector."""
-    frames = [backend.kp_detector(images[i:i + 1]) for i in range(len(images))]
-    return {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
-
-
 def run_stages(backend, source, driving, feeds: dict | None = None) -> tuple[dict, dict]:
     """(outputs by name, the keypoints this backend computed) for the fixed inputs.
 
@@ -39,7 +34,7 @@ def run_stages(backend, source, driving, feeds: dict | None = None) -> tuple[dic
     backend is the reference itself.
     """
     out = OrderedDict()
-    own = {"source": backend.kp_detector(source), "driving": _detect(backend, driving)}
+    own = {"source": backend.kp_detector(source), "driving": detect_frames(backend, driving)}
     _put(out, "kp_detector/source", own["source"])
     _put(out, "kp_detector/driving", own["driving"])
     kps = feeds or own

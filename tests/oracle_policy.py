@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import torch
 
-from fomm_convert.predict import TO_ORACLE
+from fomm_convert.pipeline.predict import TO_ORACLE
 from fomm_convert.torch_model.normalize import normalize_kp
 
 # Oracle tolerances (max abs). A stage fed the oracle's own inputs must meet the

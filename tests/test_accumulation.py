@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fomm_convert.signatures import signatures
 from fomm_convert.tf_model.accumulation import ChunkedConv2d, chunked_accumulation, pairwise_sum
 from fomm_convert.tf_model.blocks import Conv2d, named_modules, named_variables
+from fomm_convert.tf_model.functions import kp_detector_function
 
 from test_fast import OP_TOL, VALUE_TOL, _models, conv_case, torch_conv
 from test_tf_model import smooth_images
@@ -47,8 +49,9 @@ def test_chunked_detector_equals_reference_structured(config):
     assert [p for p, _ in ours] == [p for p, _ in reference]
     assert all(a is b for (_, a), (_, b) in zip(ours, reference))
     images = smooth_images(2, spec.frame_shape, seed=3)
-    got = chunked.serving_function()(images)
-    expected = kp_detector.serving_function()(images)
+    signature = signatures(spec)["kp_detector"]["serving_default"]
+    got = kp_detector_function(chunked, signature)(images)
+    expected = kp_detector_function(kp_detector, signature)(images)
     assert set(got) == set(expected)
     for key in expected:
         tol = VALUE_TOL if key == "value" else 1e-4

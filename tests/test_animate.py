@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fomm_convert import animate as anim
 from fomm_convert import media
+from fomm_convert.animation import best_frame, drawing, jobs, loop, progress
 from fomm_convert.cli import cli
-from fomm_convert.predict import predict
+from fomm_convert.keypoints import detect_frame
+from fomm_convert.pipeline.predict import predict
 
 from conftest import FIXTURES, ORACLE, ROOT, SHARED, config_path
 
@@ -89,7 +90,7 @@ def files(tmp_path_factory, oracle):
 
 
 def backend(bundle, name="tflite"):
-    return anim.prepare(bundle, name, CKPT if name in ("tf", "torch") else None, None).backend
+    return jobs.prepare(bundle, name, CKPT if name in ("tf", "torch") else None, None).backend
 
 
 # ------------------------------------------------------------------------ resize parity
@@ -278,14 +279,14 @@ def test_best_frame(bundle, files, oracle, tmp_path):
     # The original: make_animation forward from frame 5 and backward to frame 0, each
     # relative to frame 5; predictions_backward[::-1] + predictions_forward[1:].
     runner = backend(bundle)
-    src = anim.Source.prepare(runner, source / np.float32(255))
+    src = loop.Source.prepare(runner, source / np.float32(255))
     video = list(media.open_video(tmp_path / "driving.mp4").frames())
 
     def make_animation(part):
-        initial = anim.detect(runner, part[0])
+        initial = detect_frame(runner, part[0])
         out = []
         for frame in part:
-            norm = runner.process_kp_driving(anim.detect(runner, frame), initial, src.kp,
+            norm = runner.process_kp_driving(detect_frame(runner, frame), initial, src.kp,
                                              True, True, False)
             out.append(runner.generate(src.encoded, norm, src.kp)[0])
         return out
@@ -306,7 +307,7 @@ def test_visualize(bundle, files, tmp_path):
     assert all(np.array_equal(v[:, :64], vis[0][:, :64]) for v in vis)  # the same source
     drawn = np.any(vis[0][:, :64] != source, axis=-1)
     assert 5 <= drawn.sum() <= 5 * 13  # five small discs
-    palette = {tuple(c) for c in anim.PALETTE[:5]}
+    palette = {tuple(c) for c in drawing.PALETTE[:5]}
     assert {tuple(c) for c in vis[0][:, :64][drawn]} <= palette
 
 
@@ -319,10 +320,10 @@ def test_reconstruct_visualize(bundle, files, tmp_path):
 
 def test_draw_keypoints_places_discs():
     image = np.zeros((64, 64, 3), np.float32)
-    out = anim.draw_keypoints(image, np.array([[0.0, 0.0], [-1.0, -1.0], [0.5, -0.5]]))
-    assert tuple(out[32, 32]) == tuple(anim.PALETTE[0])
-    assert tuple(out[0, 0]) == tuple(anim.PALETTE[1])
-    assert tuple(out[16, 48]) == tuple(anim.PALETTE[2])
+    out = drawing.draw_keypoints(image, np.array([[0.0, 0.0], [-1.0, -1.0], [0.5, -0.5]]))
+    assert tuple(out[32, 32]) == tuple(drawing.PALETTE[0])
+    assert tuple(out[0, 0]) == tuple(drawing.PALETTE[1])
+    assert tuple(out[16, 48]) == tuple(drawing.PALETTE[2])
     assert out.dtype == np.uint8 and image.max() == 0  # a copy
 
 
@@ -373,9 +374,9 @@ class IdentityBackend:
 def test_reconstruct_of_a_static_video_is_exact_with_a_perfect_generator():
     rng = np.random.default_rng(2)
     frame = rng.random((16, 16, 3)).astype(np.float32)
-    still = anim.reconstruct_frames(IdentityBackend(), [frame] * 7, batch_size=3)
+    still = loop.reconstruct_frames(IdentityBackend(), [frame] * 7, batch_size=3)
     assert still.l1 == 0 and still.frames == 7
-    other = anim.reconstruct_frames(IdentityBackend(), [frame] * 7, batch_size=3,
+    other = loop.reconstruct_frames(IdentityBackend(), [frame] * 7, batch_size=3,
                                     source=rng.random((16, 16, 3)).astype(np.float32))
     assert other.l1 > 0.2
 
@@ -411,10 +412,10 @@ def synthetic_frames(n, shape=(16, 16, 3)):
 @pytest.mark.parametrize("batch_size", [1, 3, 8])
 def test_the_loop_holds_at_most_one_batch_of_frames(batch_size):
     backend = IdentityBackend()
-    source = anim.Source.prepare(backend, next(synthetic_frames(1)))
+    source = loop.Source.prepare(backend, next(synthetic_frames(1)))
     frames = Tracked(synthetic_frames(50))
     count = 0
-    for batch in anim.animate_frames(backend, source, frames, relative=True, adapt_scale=True,
+    for batch in loop.animate_frames(backend, source, frames, relative=True, adapt_scale=True,
                                      batch_size=batch_size):
         count += len(batch.prediction)
     assert count == frames.made == 50
@@ -422,11 +423,11 @@ def test_the_loop_holds_at_most_one_batch_of_frames(batch_size):
     assert max(backend.calls) == batch_size
 
     scan = Tracked(synthetic_frames(20))
-    index, keypoints = anim.find_best_frame(backend, source, scan)
+    index, keypoints = best_frame.find_best_frame(backend, source, scan)
     assert len(keypoints) == 20 and scan.peak == 1
 
     rec = Tracked(synthetic_frames(20))
-    assert anim.reconstruct_frames(backend, rec, batch_size=batch_size).frames == 20
+    assert loop.reconstruct_frames(backend, rec, batch_size=batch_size).frames == 20
     assert rec.peak <= batch_size
 
 
@@ -439,8 +440,8 @@ def test_the_animate_command_streams(bundle, files, tmp_path, monkeypatch):
         tracked.append(Tracked(original(self, shape)))
         return iter(tracked[-1])
     monkeypatch.setattr(media.VideoReader, "frames", counted)
-    opened = anim.prepare(bundle, "tflite", None, None)
-    summary = anim.run_animate(opened, files["source"], files["driving"], tmp_path / "o.mp4",
+    opened = jobs.prepare(bundle, "tflite", None, None)
+    summary = jobs.run_animate(opened, files["source"], files["driving"], tmp_path / "o.mp4",
                                relative=True, adapt_scale=False, batch_size=4, best_frame=True)
     assert summary["frames"] == files["frames"] and len(tracked) == 2
     assert tracked[0].peak == 1 and tracked[1].peak <= 4
@@ -536,10 +537,10 @@ class FailingBackend:
 
 @pytest.mark.parametrize("name", ["out.mp4", "out.gif", "frames", "new/sub/out.mp4"])
 def test_a_failure_midway_leaves_nothing(bundle, files, tmp_path, name):
-    opened = anim.prepare(bundle, "tflite", None, None)
+    opened = jobs.prepare(bundle, "tflite", None, None)
     opened.backend = FailingBackend(opened.backend)
     with pytest.raises(media.MediaError, match="disk full"):
-        anim.run_animate(opened, files["source"], files["driving"], tmp_path / name,
+        jobs.run_animate(opened, files["source"], files["driving"], tmp_path / name,
                          relative=True, adapt_scale=False, batch_size=2)
     assert list(tmp_path.iterdir()) == []
 
@@ -581,7 +582,7 @@ def test_sigterm_midway_leaves_nothing(bundle, files, tmp_path):
 def test_progress_bar_reports_frames_per_second():
     import io
     stream = io.StringIO()
-    bar = anim.ProgressBar("animate", 10, True, stream)
+    bar = progress.ProgressBar("animate", 10, True, stream)
     for _ in range(10):
         bar.update()
     bar.close()

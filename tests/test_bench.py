@@ -10,7 +10,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from fomm_convert.bench import BENCH_BACKENDS, bundle_backends, flop_counts
+from fomm_convert.bench.backends import BENCH_BACKENDS, bundle_backends
+from fomm_convert.bench.flops import flop_counts
 from fomm_convert.cli import cli
 from fomm_convert.spec import load_spec
 
@@ -94,7 +95,7 @@ def test_int8_quality_on_the_sample_media(bundle):
     media = SHARED / "media"
     if not (media / "source.png").exists() or not (media / "driving.mp4").exists():
         pytest.skip("needs ../shared/media/source.png and driving.mp4")
-    from fomm_convert.bench import int8_quality
+    from fomm_convert.bench.run import int8_quality
     quality = int8_quality(bundle, media / "source.png", media / "driving.mp4", frames=3)
     assert quality["frames"] == 3
     assert quality["keypoint_drift_max"] == 0.0  # the int8 variant keeps the detector float

@@ -10,7 +10,8 @@ import tarfile
 import pytest
 from click.testing import CliRunner
 
-from fomm_convert.bundle import BundleError, file_sha256, read_manifest
+from fomm_convert.bundle import BundleError, read_manifest
+from fomm_convert.io import file_sha256
 from fomm_convert.cli import cli
 
 from conftest import FIXTURES, ROOT, config_path

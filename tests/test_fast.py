@@ -1,10 +1,10 @@
 """The fast (exported) graphs: each rewrite against torch, op by op, and the fast models
 against the reference-structured ones they are derived from.
 
-Rewrites (converter/tf_model/algebra.py): BatchNorm folding, nearest-upsample + 3x3 conv
+Rewrites (converter/algebra.py): BatchNorm folding, nearest-upsample + 3x3 conv
 as a phase conv + depth-to-space, Winograd F(2x2, 3x3), and the space-to-depth form of a
 conv with few output channels. Models: converter/tf_model/fast.py (TFLite/SavedModel) and
-the torch export wrappers of converter/export/onnx.py. Tolerances: keypoints 1e-5, every
+its torch twin converter/torch_model/fast.py (ONNX). Tolerances: keypoints 1e-5, every
 other output 1e-4 (max abs), the numbers the release gates hold.
 """
 from __future__ import annotations
@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from fomm_convert.checkpoint import load_checkpoint
 from fomm_convert.spec import load_spec
 from fomm_convert import algebra, architecture
+from fomm_convert.signatures import signatures
 from fomm_convert.tf_model import fast
+from fomm_convert.tf_model.functions import generate_function
 from fomm_convert.tf_model.weights import build_tf_models
 
 from conftest import FIXTURES
@@ -174,11 +176,11 @@ def test_winograd_transforms_are_exact_in_float64(tile):
 @pytest.mark.parametrize("tile, tol", [(2, OP_TOL), (4, 5e-5)])
 @pytest.mark.parametrize("relu", [False, True])
 def test_torch_winograd_conv_matches_torch_conv3x3(tile, tol, relu):
-    from fomm_convert.export import onnx as onnx_export
+    from fomm_convert.torch_model import fast as torch_fast
     x, kernel, bias = conv_case(np.random.default_rng(tile), 12, 10, 3, 16, 8)
     expected = torch_conv(x, kernel, bias, 1)
     expected = np.maximum(expected, 0) if relu else expected
-    conv = onnx_export.FusedConv(kernel, bias, 1, relu, tile)
+    conv = torch_fast.FusedConv(kernel, bias, 1, relu, tile)
     with torch.no_grad():
         ours = nhwc(conv(torch.from_numpy(nchw(x))).numpy())
     assert np.abs(ours - expected).max() <= tol
@@ -196,7 +198,7 @@ def test_stride2_conv_matches_torch(k, h, w, cout):
 
 # ---------------------------------------------------------------- torch (ONNX) twins
 def test_torch_rewrites_match_torch_reference_ops():
-    from fomm_convert.export import onnx as onnx_export
+    from fomm_convert.torch_model import fast as torch_fast
     from fomm_convert.torch_model.blocks import ResBlock2d, UpBlock2d
     torch.manual_seed(0)
     rng = np.random.default_rng(5)
@@ -212,8 +214,8 @@ def test_torch_rewrites_match_torch_reference_ops():
     randomise_bn(up.norm)
     x = torch.from_numpy(rng_array(rng, 2, 6, 5, 7))
     with torch.no_grad():
-        assert (onnx_export.FastUpBlock(up)(x) - up(x)).abs().max() <= OP_TOL
-        small = onnx_export.FastUpBlock(up, (2, 2))
+        assert (torch_fast.FastUpBlock(up)(x) - up(x)).abs().max() <= OP_TOL
+        small = torch_fast.FastUpBlock(up, (2, 2))
         assert not small.phase
         assert (small(x) - up(x)).abs().max() <= OP_TOL
     res = ResBlock2d(8, 3, 1).eval()
@@ -222,13 +224,13 @@ def test_torch_rewrites_match_torch_reference_ops():
     x = torch.from_numpy(rng_array(rng, 2, 8, 6, 10))
     with torch.no_grad():
         for target in (None, "all"):
-            fast_res = onnx_export.FastResBlock(res, (6, 10), target)
+            fast_res = torch_fast.FastResBlock(res, (6, 10), target)
             assert fast_res.conv1.tile == (2 if target == "all" else 0)
             assert (fast_res(x) - res(x)).abs().max() <= OP_TOL
     final = torch.nn.Conv2d(8, 3, 7, padding=3)
     x = torch.from_numpy(rng_array(rng, 2, 8, 12, 10))
     with torch.no_grad():
-        assert (onnx_export.Stride2Conv(final)(x) - final(x)).abs().max() <= OP_TOL
+        assert (torch_fast.Stride2Conv(final)(x) - final(x)).abs().max() <= OP_TOL
 
 
 # ---------------------------------------------------------------- fast vs reference models
@@ -315,7 +317,7 @@ def test_fast_blocks_record_the_reference_block_outputs():
 def test_fast_generator_has_no_batchnorm_or_nearest_resize():
     spec, (kp_detector, generator) = _models("tiny")
     _, fast_gen = fast.fast_models(kp_detector, generator, "all")
-    fn = fast_gen.generate_function()
+    fn = generate_function(fast_gen, signatures(spec)["generator"]["generate"])
     graph = fn.get_concrete_function().graph
     ops = {op.type for op in graph.get_operations()}
     assert "ResizeNearestNeighbor" not in ops
@@ -340,7 +342,7 @@ def test_fast_models_are_independent_copies_of_the_weights():
 @pytest.mark.parametrize("winograd", ["all", "all-f4", "mlas"])
 def test_fast_torch_models_equal_the_torch_reference(config, winograd):
     """The ONNX route's modules: the reference's entry points on swapped-in fast blocks."""
-    from fomm_convert.export.onnx import FusedConv, Stride2Conv, fast_torch_models
+    from fomm_convert.torch_model.fast import FusedConv, Stride2Conv, fast_torch_models
     from fomm_convert.torch_model import build_models, load_weights
     spec = load_spec(FIXTURES / "configs" / f"{config}.yaml")
     kp_detector, generator = build_models(spec)

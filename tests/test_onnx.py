@@ -18,12 +18,13 @@ import torch
 
 from fomm_convert.checkpoint import load_checkpoint
 from fomm_convert.export.onnx import OPSET, export_onnx, op_types
-from fomm_convert.predict import predict
+from fomm_convert.formats import METADATA_NAME, ONNX_ARTIFACT_FILES, ONNX_WEIGHTS_FILE
+from fomm_convert.pipeline.predict import predict
 from fomm_convert.runtime import load_backend
-from fomm_convert.runtime.onnx_backend import ARTIFACT_FILES, METADATA_KEY, WEIGHTS_FILE
 from fomm_convert.spec import load_spec
 from fomm_convert.synth import write_checkpoint
-from fomm_convert.torch_model.process_kp import FLAGS, ProcessKpDriving
+from fomm_convert.signatures import FLAGS
+from fomm_convert.torch_model.process_kp import ProcessKpDriving
 
 from conftest import FIXTURES, ORACLE, ROOT, config_path, require_oracle
 from oracle_policy import (FLAG_COMBINATIONS, STAGE, assert_matches_oracle,
@@ -248,10 +249,10 @@ def test_export_is_deterministic(bundles, tmp_path):
     assert json.loads(result.stdout) == sorted(first)
     for name, path in first.items():
         assert path.read_bytes() == (out / path.name).read_bytes(), name
-    weights = path.parent / WEIGHTS_FILE
-    assert weights.read_bytes() == (out / WEIGHTS_FILE).read_bytes()
+    weights = path.parent / ONNX_WEIGHTS_FILE
+    assert weights.read_bytes() == (out / ONNX_WEIGHTS_FILE).read_bytes()
     # Written through temporary files that are renamed: none is left behind.
-    assert sorted(p.name for p in out.iterdir()) == sorted(ARTIFACT_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(ONNX_ARTIFACT_FILES)
 
 
 def test_align_corners_spec_exports_its_grid_sample(tmp_path, oracle_inputs):
@@ -270,7 +271,7 @@ def test_align_corners_spec_exports_its_grid_sample(tmp_path, oracle_inputs):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_files_are_valid_standard_onnx_with_metadata(bundles, case):
     spec, _, bundle, paths = bundles[case]
-    assert sorted(p.name for p in (bundle / "onnx").iterdir()) == sorted(ARTIFACT_FILES)
+    assert sorted(p.name for p in (bundle / "onnx").iterdir()) == sorted(ONNX_ARTIFACT_FILES)
     metadata = metadata_for(case)
     for stem, path in paths.items():
         model = onnx.load(str(path))
@@ -280,9 +281,9 @@ def test_files_are_valid_standard_onnx_with_metadata(bundles, case):
         assert {n.domain for n in model.graph.node} <= {"", "ai.onnx"}, stem
         assert set(op_types(model)) <= EXPECTED_OPS, set(op_types(model)) - EXPECTED_OPS
         props = {p.key: p.value for p in model.metadata_props}
-        assert list(props) == [METADATA_KEY]
+        assert list(props) == [METADATA_NAME]
         want = metadata.get(stem, metadata.get(stem.split(".")[0], {}))
-        assert json.loads(props[METADATA_KEY]) == want, stem
+        assert json.loads(props[METADATA_NAME]) == want, stem
         assert model.doc_string.startswith("fomm-convert ")
         if "description" in want:
             assert want["description"] in model.doc_string
@@ -301,7 +302,7 @@ def test_generator_files_share_one_weights_file(bundles):
     """Each weight tensor of the generator's three files is stored once, in
     generator.weights, page-aligned; the files themselves hold the graphs."""
     _, _, bundle, paths = bundles["tiny"]
-    weights = bundle / "onnx" / WEIGHTS_FILE
+    weights = bundle / "onnx" / ONNX_WEIGHTS_FILE
     refs = {}
     for stem in ("generator", "generator.generate", "generator.encode_source"):
         model = onnx.load(str(paths[stem]), load_external_data=False)
@@ -310,7 +311,7 @@ def test_generator_files_share_one_weights_file(bundles):
         assert external, stem
         for tensor in external:
             entry = {e.key: e.value for e in tensor.external_data}
-            assert entry["location"] == WEIGHTS_FILE
+            assert entry["location"] == ONNX_WEIGHTS_FILE
             refs.setdefault(stem, set()).add((int(entry["offset"]), int(entry["length"])))
     assert refs["generator.generate"] <= refs["generator"]
     assert refs["generator.encode_source"] <= refs["generator"]
@@ -387,7 +388,7 @@ def test_winograd_conv_runs_in_onnxruntime_at_any_batch(tmp_path, tile, tol):
     """The exported Winograd layer (channels in the batch, batched MatMul, DepthToSpace)
     with the batch axis dynamic, against torch's direct conv."""
     import onnxruntime as ort
-    from fomm_convert.export.onnx import FusedConv
+    from fomm_convert.torch_model.fast import FusedConv
     rng = np.random.default_rng(tile)
     kernel = rng.standard_normal((3, 3, 16, 24)).astype(np.float32) * 0.1
     bias = rng.standard_normal(24).astype(np.float32)

@@ -2,6 +2,7 @@
 the oracle, and the TFLite conversion (builtins only, dynamic batch)."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -10,7 +11,10 @@ import tensorflow as tf
 from conftest import FIXTURES, ORACLE, require_oracle
 from oracle_policy import FLAG_COMBINATIONS, random_kp, reference_normalisation
 
-from fomm_convert.tf_model.process_kp import FLAGS, ProcessKpDriving, movement_scale
+from fomm_convert.signatures import FLAGS, signatures
+from fomm_convert.spec import load_spec
+from fomm_convert.tf_model.functions import process_kp_function
+from fomm_convert.tf_model.process_kp import ProcessKpDriving, movement_scale
 
 
 
@@ -105,8 +109,17 @@ def test_module_reproduces_the_oracle_normalisation(case):
 
 # ---------------------------------------------------------------------------------- TFLite
 
+def serving_signature(num_kp: int, jacobian: bool):
+    """The contract's process_kp_driving signature, for any number of keypoints."""
+    spec = load_spec("vox")
+    spec = dataclasses.replace(spec, common={**spec.common, "num_kp": num_kp,
+                                             "estimate_jacobian": jacobian})
+    return signatures(spec)["process_kp_driving"]["serving_default"]
+
+
 def to_tflite(module) -> bytes:
-    function = module.serving_function()
+    function = process_kp_function(
+        module, serving_signature(module.num_kp, module.estimate_jacobian))
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [function.get_concrete_function()], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

@@ -15,12 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from fomm_convert.checkpoint import load_checkpoint
+from fomm_convert.signatures import signatures
 from fomm_convert.spec import load_spec
 from fomm_convert.tf_model import ops
 from fomm_convert.tf_model.blocks import AntiAliasInterpolation2d as TFAntiAlias
 from fomm_convert.torch_model import build_models as build_torch_models
 from fomm_convert.torch_model import load_weights
 from fomm_convert.torch_model.blocks import AntiAliasInterpolation2d, make_coordinate_grid
+from fomm_convert.tf_model.functions import kp_detector_function, model_functions
 from fomm_convert.tf_model.weights import build_tf_models
 
 from conftest import FIXTURES, ORACLE, config_path, require_oracle
@@ -453,10 +455,12 @@ def tflite_ops(model: bytes) -> set[str]:
 
 @pytest.fixture(scope="module")
 def tflite_tiny(tiny_case):
-    _, _, kp_detector, generator, _ = tiny_case
-    return {"kp_detector": tflite_model(kp_detector.serving_function(), kp_detector),
-            "generator": tflite_model(generator.serving_function(), generator),
-            "generate": tflite_model(generator.generate_function(), generator)}
+    spec, _, kp_detector, generator, _ = tiny_case
+    functions = model_functions(spec, kp_detector, generator)
+    detect, generate = functions["kp_detector"][1], functions["generator"][1]
+    return {"kp_detector": tflite_model(detect["serving_default"], kp_detector),
+            "generator": tflite_model(generate["serving_default"], generator),
+            "generate": tflite_model(generate["generate"], generator)}
 
 
 def test_tflite_has_builtin_ops_only(tflite_tiny):
@@ -519,7 +523,8 @@ def vox256(vox256_checkpoint):
     for name, image in (("kp_source", case["source"]), ("kp_driving", case["driving"])):
         # Per frame at batch 1, as the oracle ran the detector (batching moves values ~6e-6),
         # through the graph function the artifacts are made from (eager kernels differ).
-        detect = kp_detector.serving_function()
+        detect = kp_detector_function(kp_detector,
+                                      signatures(spec)["kp_detector"]["serving_default"])
         frames = [detect(nhwc(image[i:i + 1])) for i in range(len(image))]
         for key in frames[0]:
             ours[f"{name}_{key}"] = np.concatenate([f[key].numpy() for f in frames])

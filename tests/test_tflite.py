@@ -11,14 +11,23 @@ import numpy as np
 import pytest
 
 from fomm_convert.checkpoint import load_checkpoint
-from fomm_convert.export import tflite as export
-from fomm_convert.export.savedmodel import export_savedmodels, model_functions
-from fomm_convert.predict import TO_ORACLE, predict
+from fomm_convert.export.savedmodel import export_savedmodels
+from fomm_convert.export.tflite import (TFLiteExportError, convert_savedmodel, export_tflite,
+                                        savedmodel_signatures, tflite_sources)
+from fomm_convert.export.tflite_file import (BUFFER_ALIGNMENT, CONVERTER_METADATA,
+                                             metadata_bytes, read_tflite_metadata,
+                                             tflite_metadata_names, tflite_signatures,
+                                             with_metadata)
+from fomm_convert.export.tflite_ops import GPU_DELEGATE_OPS, op_report, op_report_markdown
+from fomm_convert.formats import METADATA_NAME, effective_precision, tflite_filename
+from fomm_convert.parity.compare import load_tolerances
+from fomm_convert.pipeline.predict import TO_ORACLE, predict
 from fomm_convert.runtime import load_backend
+from fomm_convert.signatures import MODELS
 from fomm_convert.spec import load_spec
 from fomm_convert.tf_model.fast import fast_models
+from fomm_convert.tf_model.functions import model_functions
 from fomm_convert.tf_model.weights import build_tf_models
-from fomm_convert.parity.compare import load_tolerances
 
 from conftest import FIXTURES, ORACLE, ROOT, config_path, require_oracle
 from oracle_policy import assert_matches_oracle
@@ -35,7 +44,7 @@ def metadata_for(model: str) -> dict:
             "inputs": {"image": "NHWC float32 in [0, 1]"}, "note": "UTF-8 survives: é ✓"}
 
 
-METADATA = {m: metadata_for(m) for m in export.MODELS}
+METADATA = {m: metadata_for(m) for m in MODELS}
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +58,10 @@ def bundle(tmp_path_factory, spec):
     root = tmp_path_factory.mktemp("bundle")
     kp_detector, generator = build_tf_models(spec, load_checkpoint(CHECKPOINT))
     export_savedmodels(model_functions(spec, kp_detector, generator), root / "savedmodel")
-    sources = export.tflite_sources(root / "savedmodel", kp_detector, root / "scratch")
+    sources = tflite_sources(spec, root / "savedmodel", kp_detector, root / "scratch")
     for precision in BACKENDS:
-        paths = export.export_tflite(sources, root / "tflite", precision, METADATA)
-        assert sorted(paths) == sorted(export.MODELS)
+        paths = export_tflite(sources, root / "tflite", precision, METADATA)
+        assert sorted(paths) == sorted(MODELS)
     return root
 
 
@@ -168,8 +177,8 @@ def test_process_kp_driving_is_float32_in_every_variant(spec, bundle, oracle, in
     the reduced variants therefore keep it float32 and give the fp32 numbers exactly."""
     outputs = {p: stage_outputs(lite(spec, bundle, p), oracle, *inputs) for p in BACKENDS}
     for precision in ("fp16", "int8"):
-        meta = export.read_tflite_metadata(
-            bundle / "tflite" / export.tflite_filename("process_kp_driving", precision))
+        meta = read_tflite_metadata(
+            bundle / "tflite" / tflite_filename("process_kp_driving", precision))
         assert (meta["precision"], meta["variant"]) == ("fp32", precision)
         for key, value in outputs["fp32"].items():
             if key.startswith("norm_"):
@@ -204,9 +213,9 @@ def test_vox256_fp32_matches_oracle(tmp_path, vox256_checkpoint):
     _, fast_generator = fast_models(kp_detector, generator)
     export_savedmodels(model_functions(spec, kp_detector, fast_generator),
                        tmp_path / "savedmodel")
-    export.export_tflite(export.tflite_sources(tmp_path / "savedmodel", kp_detector,
-                                               tmp_path / "scratch"),
-                         tmp_path / "tflite", "fp32", METADATA)
+    export_tflite(tflite_sources(spec, tmp_path / "savedmodel", kp_detector,
+                                 tmp_path / "scratch"),
+                  tmp_path / "tflite", "fp32", METADATA)
     oracle = np.load(ORACLE / "vox-256.npz")
     source, driving = (np.ascontiguousarray(oracle[k].transpose(0, 2, 3, 1))
                        for k in ("source", "driving"))
@@ -220,13 +229,13 @@ def test_vox256_fp32_matches_oracle(tmp_path, vox256_checkpoint):
 def test_signatures_equal_savedmodel(bundle):
     from ai_edge_litert.interpreter import Interpreter
 
-    for model in export.MODELS:
-        expected = export.savedmodel_signatures(bundle / "savedmodel" / model)
+    for model in MODELS:
+        expected = savedmodel_signatures(bundle / "savedmodel" / model)
         if model == "generator":
             assert sorted(expected) == ["encode_source", "generate", "serving_default"]
         for precision in BACKENDS:
-            path = bundle / "tflite" / export.tflite_filename(model, precision)
-            found = export.tflite_signatures(path)
+            path = bundle / "tflite" / tflite_filename(model, precision)
+            found = tflite_signatures(path)
             assert {k: {io: sorted(v[io]) for io in v} for k, v in found.items()} == \
                 {k: {io: sorted(v[io]) for io in v} for k, v in expected.items()}, path.name
             # The interpreter reads the same names and shapes as our flatbuffer reader.
@@ -283,20 +292,20 @@ def test_metadata_round_trip_without_tensorflow(bundle):
     found = run_without_tf(f"""
         import json
         from pathlib import Path
-        from fomm_convert.export.tflite import read_tflite_metadata, tflite_metadata_names
+        from fomm_convert.export.tflite_file import read_tflite_metadata, tflite_metadata_names
         root = Path({str(bundle / "tflite")!r})
         print(json.dumps({{p.name: [read_tflite_metadata(p), tflite_metadata_names(p)]
                           for p in sorted(root.glob("*.tflite"))}}))
         """)
     assert len(found) == 3 * len(BACKENDS)
     for precision in BACKENDS:
-        for model in export.MODELS:
-            meta, names = found[export.tflite_filename(model, precision)]
-            effective = export.effective_precision(model, precision)
+        for model in MODELS:
+            meta, names = found[tflite_filename(model, precision)]
+            effective = effective_precision(model, precision)
             assert meta == {**METADATA[model], "precision": effective, "variant": precision}
             # Ours is added; what the converter wrote stays.
-            assert names[-1] == export.METADATA_NAME
-            assert set(export.CONVERTER_METADATA) <= set(names)
+            assert names[-1] == METADATA_NAME
+            assert set(CONVERTER_METADATA) <= set(names)
 
 
 def test_backend_runs_without_torch_or_tensorflow(bundle, spec, inputs, tf_predicted):
@@ -307,7 +316,8 @@ def test_backend_runs_without_torch_or_tensorflow(bundle, spec, inputs, tf_predi
         import numpy as np
         from fomm_convert.runtime import load_backend
         from fomm_convert.spec import load_spec
-        from fomm_convert.export.tflite import op_report, tflite_signatures
+        from fomm_convert.export.tflite_file import tflite_signatures
+        from fomm_convert.export.tflite_ops import op_report
         backend = load_backend("tflite", spec=load_spec({config_path("tiny")!r}),
                                bundle={str(bundle)!r}, threads=1)
         image = np.load({str(FIXTURES / "tiny.npz")!r})["driving"][:2].transpose(0, 2, 3, 1)
@@ -326,26 +336,26 @@ def test_backend_runs_without_torch_or_tensorflow(bundle, spec, inputs, tf_predi
 
 
 def test_metadata_rewrite_replaces_and_is_idempotent(bundle):
-    path = bundle / "tflite" / export.tflite_filename("kp_detector", "fp32")
+    path = bundle / "tflite" / tflite_filename("kp_detector", "fp32")
     original = path.read_bytes()
-    payload = export.metadata_bytes({"name": "other", "precision": "fp32"})
-    once = export.with_metadata(original, {export.METADATA_NAME: payload})
-    assert export.read_tflite_metadata(once) == {"name": "other", "precision": "fp32"}
-    assert export.tflite_metadata_names(once) == export.tflite_metadata_names(original)
-    assert export.with_metadata(once, {export.METADATA_NAME: payload}) == once
+    payload = metadata_bytes({"name": "other", "precision": "fp32"})
+    once = with_metadata(original, {METADATA_NAME: payload})
+    assert read_tflite_metadata(once) == {"name": "other", "precision": "fp32"}
+    assert tflite_metadata_names(once) == tflite_metadata_names(original)
+    assert with_metadata(once, {METADATA_NAME: payload}) == once
     # Putting the original entry back gives the original bytes.
-    restored = export.metadata_bytes(export.read_tflite_metadata(original))
-    assert export.with_metadata(once, {export.METADATA_NAME: restored}) == original
+    restored = metadata_bytes(read_tflite_metadata(original))
+    assert with_metadata(once, {METADATA_NAME: restored}) == original
 
 
 def test_metadata_must_be_complete_and_json(bundle, tmp_path):
     with pytest.raises(ValueError, match="no metadata or SavedModel for"):
-        export.export_tflite(bundle / "savedmodel", tmp_path, "fp32", {"generator": {}})
+        export_tflite(bundle / "savedmodel", tmp_path, "fp32", {"generator": {}})
     with pytest.raises(ValueError, match="JSON"):
-        export.export_tflite(bundle / "savedmodel", tmp_path, "fp32",
-                             {m: {"x": float("nan")} for m in export.MODELS})
+        export_tflite(bundle / "savedmodel", tmp_path, "fp32",
+                      {m: {"x": float("nan")} for m in MODELS})
     with pytest.raises(ValueError, match="unknown precision"):
-        export.export_tflite(bundle / "savedmodel", tmp_path, "bf16", METADATA)
+        export_tflite(bundle / "savedmodel", tmp_path, "bf16", METADATA)
     assert not list(tmp_path.iterdir())
 
 
@@ -353,12 +363,12 @@ def test_metadata_must_be_complete_and_json(bundle, tmp_path):
 
 def test_export_is_deterministic(bundle, tmp_path):
     """The same SavedModels and metadata give byte-identical files."""
-    sources = {model: bundle / "savedmodel" / model for model in export.MODELS}
+    sources = {model: bundle / "savedmodel" / model for model in MODELS}
     sources["kp_detector"] = bundle / "scratch" / "kp_detector"
     for precision in ("fp32", "fp16"):
-        again = export.export_tflite(sources, tmp_path, precision, METADATA)
+        again = export_tflite(sources, tmp_path, precision, METADATA)
         for model, path in again.items():
-            first = bundle / "tflite" / export.tflite_filename(model, precision)
+            first = bundle / "tflite" / tflite_filename(model, precision)
             assert path.read_bytes() == first.read_bytes(), path.name
 
 
@@ -371,11 +381,11 @@ def test_buffers_are_aligned(bundle):
             buffer = model.Buffers(i)
             if buffer.DataLength():
                 start = buffer._tab.Vector(buffer._tab.Offset(4))
-                assert start % export.BUFFER_ALIGNMENT == 0, (path.name, i)
+                assert start % BUFFER_ALIGNMENT == 0, (path.name, i)
 
 
 def test_write_is_atomic(tmp_path, monkeypatch):
-    from fomm_convert import bundle
+    from fomm_convert import io as fomm_io
 
     target = tmp_path / "model.tflite"
     target.write_bytes(b"old")
@@ -383,13 +393,13 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     def crash(src, dst):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(bundle.os, "replace", crash)
+    monkeypatch.setattr(fomm_io.os, "replace", crash)
     with pytest.raises(OSError, match="disk gone"):
-        bundle.write_atomic(target, b"new")
+        fomm_io.write_atomic(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.tflite"]
     monkeypatch.undo()
-    bundle.write_atomic(target, b"new")
+    fomm_io.write_atomic(target, b"new")
     assert target.read_bytes() == b"new"
     assert target.stat().st_mode & 0o777 == 0o644  # as the archive's members
 
@@ -405,8 +415,8 @@ def test_flex_ops_fail_loudly(tmp_path):
     module = NeedsFlex()
     tf.saved_model.save(module, str(tmp_path / "flex"),
                         signatures={"serving_default": module.serving_default})
-    with pytest.raises(export.TFLiteExportError, match="builtin ops only"):
-        export.convert_savedmodel(tmp_path / "flex", "fp32")
+    with pytest.raises(TFLiteExportError, match="builtin ops only"):
+        convert_savedmodel(tmp_path / "flex", "fp32")
 
 
 # ------------------------------------------------------------------------------ op report
@@ -415,9 +425,9 @@ def test_op_report(bundle):
     from ai_edge_litert import schema_py_generated as schema
 
     reports = {}
-    for model in export.MODELS:
-        path = bundle / "tflite" / export.tflite_filename(model, "fp32")
-        rows = reports[model] = export.op_report(path)
+    for model in MODELS:
+        path = bundle / "tflite" / tflite_filename(model, "fp32")
+        rows = reports[model] = op_report(path)
         assert all(r["builtin"] and not r["op"].startswith(("CUSTOM", "Flex")) for r in rows)
         # Counts agree with the schema's own reader, subgraph by subgraph.
         flat = schema.Model.GetRootAs(path.read_bytes(), 0)
@@ -427,7 +437,7 @@ def test_op_report(bundle):
         for row in rows:
             assert row["gpu"] in ("yes", "no", "conditional", "mixed")
             assert 0 <= row["gpu_count"] <= row["count"]
-            if row["op"] not in export.GPU_DELEGATE_OPS:
+            if row["op"] not in GPU_DELEGATE_OPS:
                 assert row["gpu"] == "no" and row["gpu_count"] == 0
     generator = {(r["signature"], r["op"]): r for r in reports["generator"]}
     assert {s for s, _ in generator} == {"serving_default", "encode_source", "generate"}
@@ -438,12 +448,12 @@ def test_op_report(bundle):
     # sparse_deformed is 5-D: whatever touches it stays off the GPU.
     assert any("5-D" in n for r in reports["generator"] for n in r["notes"])
     # Dynamic-range int8 runs on CPU only; float16 weights are dequantized on the GPU.
-    int8 = export.op_report(bundle / "tflite" / export.tflite_filename("generator", "int8"))
+    int8 = op_report(bundle / "tflite" / tflite_filename("generator", "int8"))
     conv = [r for r in int8 if r["op"] == "CONV_2D"]
     assert conv and all(r["gpu"] == "no" and "int8" in r["notes"][0] for r in conv)
-    fp16 = export.op_report(bundle / "tflite" / export.tflite_filename("generator", "fp16"))
+    fp16 = op_report(bundle / "tflite" / tflite_filename("generator", "fp16"))
     assert all(r["gpu"] == "yes" for r in fp16 if r["op"] in ("CONV_2D", "DEQUANTIZE"))
-    page = export.op_report_markdown(reports)
+    page = op_report_markdown(reports)
     for model, rows in reports.items():
         assert f"## {model}" in page
         assert all(f"| {r['op']} | {r['count']} |" in page for r in rows)

@@ -29,7 +29,7 @@ def test_workflow_covers_every_dataset():
 
 
 def test_build_all_skips_missing_checkpoints(monkeypatch, tmp_path):
-    import fomm_convert.build_all as build_all
+    import fomm_convert.pipeline.build_all as build_all
     monkeypatch.setattr(build_all, "CHECKPOINTS", tmp_path)
     result = CliRunner().invoke(cli, ["build-all"])
     assert result.exit_code == 0, result.output

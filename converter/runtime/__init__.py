@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import importlib
 
-# name -> (class, fixed keyword arguments)
+from ..formats import FORMATS
+
+# Classes of the bundle backends, by exporter kind.
+_BUNDLE_CLASSES = {
+    "savedmodel": "fomm_convert.runtime.savedmodel_backend:SavedModelBackend",
+    "tflite": "fomm_convert.runtime.tflite_backend:TFLiteBackend",
+    "onnx": "fomm_convert.runtime.onnx_backend:ONNXBackend",
+}
+# name -> (class, fixed keyword arguments): the checkpoint backends, then one per format
+# (formats.FORMATS: its backend name, kind and, for TFLite, precision).
 BACKENDS = {
     "torch": ("fomm_convert.runtime.torch_backend:TorchBackend", {}),
     "tf": ("fomm_convert.runtime.tf_backend:TFBackend", {}),
-    "savedmodel": ("fomm_convert.runtime.savedmodel_backend:SavedModelBackend", {}),
-    "tflite": ("fomm_convert.runtime.tflite_backend:TFLiteBackend", {"precision": "fp32"}),
-    "tflite-fp16": ("fomm_convert.runtime.tflite_backend:TFLiteBackend", {"precision": "fp16"}),
-    "tflite-int8": ("fomm_convert.runtime.tflite_backend:TFLiteBackend", {"precision": "int8"}),
-    "onnx": ("fomm_convert.runtime.onnx_backend:ONNXBackend", {}),
+    **{f.backend: (_BUNDLE_CLASSES[f.kind], {"precision": f.precision} if f.kind == "tflite"
+                   else {}) for f in FORMATS.values()},
 }
 # Backends that convert a checkpoint on the fly; the others run a bundle's artifacts.
 CHECKPOINT_BACKENDS = {"torch", "tf"}

@@ -5,11 +5,9 @@ from typing import Protocol
 
 import numpy as np
 
-Arrays = dict[str, np.ndarray]
+from ..signatures import FLAGS, keypoint_names
 
-# Generator outputs and their layout (B = driving batch, K+1 motions incl. background).
-GENERATOR_OUTPUTS = ("prediction", "mask", "occlusion_map", "deformation",
-                     "sparse_deformed", "deformed")
+Arrays = dict[str, np.ndarray]
 
 
 class Backend(Protocol):
@@ -40,10 +38,8 @@ class Backend(Protocol):
 
 def kp_inputs(kp: Arrays, prefix: str, jacobian: bool) -> Arrays:
     """Keypoints as named signature inputs: {prefix: value[, prefix_jacobian: jacobian]}."""
-    args = {prefix: np.asarray(kp["value"], np.float32)}
-    if jacobian:
-        args[f"{prefix}_jacobian"] = np.asarray(kp["jacobian"], np.float32)
-    return args
+    return {name: np.asarray(kp[key], np.float32)
+            for name, key in zip(keypoint_names(prefix, jacobian), ("value", "jacobian"))}
 
 
 class SignatureBackend:
@@ -61,7 +57,8 @@ class SignatureBackend:
 
     def _kps(self, kp_driving, kp_source):
         jac = self.estimate_jacobian
-        return {**kp_inputs(kp_driving, "kp_driving", jac), **kp_inputs(kp_source, "kp_source", jac)}
+        return {**kp_inputs(kp_driving, "kp_driving", jac),
+                **kp_inputs(kp_source, "kp_source", jac)}
 
     def kp_detector(self, image):
         return self.call("kp_detector", "serving_default", {"image": np.asarray(image, np.float32)})
@@ -72,9 +69,8 @@ class SignatureBackend:
         inputs = {**kp_inputs(kp_driving, "kp_driving", jac),
                   **kp_inputs(kp_driving_initial, "kp_driving_initial", jac),
                   **kp_inputs(kp_source, "kp_source", jac),
-                  "use_relative_movement": np.float32(use_relative_movement),
-                  "use_relative_jacobian": np.float32(use_relative_jacobian),
-                  "adapt_movement_scale": np.float32(adapt_movement_scale)}
+                  **{name: np.float32(flag) for name, flag in zip(FLAGS, (
+                      use_relative_movement, use_relative_jacobian, adapt_movement_scale))}}
         return self.call("process_kp_driving", "serving_default", inputs)
 
     def generator(self, source_image, kp_driving, kp_source):

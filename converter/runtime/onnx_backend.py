@@ -7,22 +7,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ..formats import ONNX_ARTIFACT_FILES, ONNX_FILES
 from .base import SignatureBackend
-
-# (model, signature) -> file name under DIR/onnx/ (written by converter/export/onnx.py).
-FILES = {
-    ("kp_detector", "serving_default"): "kp_detector.onnx",
-    ("process_kp_driving", "serving_default"): "process_kp_driving.onnx",
-    ("generator", "serving_default"): "generator.onnx",
-    ("generator", "encode_source"): "generator.encode_source.onnx",
-    ("generator", "generate"): "generator.generate.onnx",
-}
-# The generator files' external data (their weights, stored once), beside them.
-WEIGHTS_FILE = "generator.weights"
-# Every file of DIR/onnx/ the backend loads.
-ARTIFACT_FILES = (*FILES.values(), WEIGHTS_FILE)
-# The metadata_props key holding the exporter's JSON metadata.
-METADATA_KEY = "fomm_convert.json"
 
 
 class ONNXBackend(SignatureBackend):
@@ -31,7 +17,7 @@ class ONNXBackend(SignatureBackend):
         self.estimate_jacobian = spec.estimate_jacobian
         self.frame_shape = spec.frame_shape
         root = Path(bundle) / "onnx"
-        missing = [name for name in ARTIFACT_FILES if not (root / name).is_file()]
+        missing = [name for name in ONNX_ARTIFACT_FILES if not (root / name).is_file()]
         if missing:
             raise FileNotFoundError(f"{root}: missing {', '.join(missing)}")
         options = ort.SessionOptions()
@@ -43,7 +29,7 @@ class ONNXBackend(SignatureBackend):
         self.sessions = {
             key: ort.InferenceSession(str(root / name), sess_options=options,
                                       providers=["CPUExecutionProvider"])
-            for key, name in FILES.items()}
+            for key, name in ONNX_FILES.items()}
 
     def call(self, model, signature, inputs):
         session = self.sessions[model, signature]
@@ -51,7 +37,7 @@ class ONNXBackend(SignatureBackend):
         missing = [n for n in names if n not in inputs]
         unexpected = [n for n in inputs if n not in names]
         if missing or unexpected:
-            raise ValueError(f"{FILES[model, signature]}: missing inputs {missing}, "
+            raise ValueError(f"{ONNX_FILES[model, signature]}: missing inputs {missing}, "
                              f"unexpected {unexpected}")
         feed = {n: np.ascontiguousarray(inputs[n], dtype=np.float32) for n in names}
         outputs = [o.name for o in session.get_outputs()]

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from ..signatures import MODELS
 from .base import SignatureBackend
-
-MODELS = ("kp_detector", "process_kp_driving", "generator")
 
 
 class SavedModelBackend(SignatureBackend):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ..export.savedmodel import model_functions
+from ..tf_model.functions import model_functions
 from ..tf_model.weights import build_tf_models
 from .base import SignatureBackend
 

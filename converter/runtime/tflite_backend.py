@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from ..export.tflite import MODELS, tflite_filename
+from ..formats import tflite_filename
+from ..signatures import MODELS
 from .base import SignatureBackend
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-
 from ..spec import Spec
 from ..torch_model import build_models, load_weights, normalize_kp
 from .base import Arrays
@@ -84,6 +83,7 @@ class TorchBackend:
         n = kp_driving["value"].shape[0]
         features, down = (_to_nchw(encoded[k]) for k in ("source_features", "source_down"))
         if features.shape[0] != n:
-            features, down = features.expand(n, *features.shape[1:]), down.expand(n, *down.shape[1:])
+            features = features.expand(n, *features.shape[1:])
+            down = down.expand(n, *down.shape[1:])
         _, kp_source = self._broadcast_source(features, kp_driving, _kp(kp_source))
         return _to_nhwc(self.gen.generate(features, down, kp_driving, kp_source))

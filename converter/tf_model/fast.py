@@ -262,8 +262,7 @@ _KP_ATTRIBUTES = ("kp", "jacobian", "num_kp", "num_channels", "temperature", "sc
 _DENSE_ATTRIBUTES = ("mask", "occlusion", "num_kp", "num_channels", "scale_factor",
                      "kp_variance", "align_corners", "down")
 _GENERATOR_ATTRIBUTES = ("final", "num_kp", "num_channels", "estimate_jacobian",
-                         "estimate_occlusion_map", "align_corners", "_feature_channels",
-                         "_frame_shape")
+                         "estimate_occlusion_map", "align_corners", "_frame_shape")
 
 
 def _copy_attributes(target, source, names):

@@ -11,18 +11,14 @@ kp_driving's batch: they are tiled in-graph to kp_driving's batch.
 """
 from __future__ import annotations
 
-import math
-
 import tensorflow as tf
 
 from ..architecture import generator_channels
+from ..signatures import keypoint_names
 from . import ops
 from .blocks import (Block, Conv2d, DownBlock2d, ResBlock2d, SameBlock2d, Sequential,
                      UpBlock2d, assign_paths)
 from .dense_motion import DenseMotionNetwork
-
-KEYPOINT_INPUTS_JAC = ("kp_driving", "kp_driving_jacobian", "kp_source", "kp_source_jacobian")
-KEYPOINT_INPUTS = ("kp_driving", "kp_source")
 
 
 def warp(x: tf.Tensor, deformation: tf.Tensor, align_corners: bool) -> tf.Tensor:
@@ -53,7 +49,6 @@ class OcclusionAwareGenerator(Block):
         self.estimate_jacobian = bool(estimate_jacobian)
         self.estimate_occlusion_map = bool(estimate_occlusion_map)
         self.align_corners = bool(align_corners)
-        self._feature_channels = bottleneck
         self._frame_shape = tuple(frame_shape) if frame_shape is not None else None
         assign_paths(self)
 
@@ -65,7 +60,8 @@ class OcclusionAwareGenerator(Block):
     @property
     def keypoint_inputs(self) -> tuple[str, ...]:
         """Names (and positional order) of the keypoint inputs of this model."""
-        return KEYPOINT_INPUTS_JAC if self.estimate_jacobian else KEYPOINT_INPUTS
+        jac = self.estimate_jacobian
+        return keypoint_names("kp_driving", jac) + keypoint_names("kp_source", jac)
 
     def _bind_keypoints(self, args, kwargs) -> dict:
         names = self.keypoint_inputs
@@ -143,63 +139,6 @@ class OcclusionAwareGenerator(Block):
         result = self._decode(tf.convert_to_tensor(source_features, tf.float32),
                               tf.convert_to_tensor(source_down, tf.float32), kps, taps)
         return {"prediction": result["prediction"]}
-
-    # ------------------------------------------------------------ export signatures
-    def input_shapes(self) -> dict:
-        """Per-example shapes (no batch) of every input of the three entry points."""
-        if self._frame_shape is None:
-            raise ValueError("build the generator with frame_shape to export it")
-        height, width, channels = self._frame_shape
-        n_down = len(self.down_blocks)
-        scale = self.dense_motion_network.scale_factor
-        step = 1 if scale == 1 else int(1 / scale)
-        k = self.num_kp
-        return {
-            "source_image": (height, width, channels),
-            "source_features": (height >> n_down, width >> n_down, self._feature_channels),
-            "source_down": (math.ceil(height / step), math.ceil(width / step), channels),
-            "kp_driving": (k, 2), "kp_source": (k, 2),
-            "kp_driving_jacobian": (k, 2, 2), "kp_source_jacobian": (k, 2, 2),
-        }
-
-    def _specs(self, names, batch):
-        shapes = self.input_shapes()
-        return [tf.TensorSpec([batch, *shapes[n]], tf.float32, name=n) for n in names]
-
-    def serving_function(self, batch: int | None = None, outputs=None):
-        """tf.function(source_image, <keypoint inputs>) -> dict of `outputs` (default: all).
-
-        The Python parameter names are the input names TFLite signatures carry."""
-        def select(result):
-            return {k: v for k, v in result.items() if outputs is None or k in outputs}
-
-        if self.estimate_jacobian:
-            def generator(source_image, kp_driving, kp_driving_jacobian, kp_source,
-                          kp_source_jacobian):
-                return select(self(source_image, kp_driving, kp_driving_jacobian, kp_source,
-                                   kp_source_jacobian))
-        else:
-            def generator(source_image, kp_driving, kp_source):
-                return select(self(source_image, kp_driving, kp_source))
-        names = ("source_image",) + self.keypoint_inputs
-        return tf.function(generator, input_signature=self._specs(names, batch))
-
-    def encode_source_function(self, batch: int | None = None):
-        def encode_source(source_image):
-            return self.encode_source(source_image)
-        return tf.function(encode_source, input_signature=self._specs(["source_image"], batch))
-
-    def generate_function(self, batch: int | None = None):
-        if self.estimate_jacobian:
-            def generate(source_features, source_down, kp_driving, kp_driving_jacobian,
-                         kp_source, kp_source_jacobian):
-                return self.generate(source_features, source_down, kp_driving,
-                                     kp_driving_jacobian, kp_source, kp_source_jacobian)
-        else:
-            def generate(source_features, source_down, kp_driving, kp_source):
-                return self.generate(source_features, source_down, kp_driving, kp_source)
-        names = ("source_features", "source_down") + self.keypoint_inputs
-        return tf.function(generate, input_signature=self._specs(names, batch))
 
 
 def generator_from_spec(spec) -> OcclusionAwareGenerator:

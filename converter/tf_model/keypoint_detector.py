@@ -64,17 +64,6 @@ class KPDetector(Block):
             out["jacobian"] = self._tap(taps, jacobian, ":jacobian", "raw")
         return out
 
-    def serving_function(self, batch: int | None = None) -> tf.types.experimental.GenericFunction:
-        """A tf.function with a named input signature: image (B, H, W, C)."""
-        if self.frame_shape is None:
-            raise ValueError("build the KPDetector with frame_shape to export it")
-        spec = tf.TensorSpec([batch, *self.frame_shape], tf.float32, name="image")
-
-        @tf.function(input_signature=[spec])
-        def kp_detector(image):
-            return self(image)
-        return kp_detector
-
 
 def expectation(heatmap: tf.Tensor, maps: tf.Tensor, h: int, w: int) -> tf.Tensor:
     """Sum over the h*w positions of heatmap * maps: (B, K, hw) with (B or 1, K or 1, hw, C)
@@ -91,5 +80,3 @@ def expectation(heatmap: tf.Tensor, maps: tf.Tensor, h: int, w: int) -> tf.Tenso
 def kp_detector_from_spec(spec) -> KPDetector:
     """The TF kp_detector of a Spec (variables zero until weights are applied)."""
     return KPDetector(**spec.kp_detector_kwargs(), frame_shape=spec.frame_shape)
-
-

@@ -5,7 +5,7 @@ The three mode flags are scalar float32 inputs (0.0 or 1.0) and act through sele
 through Python branches. The movement scale needs the area of the convex hull of the
 keypoints, which `hull_area` computes in closed form with TFLite builtin ops only.
 
-Semantics (docs/semantics.md, "Keypoint normalisation"; torch reference:
+Semantics (the original's normalize_kp; torch reference:
 converter/torch_model/normalize.py):
 - not relative: value and jacobian are kp_driving's, unchanged;
 - relative: value = (kp_driving - kp_initial) * scale + kp_source, where
@@ -20,10 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from ..architecture import HULL_BOUND, HULL_GRID_BITS
+from ..signatures import FLAGS, keypoint_names
 from .ops import inverse2x2
-
-FLAGS = ("use_relative_movement", "use_relative_jacobian", "adapt_movement_scale")
-
 
 # --------------------------------------------------------------------------- hull area
 
@@ -139,41 +137,9 @@ class ProcessKpDriving(tf.Module):
         self.estimate_jacobian = bool(estimate_jacobian)
 
     def input_names(self) -> list[str]:
+        """The serving signature's inputs, in call order (tf_model.functions makes it)."""
         kps = ("kp_driving", "kp_driving_initial", "kp_source")
-        if self.estimate_jacobian:
-            kps = tuple(n for kp in kps for n in (kp, f"{kp}_jacobian"))
-        return [*kps, *FLAGS]
-
-    def input_signature(self) -> list[tf.TensorSpec]:
-        """TensorSpecs (dynamic batch) named like the inputs, in call order."""
-        specs = []
-        for name in self.input_names():
-            if name in FLAGS:
-                shape = []
-            elif name.endswith("_jacobian"):
-                shape = [None, self.num_kp, 2, 2]
-            else:
-                shape = [None, self.num_kp, 2]
-            specs.append(tf.TensorSpec(shape, tf.float32, name=name))
-        return specs
-
-    def serving_function(self) -> tf.types.experimental.GenericFunction:
-        """A tf.function with named inputs and outputs, for SavedModel/TFLite export."""
-        if self.estimate_jacobian:
-            def process_kp(kp_driving, kp_driving_jacobian, kp_driving_initial,
-                           kp_driving_initial_jacobian, kp_source, kp_source_jacobian,
-                           use_relative_movement, use_relative_jacobian, adapt_movement_scale):
-                return self(kp_driving, kp_driving_jacobian, kp_driving_initial,
-                            kp_driving_initial_jacobian, kp_source, kp_source_jacobian,
-                            use_relative_movement, use_relative_jacobian,
-                            adapt_movement_scale)
-        else:
-            def process_kp(kp_driving, kp_driving_initial, kp_source, use_relative_movement,
-                           use_relative_jacobian, adapt_movement_scale):
-                return self(kp_driving, None, kp_driving_initial, None, kp_source, None,
-                            use_relative_movement, use_relative_jacobian,
-                            adapt_movement_scale)
-        return tf.function(process_kp, input_signature=self.input_signature())
+        return [n for kp in kps for n in keypoint_names(kp, self.estimate_jacobian)] + list(FLAGS)
 
     def __call__(self, kp_driving, kp_driving_jacobian=None, kp_driving_initial=None,
                  kp_driving_initial_jacobian=None, kp_source=None, kp_source_jacobian=None,

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..errors import FommError
+
 TABLE_PATH = Path(__file__).resolve().parent / "weight_table.yaml"
 
 
@@ -196,7 +198,7 @@ class WeightProblems:
         return out
 
 
-class WeightTableError(ValueError):
+class WeightTableError(FommError, ValueError):
     """A checkpoint does not fit the TF model; `.problems` holds every offender by kind."""
 
     def __init__(self, problems: list[WeightProblems]):

@@ -1,7 +1,6 @@
 """Keypoint detector: hourglass features -> heatmap softmax -> expected (x, y) and jacobian."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

@@ -7,7 +7,7 @@ branches, and the movement scale's convex hull area is computed in the graph, in
 int64 arithmetic, with no data-dependent shapes or control flow (so tracing records it
 whole and ONNX export needs no custom op).
 
-Semantics (docs/semantics.md, "Keypoint normalisation"; eager reference:
+Semantics (the original's normalize_kp; eager reference:
 converter/torch_model/normalize.py):
 - not relative: value and jacobian are kp_driving's, unchanged;
 - relative: value = (kp_driving - kp_initial) * scale + kp_source, where
@@ -24,9 +24,8 @@ import torch
 from torch import nn
 
 from ..architecture import HULL_BOUND, HULL_GRID_BITS
+from ..signatures import FLAGS
 from .normalize import inverse2x2
-
-FLAGS = ("use_relative_movement", "use_relative_jacobian", "adapt_movement_scale")
 
 # The same grid as the TF graph's (tf_model/process_kp.py explains the bounds): points
 # are clipped to [-2, 2] and rounded to multiples of 2**-28, so that every difference,

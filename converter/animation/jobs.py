@@ -1,0 +1,235 @@
+"""The `animate` and `reconstruct` jobs: a checked bundle, the inputs prepared as upstream
+demo.py prepares them (`fomm_convert.media`), the streaming loop, the output written
+whole or not at all.
+
+Every input and the output are checked before the backend is loaded, so those errors come
+first and alone (the runtimes log when they start).
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from ..bundle.open import OpenedBundle, open_bundle
+from ..errors import FommError
+from ..io import write_json
+from ..media import MediaError, open_video, open_writer, output_kind, read_image
+from .best_frame import find_best_frame
+from .drawing import output_frames, source_panel
+from .loop import Reconstruction, Source, animate_frames, reconstruct_frames
+from .progress import ProgressBar, progress
+
+DEFAULT_FPS = 25.0  # for videos whose header gives none
+
+
+class AnimateError(FommError):
+    """A job's own refusal (e.g. a report that cannot be written)."""
+
+
+class Prepared:
+    """A verified bundle and the backend to run it with, loaded on first use (after the
+    inputs and the output have been checked)."""
+
+    def __init__(self, bundle, backend_name: str, checkpoint=None, threads=None):
+        self.bundle = bundle  # a bundle.open.OpenedBundle
+        self.backend_name = backend_name
+        self.notices: list[str] = []
+        self._checkpoint, self._threads, self._backend = checkpoint, threads, None
+
+    @property
+    def spec(self):
+        return self.bundle.spec
+
+    @property
+    def manifest(self) -> dict:
+        return self.bundle.manifest
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            self._backend = self.bundle.backend(self.backend_name, self._checkpoint,
+                                                self._threads)
+        return self._backend
+
+    @backend.setter
+    def backend(self, value):
+        self._backend = value
+
+
+def prepare(bundle, backend_name: str, checkpoint=None, threads=None) -> Prepared:
+    """Check the bundle now (files, spec, that it has the backend's format; an
+    OpenedBundle's files were checked when it was opened); load the backend when it is
+    first used."""
+    opened = bundle if isinstance(bundle, OpenedBundle) else open_bundle(bundle)
+    opened.check_backend(backend_name, checkpoint)
+    prepared = Prepared(opened, backend_name, checkpoint, threads)
+    if opened.synthetic:
+        prepared.notices.append(f"note: {opened.path.name} holds synthetic weights (seeded "
+                                f"random), not a trained model: the output is not meant to "
+                                f"look like anything")
+    return prepared
+
+
+def frame_size(spec) -> tuple[int, int]:
+    """(H, W) the spec's models take: every input is resized to it."""
+    return tuple(spec.frame_shape[:2])
+
+
+def check_distinct(out, *inputs):
+    """Refuse to write over an input (the output is renamed into place at the end)."""
+    target = Path(out).resolve()
+    for path in inputs:
+        if path is not None and Path(path).resolve() == target:
+            raise MediaError(f"{out}: is also an input; choose another output")
+
+
+def check_writable(path):
+    """Fail now, not after the work, if a file cannot be written at `path`."""
+    path = Path(path)
+    if path.is_dir():
+        raise AnimateError(f"{path}: is a directory")
+    parent = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    try:
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as exc:
+        raise AnimateError(f"{path}: cannot write there ({exc.strerror})") from None
+
+
+def write_report(path, data: dict):
+    """A JSON report, atomically (its folder made if needed)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, data)
+    except OSError as exc:
+        raise AnimateError(f"{path}: cannot write it ({exc.strerror})") from None
+
+
+def _audio_source(video, out):
+    """The driving video, when its audio is to be muxed into the output (.mp4 only)."""
+    return video.path if out is not None and video.has_audio and output_kind(out) == "mp4" \
+        else None
+
+
+def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative: bool,
+                adapt_scale: bool, batch_size: int = 4, best_frame: bool = False,
+                visualize: bool = False, stream=None) -> dict:
+    """Animate the source with the driving video into `out`; returns a summary.
+
+    best_frame: the original animates forward from the best frame i to the end and
+    backward from i to the start, each relative to frame i, and joins them (the backward
+    part reversed, the duplicate frame i dropped). Every generated frame depends only on
+    its own keypoints, the source and frame i's keypoints, so that join is every frame in
+    video order measured from frame i: a keypoint pass finds i (keypoints kept, frames
+    not), then one forward pass renders (tests/test_animate.py checks it against the
+    literal join).
+    """
+    stream = stream if stream is not None else sys.stderr
+    size = frame_size(prepared.spec)
+    output_kind(out)  # an unknown output type fails before any work
+    check_distinct(out, source_path, driving_path)
+    source_image = read_image(source_path, size)
+    video = open_video(driving_path)
+    fps = video.fps or DEFAULT_FPS
+    summary = {"frames": 0, "fps": fps, "best_frame": None, "audio": False}
+    audio = _audio_source(video, out)
+    # Opened before any work, so an unwritable output fails first; removed on any failure.
+    with open_writer(out, fps, audio_from=audio) as writer:
+        backend = prepared.backend
+        source = Source.prepare(backend, source_image)
+        panel = source_panel(source) if visualize else None
+        kp_initial = keypoints = None
+        if best_frame:
+            with progress("best frame", video.frame_count, True, stream) as bar:
+                index, keypoints = find_best_frame(backend, source, video.frames(size), bar)
+            kp_initial, summary["best_frame"] = keypoints[index], index
+        total = len(keypoints) if keypoints else video.frame_count
+        with progress("animate", total, keypoints is None, stream) as bar:
+            for batch in animate_frames(backend, source, video.frames(size), relative=relative,
+                                        adapt_scale=adapt_scale, batch_size=batch_size,
+                                        kp_initial=kp_initial, keypoints=keypoints):
+                for frame in output_frames(batch, panel):
+                    writer.write(frame)
+                bar.update(len(batch.prediction))
+        summary["frames"] = writer.count
+    summary.update(audio=audio is not None, frames_per_second=bar.rate())
+    return summary
+
+
+def run_reconstruct(prepared: Prepared, video_path, out=None, *, batch_size: int = 4,
+                    visualize: bool = False, stream=None) -> Reconstruction:
+    """The original's reconstruction of a video from its first frame (loop.reconstruct_frames),
+    optionally written to `out`."""
+    stream = stream if stream is not None else sys.stderr
+    size = frame_size(prepared.spec)
+    if out is not None:
+        output_kind(out)
+        check_distinct(out, video_path)
+    video = open_video(video_path)
+    fps = video.fps or DEFAULT_FPS
+    writer = open_writer(out, fps, audio_from=_audio_source(video, out)) \
+        if out is not None else None
+    try:
+        backend = prepared.backend
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    bar = ProgressBar("reconstruct", video.frame_count, True, stream)
+    panel = {}
+
+    def on_batch(batch, source):
+        if writer is not None:
+            if visualize and "image" not in panel:
+                panel["image"] = source_panel(source)
+            for frame in output_frames(batch, panel.get("image")):
+                writer.write(frame)
+        bar.update(len(batch.prediction))
+
+    try:
+        result = reconstruct_frames(backend, video.frames(size),
+                                    batch_size=batch_size, on_batch=on_batch)
+        if writer is not None:
+            writer.commit()
+    except BaseException:
+        bar.close(ok=False)
+        if writer is not None:
+            writer.abort()
+        raise
+    bar.close()
+    return result
+
+
+def animate(bundle, source, driving, out, *, backend: str = "tflite", checkpoint=None,
+            threads=None, relative=None, adapt_scale=None, batch_size: int = 4,
+            best_frame: bool = False, visualize: bool = False, notify=print) -> dict:
+    """The `animate` command's work: run_animate on a prepared bundle, the normalisation
+    defaulting to the bundle spec's; the summary also says which normalisation ran."""
+    prepared = prepare(bundle, backend, checkpoint, threads)
+    for notice in prepared.notices:
+        notify(notice)
+    relative = prepared.spec.relative if relative is None else relative
+    adapt_scale = prepared.spec.adapt_scale if adapt_scale is None else adapt_scale
+    summary = run_animate(prepared, source, driving, out, relative=relative,
+                          adapt_scale=adapt_scale, batch_size=batch_size,
+                          best_frame=best_frame, visualize=visualize)
+    return {**summary, "relative": relative, "adapt_scale": adapt_scale}
+
+
+def reconstruct(bundle, video, out=None, *, backend: str = "tflite", checkpoint=None,
+                threads=None, batch_size: int = 4, visualize: bool = False, json_path=None,
+                notify=print) -> Reconstruction:
+    """The `reconstruct` command's work: run_reconstruct, and the L1 report as JSON."""
+    prepared = prepare(bundle, backend, checkpoint, threads)
+    if json_path:
+        check_writable(json_path)
+    for notice in prepared.notices:
+        notify(notice)
+    result = run_reconstruct(prepared, video, out, batch_size=batch_size, visualize=visualize)
+    if json_path:
+        write_report(json_path, {"l1": result.l1, "frames": result.frames,
+                                 "l1_per_frame": result.per_frame, "video": str(video),
+                                 "backend": backend, "bundle": str(prepared.bundle.path),
+                                 "bundle_version": prepared.manifest.get("version")})
+    return result

@@ -1,0 +1,46 @@
+"""The backends a benchmark times: PyTorch eager from the checkpoint (the baseline), then
+one per artifact format (formats.FORMATS), which graph each runs and the files it loads."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..formats import FORMATS
+
+# Artifact formats in table order: the SavedModel (TFLite's graph, under TensorFlow) last.
+_FORMATS = sorted(FORMATS.values(), key=lambda f: f.kind == "savedmodel")
+# Backends in table order; torch is the baseline, run from the checkpoint.
+BENCH_BACKENDS = ("torch", *(f.backend for f in _FORMATS))
+_FORMAT_OF = {f.backend: f for f in _FORMATS}
+# Which graph (flops.GRAPHS) each backend runs, for its FLOP floor: the TFLite files and the
+# SavedModel hold the XNNPACK-targeted graph, the ONNX files the MLAS-targeted one.
+_GRAPH_OF_KIND = {"tflite": "xnnpack", "savedmodel": "xnnpack", "onnx": "mlas"}
+GRAPH_OF = {"torch": "reference", **{b: _GRAPH_OF_KIND[f.kind] for b, f in _FORMAT_OF.items()}}
+
+
+def _files(backend: str, bundle: Path) -> list[Path]:
+    """The paths a backend's format adds to a bundle (SavedModels: their directories)."""
+    return [bundle / p for p in _FORMAT_OF[backend].files()]
+
+
+def bundle_backends(bundle: Path) -> list[str]:
+    """The artifact backends a bundle holds, in table order."""
+    bundle = Path(bundle)
+    found = []
+    for name in BENCH_BACKENDS[1:]:
+        if _FORMAT_OF[name].kind == "savedmodel":
+            ok = all((p / "saved_model.pb").is_file() for p in _files(name, bundle))
+        else:
+            ok = all(p.is_file() for p in _files(name, bundle))
+        if ok:
+            found.append(name)
+    return found
+
+
+def artifact_bytes(backend: str, bundle: Path, checkpoint: Path) -> int:
+    """Bytes of the files a backend loads (torch: the checkpoint file)."""
+    if backend == "torch":
+        return Path(checkpoint).stat().st_size
+    files = []
+    for path in _files(backend, Path(bundle)):
+        files += [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+    return sum(p.stat().st_size for p in files)

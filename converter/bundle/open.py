@@ -1,0 +1,140 @@
+"""Opening a bundle, in one place: its manifest checked against its files, its spec, the
+checkpoint it was built from (its weights checked against the manifest) and any backend,
+from the bundle's artifacts or from a checkpoint.
+
+Lite: torch, tensorflow and the runtimes are imported only when a backend is loaded.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import one_line
+from ..formats import FORMATS
+from ..paths import CHECKPOINTS, SYNTHETIC_NAME
+from .manifest import BundleError, check_files, read_manifest
+
+# Backend name -> the bundle format whose artifacts it runs (the others take a checkpoint).
+FORMAT_OF_BACKEND = {f.backend: name for name, f in FORMATS.items()}
+BUNDLE_BACKENDS = tuple(FORMAT_OF_BACKEND)
+
+
+def bundle_spec(bundle, manifest: dict):
+    """The resolved spec a bundle was built from (recorded in its manifest)."""
+    from ..spec import SpecError, spec_from_data
+    try:
+        return spec_from_data(Path(bundle) / "manifest.json", manifest["spec"])
+    except (SpecError, KeyError) as exc:
+        raise BundleError(f"{bundle}: its manifest holds no usable spec ({one_line(exc)})") \
+            from None
+
+
+def find_checkpoint(manifest: dict, spec, given=None) -> Path:
+    """The checkpoint a bundle was built from: `given`, else the manifest's file under
+    checkpoints/ (a synthetic one is made again from its seed when missing)."""
+    if given:
+        return Path(given)
+    name = manifest["checkpoint"]["file"]
+    path = CHECKPOINTS / name
+    synthetic = SYNTHETIC_NAME.match(name)
+    if not path.exists() and manifest.get("synthetic") and synthetic:
+        from ..synth import synthetic_checkpoint
+        return synthetic_checkpoint(spec, int(synthetic.group("seed")))
+    if not path.exists():
+        raise BundleError(f"{path}: the bundle's checkpoint is not there; pass --checkpoint")
+    return path
+
+
+def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None):
+    """The named backend for a spec: a bundle backend runs `bundle`'s artifacts, a
+    checkpoint backend (tf, torch) converts `checkpoint` (a path or a loaded Checkpoint).
+    Every failure is a one-line BundleError."""
+    from ..runtime import CHECKPOINT_BACKENDS, backend_names, load_backend
+    if name not in backend_names():
+        raise BundleError(f"unknown backend '{name}' (known: {', '.join(backend_names())})")
+    extra = {} if threads is None else {"threads": threads}
+    if name not in CHECKPOINT_BACKENDS:
+        if bundle is None:
+            raise BundleError(f"backend {name} needs --bundle")
+        try:
+            return load_backend(name, spec=spec, bundle=Path(bundle), **extra)
+        except ImportError as exc:
+            raise BundleError(f"backend {name} needs a package that is not installed "
+                              f"({one_line(exc)})") from None
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise BundleError(f"{bundle}: cannot load the {name} artifacts "
+                              f"({one_line(exc)})") from None
+    if checkpoint is None:
+        raise BundleError(f"backend {name} needs --checkpoint")
+    from ..checkpoint import CheckpointError
+    try:
+        return load_backend(name, spec=spec, checkpoint=_loaded(checkpoint), **extra)
+    except (CheckpointError, ValueError, OSError) as exc:
+        raise BundleError(one_line(exc)) from None
+
+
+def _loaded(checkpoint):
+    """A Checkpoint from a path (or itself); CheckpointError for unusable files."""
+    from ..checkpoint import Checkpoint, load_checkpoint
+    return checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+
+
+class OpenedBundle:
+    """A bundle whose manifest has been read (and its files checked) and its spec resolved."""
+
+    def __init__(self, path, manifest: dict, spec):
+        self.path, self.manifest, self.spec = Path(path), manifest, spec
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.manifest.get("synthetic"))
+
+    @property
+    def formats(self) -> list[str]:
+        return list(self.manifest.get("formats", []))
+
+    def check_backend(self, name: str, checkpoint=None):
+        """A bundle backend needs its format in the bundle and no checkpoint."""
+        if name not in FORMAT_OF_BACKEND:
+            return
+        if checkpoint:
+            raise BundleError(f"--checkpoint is for the tf and torch backends, not {name}")
+        if FORMAT_OF_BACKEND[name] not in self.formats:
+            raise BundleError(f"{self.path}: has no {name} artifacts (it has: "
+                              f"{', '.join(self.formats) or 'none'})")
+
+    def load_checkpoint(self, given=None):
+        """The checkpoint the bundle was built from (`given`: a path or a Checkpoint;
+        default: the manifest's), refused unless its weights are the manifest's."""
+        from ..checkpoint import CheckpointError, weights_sha256
+        try:
+            if given is None or isinstance(given, (str, Path)):
+                given = find_checkpoint(self.manifest, self.spec, given)
+            checkpoint = _loaded(given)
+        except (CheckpointError, OSError) as exc:
+            raise BundleError(one_line(exc)) from None
+        if weights_sha256(checkpoint) != self.manifest["checkpoint"]["weights_sha256"]:
+            raise BundleError(f"{checkpoint.path}: its weights are not the ones this bundle "
+                              f"was built from")
+        return checkpoint
+
+    def backend(self, name: str, checkpoint=None, threads=None):
+        """The named backend: the bundle's artifacts, or (tf, torch) the checkpoint it was
+        built from, checked against the manifest's weight hashes."""
+        self.check_backend(name, checkpoint)
+        if name in FORMAT_OF_BACKEND:
+            return open_backend(name, self.spec, bundle=self.path, threads=threads)
+        return open_backend(name, self.spec, checkpoint=self.load_checkpoint(checkpoint),
+                            threads=threads)
+
+
+def open_bundle(path, *, check: bool = True) -> OpenedBundle:
+    """A bundle's manifest and spec; with `check`, its files must match the manifest
+    (sizes and sha256), else a BundleError naming each problem."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    if check:
+        problems = check_files(path, manifest)
+        if problems:
+            raise BundleError(f"{path}: does not verify ({len(problems)} file problem(s): "
+                              + "; ".join(problems) + ")")
+    return OpenedBundle(path, manifest, bundle_spec(path, manifest))

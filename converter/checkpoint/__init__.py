@@ -1,0 +1,87 @@
+"""Read FOMM training checkpoints into numpy arrays without ever running code from the file.
+
+A checkpoint is a torch.save'd dict {'generator': state_dict, 'kp_detector': state_dict,
+'discriminator', 'optimizer_*', 'epoch', ...}. torch.save has two serialisations:
+- legacy (torch < 1.6, the official FOMM files): five pickles back to back (magic number,
+  protocol version, sys_info, the object, the list of storage keys), then each storage
+  as an int64 element count followed by its raw bytes, in the order of that list;
+- zip: an archive whose single top-level folder holds data.pkl (the object), byteorder
+  and data/<key> (raw storage bytes).
+In both, tensors are pickled as calls to torch._utils._rebuild_tensor_v2 on a
+"persistent id" that names the storage.
+
+With torch importable we use torch.load(weights_only=True); otherwise (the lite runtime)
+our own reader, a pickle.Unpickler that resolves only the handful of globals a
+checkpoint needs, to stand-ins that never import torch. Both give identical arrays.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..io import file_sha256
+from .common import (LEGACY_MAGIC, LEGACY_PROTOCOL, NETWORKS, SYNTHETIC_KEY, SYNTHETIC_TAG,
+                     CheckpointError)
+from .sniff import _check_file, _sniff
+
+__all__ = ["Checkpoint", "CheckpointError", "LEGACY_MAGIC", "LEGACY_PROTOCOL", "NETWORKS",
+           "SYNTHETIC_KEY", "SYNTHETIC_TAG", "load_checkpoint", "state_dict_sha256",
+           "weights_sha256"]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    sha256: str  # of the file bytes
+    kp_detector: "OrderedDict[str, np.ndarray]"  # state_dict order, 'module.' prefix stripped
+    generator: "OrderedDict[str, np.ndarray]"
+    ignored: list[str]  # top-level entries not used (discriminator, optimizers, epoch, ...)
+    synthetic: bool  # written by `fomm-convert synth`
+
+
+def state_dict_sha256(sd) -> str:
+    """SHA-256 over key.encode('utf-8') + C-order little-endian tensor bytes, in order."""
+    digest = hashlib.sha256()
+    for key, value in sd.items():
+        value = np.asarray(value)
+        digest.update(key.encode("utf-8"))
+        digest.update(value.astype(value.dtype.newbyteorder("<"), copy=False).tobytes(order="C"))
+    return digest.hexdigest()
+
+
+def weights_sha256(checkpoint: Checkpoint) -> dict:
+    """{network: state_dict_sha256} of the two networks: what a bundle records of its
+    weights and checks a checkpoint against."""
+    return {net: state_dict_sha256(getattr(checkpoint, net)) for net in ("kp_detector",
+                                                                        "generator")}
+
+
+def load_checkpoint(path, use_torch: bool | None = None) -> Checkpoint:
+    """Load a checkpoint's generator and kp_detector state dicts as numpy arrays.
+
+    use_torch: None uses torch when it is importable, True/False force one reader.
+    Raises CheckpointError for anything that is not a readable FOMM checkpoint.
+    """
+    path = Path(path)
+    _check_file(path)
+    fmt = _sniff(path)
+    if use_torch is None:
+        use_torch = _torch_importable()
+    if use_torch:
+        from .with_torch import _load_with_torch as read
+    else:
+        from .unpickler import _load_without_torch as read
+    top = read(path, fmt)
+    return Checkpoint(path=path, sha256=file_sha256(path), **top)
+
+
+def _torch_importable() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,42 @@
+"""What both checkpoint readers share: the error, the format's constants and messages."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FommError
+
+NETWORKS = ("generator", "kp_detector")
+SYNTHETIC_KEY = "synthetic"  # fomm_convert.synth's marker entry
+SYNTHETIC_TAG = "fomm-convert synth"
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+_HEAD_BYTES = 64  # enough for the pickled magic number with any pickle protocol
+
+# Element types of torch's typed storages (and the untyped byte storage).
+_STORAGE_DTYPES = {
+    "DoubleStorage": "f8", "FloatStorage": "f4", "HalfStorage": "f2",
+    "LongStorage": "i8", "IntStorage": "i4", "ShortStorage": "i2", "CharStorage": "i1",
+    "ByteStorage": "u1", "BoolStorage": "b1", "UntypedStorage": "u1",
+}
+_SUPPORTED_DTYPES = {np.dtype(code) for code in _STORAGE_DTYPES.values()}
+
+
+class CheckpointError(FommError, ValueError):
+    """The file is not a usable FOMM checkpoint; the one-line message names the file and why."""
+
+
+def _describe(fmt) -> str:
+    return "legacy torch file" if fmt == "legacy" else "torch zip archive"
+
+
+def _refusal(path: Path, name: str) -> str:
+    return (f"{path}: refused to load: the file references the global {name}, "
+            "which a checkpoint does not need (it could run code)")
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -1,0 +1,196 @@
+"""The .tflite flatbuffer without tensorflow: our metadata entry in and out, signatures.
+
+    read_tflite_metadata(path)        # our METADATA_NAME entry, as a dict
+    tflite_metadata_names(path); tflite_signatures(path)
+    with_metadata(flatbuffer, {name: metadata_bytes(dict)})   # build time (TF's schema)
+
+Lite: nothing here imports tensorflow or torch at module level (`fomm-convert inspect`
+reads bundles with `flatbuffers` alone); `with_metadata` imports TF's schema classes when
+called. The rewrite is deterministic: the same model and entries give the same bytes.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import mmap
+from contextlib import contextmanager
+from typing import Mapping
+
+import flatbuffers
+import numpy as np
+
+from ..formats import METADATA_NAME
+
+# Entries the converter itself writes; kept as they are.
+CONVERTER_METADATA = ("min_runtime_version", "CONVERSION_METADATA")
+FILE_IDENTIFIER = b"TFL3"
+BUFFER_ALIGNMENT = 16  # schema.fbs: Buffer.data (force_align: 16)
+
+
+# ------------------------------------------------------------------------------ writing
+def metadata_bytes(metadata: dict) -> bytes:
+    """Canonical UTF-8 JSON (sorted keys, no whitespace): the same dict, the same bytes."""
+    try:
+        text = json.dumps(metadata, sort_keys=True, ensure_ascii=False,
+                          separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"metadata is not JSON-able: {exc}") from exc
+    return text.encode("utf-8")
+
+
+def with_metadata(flatbuffer: bytes, entries: Mapping[str, bytes]) -> bytes:
+    """The model with named metadata buffers added (or replaced), re-serialised with every
+    buffer 16-byte aligned as the schema asks (the converter's own Python rewrite, which adds
+    CONVERSION_METADATA, does not align them). Build time only: uses TF's schema classes."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    model.metadata = list(model.metadata or [])
+    model.buffers = list(model.buffers or [])
+    by_name = {entry.name.decode(): entry for entry in model.metadata}
+    for name, payload in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(payload, np.uint8)
+        if name in by_name:
+            model.buffers[by_name[name].buffer] = buffer
+        else:
+            entry = schema.MetadataT()
+            entry.name = name
+            entry.buffer = len(model.buffers)
+            model.buffers.append(buffer)
+            model.metadata.append(entry)
+    model.buffers = [_aligned(b, schema) for b in model.buffers]
+    builder = flatbuffers.Builder(max(1024, len(flatbuffer) + 4096))
+    builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+@functools.lru_cache(maxsize=None)
+def _aligned_buffer_class(schema):
+    class AlignedBufferT(schema.BufferT):
+        def Pack(self, builder):
+            if self.data is not None:
+                self.data = np.ascontiguousarray(self.data, np.uint8).reshape(-1)
+                # Pad so that the bytes (written next, back to front) start aligned.
+                builder.Prep(BUFFER_ALIGNMENT, self.data.size)
+            return super().Pack(builder)
+    return AlignedBufferT
+
+
+def _aligned(buffer, schema):
+    out = _aligned_buffer_class(schema)()
+    out.data, out.offset, out.size = buffer.data, buffer.offset, buffer.size
+    return out
+
+
+# ------------------------------------------------------------------------------ reading
+# A small reader over the flatbuffer (schema.fbs, table fields by index), so that bundles
+# can be inspected without tensorflow or an interpreter (tflite_ops reads ops with it).
+
+class Table:
+    def __init__(self, buf, pos):
+        self.tab = flatbuffers.table.Table(buf, pos)
+
+    def _offset(self, field):
+        return self.tab.Offset(4 + 2 * field)
+
+    def scalar(self, field, flags, default=0):
+        o = self._offset(field)
+        return self.tab.Get(flags, self.tab.Pos + o) if o else default
+
+    def string(self, field):
+        o = self._offset(field)
+        return self.tab.String(self.tab.Pos + o).decode("utf-8") if o else None
+
+    def tables(self, field):
+        o = self._offset(field)
+        if not o:
+            return []
+        start = self.tab.Vector(o)
+        return [Table(self.tab.Bytes, self.tab.Indirect(start + 4 * i))
+                for i in range(self.tab.VectorLen(o))]
+
+    def ints(self, field, flags=flatbuffers.number_types.Int32Flags):
+        o = self._offset(field)
+        return self.tab.GetVectorAsNumpy(flags, o).tolist() if o else None
+
+    def length(self, field):
+        o = self._offset(field)
+        return self.tab.VectorLen(o) if o else 0
+
+    def bytes(self, field):
+        o = self._offset(field)
+        if not o:
+            return None
+        start = self.tab.Vector(o)
+        return bytes(self.tab.Bytes[start:start + self.tab.VectorLen(o)])
+
+
+U32 = flatbuffers.number_types.Uint32Flags
+I32 = flatbuffers.number_types.Int32Flags
+I8 = flatbuffers.number_types.Int8Flags
+U64 = flatbuffers.number_types.Uint64Flags
+
+
+@contextmanager
+def model_table(source):
+    """The root Model table of a path or of flatbuffer bytes (files are memory-mapped)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield _root(source)
+        return
+    with open(source, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        yield _root(buf)
+
+
+def _root(buf):
+    if bytes(buf[4:8]) != FILE_IDENTIFIER:
+        raise ValueError("not a TFLite flatbuffer (no TFL3 identifier)")
+    return Table(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
+
+
+def _metadata(model: Table) -> dict[str, bytes]:
+    buffers = model.tables(4)
+    out = {}
+    for entry in model.tables(6):
+        buffer = buffers[entry.scalar(1, U32)]
+        data = buffer.bytes(0)
+        if data is None:  # large models keep buffers after the flatbuffer (offset, size)
+            offset, size = buffer.scalar(1, U64), buffer.scalar(2, U64)
+            data = bytes(model.tab.Bytes[offset:offset + size])
+        out[entry.string(0)] = data
+    return out
+
+
+def tflite_metadata_names(path) -> list[str]:
+    """Names of every `Model.metadata` entry, in file order."""
+    with model_table(path) as model:
+        return [entry.string(0) for entry in model.tables(6)]
+
+
+def read_tflite_metadata(path, name: str = METADATA_NAME) -> dict:
+    """Our JSON metadata entry of a .tflite file (or flatbuffer bytes), without tensorflow."""
+    with model_table(path) as model:
+        entries = _metadata(model)
+    if name not in entries:
+        raise KeyError(f"{path if not isinstance(path, bytes) else 'model'}: no metadata "
+                       f"entry {name!r} (found: {', '.join(entries) or 'none'})")
+    return json.loads(entries[name].decode("utf-8"))
+
+
+def tensor_shape(tensor: Table) -> tuple:
+    signature = tensor.ints(7)  # shape_signature: -1 for dynamic dimensions
+    return tuple(signature if signature is not None else tensor.ints(0) or [])
+
+
+def tflite_signatures(path) -> dict:
+    """{signature: {"inputs": [(name, shape)], "outputs": [(name, shape)]}} (-1: dynamic)."""
+    with model_table(path) as model:
+        subgraphs = model.tables(2)
+        out = {}
+        for sig in model.tables(7):
+            tensors = subgraphs[sig.scalar(4, U32)].tables(0)
+            out[sig.string(2)] = {
+                kind: [(m.string(0), tensor_shape(tensors[m.scalar(1, U32)]))
+                       for m in sig.tables(field)]
+                for kind, field in (("inputs", 0), ("outputs", 1))}
+        return out

@@ -1,0 +1,38 @@
+"""Pixel values and channels as skimage converts them: to float, to uint8, to RGB."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import MediaError
+
+
+def as_float(image: np.ndarray) -> np.ndarray:
+    """skimage's img_as_float for the dtypes images come in: unsigned integers scaled by
+    their maximum, bool to 0/1, float32 kept, other floats as float64."""
+    image = np.asarray(image)
+    if image.dtype == np.bool_:
+        return image.astype(np.float64)
+    if np.issubdtype(image.dtype, np.unsignedinteger):
+        return image.astype(np.float64) / np.iinfo(image.dtype).max
+    if image.dtype == np.float32 or image.dtype == np.float64:
+        return image
+    if np.issubdtype(image.dtype, np.floating):
+        return image.astype(np.float32)
+    raise MediaError(f"unsupported image dtype {image.dtype}")
+
+
+def to_uint8(frame: np.ndarray) -> np.ndarray:
+    """[0, 1] floats to uint8 as skimage's img_as_ubyte does (rint(x * 255)), clipped."""
+    return np.clip(np.rint(np.asarray(frame, np.float64) * 255), 0, 255).astype(np.uint8)
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """(H, W[, C]) -> (H, W, 3): grey replicated, grey+alpha and RGBA lose their alpha."""
+    if image.ndim == 2:
+        image = image[..., None]
+    channels = image.shape[-1]
+    if channels in (1, 2):
+        return np.repeat(image[..., :1], 3, axis=-1)
+    if channels in (3, 4):
+        return image[..., :3]
+    raise MediaError(f"an image with {channels} channels is not grey, RGB or RGBA")

@@ -1,0 +1,53 @@
+"""A directory of lossless numbered PNG frames as output."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from .errors import MediaError
+from .writer import FrameWriter
+
+FRAME_NAME = re.compile(r"^frame_\d{6}\.png$")
+
+
+class PNGDirWriter(FrameWriter):
+    """A directory of lossless numbered PNGs, frame_000000.png, frame_000001.png, ...
+
+    An existing directory is replaced only when it holds nothing but such frames."""
+    kind = "png"
+
+    def __init__(self, out, fps):
+        out = Path(out)
+        if out.exists():
+            if not out.is_dir():
+                raise MediaError(f"{out}: exists and is not a directory")
+            others = [p.name for p in out.iterdir() if not FRAME_NAME.match(p.name)]
+            if others:
+                raise MediaError(f"{out}: exists and holds other files than frames "
+                                 f"(e.g. {others[0]}); choose an empty or new directory")
+        super().__init__(out, fps)
+
+    def _create_tmp(self):
+        self.tmp = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir()
+
+    def _write(self, frame):
+        import imageio.v3 as iio
+        iio.imwrite(self.tmp / f"frame_{self.count:06d}.png", frame)
+
+    def _move_into_place(self):
+        old = None
+        try:
+            if self.out.exists():
+                old = self.out.parent / f".{self.out.name}.replaced-{os.getpid()}"
+                os.rename(self.out, old)
+            os.rename(self.tmp, self.out)
+        except OSError as exc:
+            if old is not None and not self.out.exists():
+                os.rename(old, self.out)
+            raise MediaError(f"{self.out}: cannot write it ({exc.strerror})") from None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""The pipelines behind the commands: build, verify, build-all, predict, inspect, demo."""

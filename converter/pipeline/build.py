@@ -1,0 +1,194 @@
+"""checkpoint -> verified release bundle, in one direction.
+
+load (safe) -> TF graph through the weight table -> per-layer parity against the torch
+reference -> export every format of the registry (formats.py) -> end-to-end parity of
+each -> manifest -> the bundle moved into place, and its archive. Nothing is written
+under the bundle's name unless every parity check passes.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from ..bundle import (BundleError, bundle_version, file_table, staging, toolchain_versions,
+                      write_archive)
+from ..formats import DEFAULT_FORMATS, FORMATS, Format
+from ..io import write_json
+from ..licence import licence
+from ..paths import ARTIFACTS, CHECKPOINTS, bundle_archive_name
+from ..signatures import MODELS
+from ..spec import Spec
+from .progress import Progress
+from .reports import fail, summary, verdict, write_reports
+
+
+class ParityFailed(BundleError):
+    def __init__(self, message: str, report_path: Path):
+        super().__init__(message)
+        self.report_path = report_path
+
+
+class _Exports:
+    """What the exporters share within one build: the TF functions, the metadata, the
+    bundle being staged and scratch space; the SavedModels and the TFLite sources are
+    made once, when the first format needs them."""
+
+    def __init__(self, spec, checkpoint, functions, kp_detector, metadata, root: Path,
+                 scratch: Path, formats):
+        self.spec, self.checkpoint, self.functions = spec, checkpoint, functions
+        self.kp_detector, self.metadata, self.root, self.scratch = (kp_detector, metadata,
+                                                                    root, scratch)
+        self.formats = formats
+        self._savedmodels = self._tflite_sources = None
+
+    def savedmodels(self, progress) -> Path:
+        if self._savedmodels is None:
+            from ..export.savedmodel import export_savedmodels
+            shipped = "savedmodel" in self.formats
+            self._savedmodels = (self.root if shipped else self.scratch) / "savedmodel"
+            export_savedmodels(self.functions, self._savedmodels)
+            progress.step(f"SavedModel written{'' if shipped else ' (scratch)'}")
+        return self._savedmodels
+
+    def tflite_sources(self, progress):
+        if self._tflite_sources is None:
+            from ..export.tflite import tflite_sources
+            self._tflite_sources = tflite_sources(self.spec, self.savedmodels(progress),
+                                                  self.kp_detector,
+                                                  self.scratch / "tflite-savedmodel")
+        return self._tflite_sources
+
+
+def _export_savedmodel(exports: _Exports, fmt: Format, progress):
+    exports.savedmodels(progress)
+
+
+def _export_tflite(exports: _Exports, fmt: Format, progress):
+    from ..export.tflite import export_tflite
+    export_tflite(exports.tflite_sources(progress), exports.root / "tflite", fmt.precision,
+                  exports.metadata)
+    progress.step(f"TFLite {fmt.precision} written")
+
+
+def _export_onnx(exports: _Exports, fmt: Format, progress):
+    from ..export.onnx import export_onnx
+    export_onnx(exports.spec, exports.checkpoint, exports.root / "onnx", exports.metadata)
+    progress.step("ONNX written")
+
+
+def resolve_checkpoint(spec: Spec, given=None, synthetic_seed: int | None = None) -> Path:
+    """The checkpoint to build from: given, the seeded synthetic one, or the spec's file
+    under checkpoints/."""
+    if synthetic_seed is not None:
+        from ..synth import synthetic_checkpoint
+        return synthetic_checkpoint(spec, synthetic_seed)
+    if given:
+        return Path(given)
+    if spec.checkpoint is None:
+        raise BundleError(f"{spec.path} names no checkpoint: pass --checkpoint")
+    return CHECKPOINTS / spec.checkpoint
+
+
+EXPORTERS = {"savedmodel": _export_savedmodel, "tflite": _export_tflite, "onnx": _export_onnx}
+
+
+def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path | None = None,
+          force: bool = False, echo=click.echo) -> Path:
+    """Build, verify and write the bundle; returns its directory."""
+    from ..checkpoint import load_checkpoint, weights_sha256
+    from ..export.metadata import model_metadata
+    from ..parity.end_to_end import format_parity
+    from ..parity.layers import layer_parity
+    from ..runtime import load_backend
+    from ..tf_model.fast import fast_models
+    from ..tf_model.functions import model_functions
+    from ..tf_model.weights import build_tf_models
+
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise BundleError(f"unknown format {', '.join(unknown)} (known: {', '.join(FORMATS)})")
+    # Registry order, whatever the order asked: TF names traced functions by a per-process
+    # counter, so the same order keeps the same inputs byte-identical.
+    formats = [name for name in FORMATS if name in formats]
+    progress = Progress(echo)
+    checkpoint = load_checkpoint(checkpoint_path)
+    weights = weights_sha256(checkpoint)
+    version = bundle_version(spec.to_dict(), weights, formats, checkpoint.synthetic, {})
+    final = Path(out) if out else ARTIFACTS / spec.name / version
+    if final.exists() and not force:
+        raise BundleError(f"{final} exists; pass --force to replace it")
+    progress.step(f"{spec.name} {version}: {checkpoint.path.name}"
+                  f"{' (SYNTHETIC weights)' if checkpoint.synthetic else ''}; ignored entries: "
+                  f"{', '.join(checkpoint.ignored) or 'none'}")
+
+    kp_detector, generator, weight_reports = build_tf_models(spec, checkpoint, return_reports=True)
+    progress.step("weight table: " + "; ".join(r.summary() for r in weight_reports.values()))
+    # Per-layer parity runs on the reference-structured graph (kp_detector, generator);
+    # the exported generator is the fast graph derived from its weights
+    # (tf_model/fast.py). The detector is exported as it is: its temperature-0.1
+    # softmax turns any change of rounding into keypoint error (vox-256 against the original:
+    # 1.6e-5 folded, 9.6e-6 as is), and it is 3% of a frame's work. TFLite gets it with its
+    # convolutions summed in chunks (export.tflite.tflite_sources).
+    _, fast_generator = fast_models(kp_detector, generator)
+    functions = model_functions(spec, kp_detector, fast_generator)
+    layers = layer_parity(spec, checkpoint, kp_detector, functions["process_kp_driving"][0],
+                          generator)
+    progress.step(f"per-layer parity vs torch: {verdict(layers)}")
+    reports = {"layers": layers}
+    if not layers.passed:
+        fail(final, reports, ParityFailed)
+
+    ckpt_info = {"file": checkpoint.path.name, "sha256": checkpoint.sha256,
+                 "weights_sha256": weights}
+    metadata = model_metadata(spec, version, ckpt_info, checkpoint.synthetic)
+    reference = load_backend("torch", spec=spec, checkpoint=checkpoint)
+    with staging(final, force) as tmp, tempfile.TemporaryDirectory() as scratch:
+        exports = _Exports(spec, checkpoint, functions, kp_detector, metadata, tmp,
+                           Path(scratch), formats)
+        for name in formats:
+            EXPORTERS[FORMATS[name].kind](exports, FORMATS[name], progress)
+        for name in formats:
+            fmt = FORMATS[name]
+            candidate = load_backend(fmt.backend, spec=spec, bundle=tmp)
+            reports[name] = format_parity(reference, candidate, spec.frame_shape, fmt.profile)
+            progress.step(f"end-to-end parity {name} ({fmt.profile}): {verdict(reports[name])}")
+        if not all(r.passed for r in reports.values()):
+            fail(final, reports, ParityFailed)
+        quality = {}
+        if "tflite-int8" in formats and "tflite" in formats:
+            quality["tflite-int8"] = int8_quality(spec, tmp)
+            progress.step("int8 vs float32 TFLite: PSNR {psnr_db_mean:.1f} dB mean, "
+                          "{psnr_db_min:.1f} min; keypoint drift {keypoint_drift_max:.1e}"
+                          .format(**quality["tflite-int8"]))
+        write_reports(tmp, reports, weight_reports,
+                      [FORMATS[f] for f in formats if FORMATS[f].kind == "tflite"], MODELS)
+        manifest = {
+            "dataset": spec.name, "version": version, "spec": spec.to_dict(),
+            "checkpoint": ckpt_info, "synthetic": checkpoint.synthetic,
+            "formats": list(formats), "toolchain": toolchain_versions(),
+            "parity": {name: summary(r) for name, r in reports.items()},
+            "quality": quality,
+            "licence": licence(checkpoint.synthetic),
+            "files": file_table(tmp),
+        }
+        write_json(tmp / "manifest.json", manifest)
+    archive = (final.parent.parent if out is None else final.parent) \
+        / bundle_archive_name(spec.name, version)
+    write_archive(final, archive)
+    progress.step(f"bundle {final}; archive {archive}")
+    return final
+
+
+def int8_quality(spec, bundle: Path) -> dict:
+    """int8 against float32 TFLite on the demo's drawn face (8 frames), for the manifest;
+    `fomm-convert bench --quality-media` measures it on real media."""
+    from ..fixtures import demo_inputs
+    from ..parity.quality import variant_quality
+    from ..runtime import load_backend
+    backends = [load_backend(FORMATS[name].backend, spec=spec, bundle=bundle)
+                for name in ("tflite", "tflite-int8")]
+    quality = variant_quality(spec, *backends, *demo_inputs(spec.frame_shape, 8))
+    return {"inputs": "the demo's drawn face, 8 frames",
+            **{k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in quality.items()}}

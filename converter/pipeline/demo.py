@@ -1,0 +1,83 @@
+"""`fomm-convert demo`: the whole pipeline on a fresh machine, no downloads.
+
+With the spec's official checkpoint in checkpoints/ the demo converts it; otherwise (the
+official files cannot be fetched here) it synthesises a seeded checkpoint in the
+original's format, and says so. It builds a bundle once, verifies it, draws its own inputs
+(a face, and a video of it turning and talking) and animates them with the TFLite
+artifacts into an mp4 and a side-by-side visualisation.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..io import file_sha256
+from ..paths import ARTIFACTS, CHECKPOINTS
+
+
+def existing_bundle(dataset: str, checkpoint: Path) -> Path | None:
+    """The newest bundle of a dataset already built from this checkpoint file, if any."""
+    import json
+    digest = file_sha256(checkpoint)
+    found = [m for m in sorted((ARTIFACTS / dataset).glob("*/manifest.json"),
+                               key=lambda p: p.stat().st_mtime)
+             if json.loads(m.read_text()).get("checkpoint", {}).get("sha256") == digest]
+    return found[-1].parent if found else None
+
+
+def write_demo_inputs(frame_shape, folder: Path, frames: int = 48) -> tuple[Path, Path]:
+    """source.png and driving.mp4 (25 fps) of the drawn face."""
+    import imageio.v3 as iio
+
+    from ..fixtures import demo_inputs
+    from ..media import open_writer, to_uint8
+    source, driving = demo_inputs(frame_shape, frames)
+    folder.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(folder / "source.png", to_uint8(source[0]))
+    with open_writer(folder / "driving.mp4", 25.0) as writer:
+        for frame in driving:
+            writer.write(to_uint8(frame))
+    return folder / "source.png", folder / "driving.mp4"
+
+
+def demo_checkpoint(spec, say) -> Path:
+    """The spec's official checkpoint when present, else the seeded synthetic one."""
+    official = CHECKPOINTS / spec.checkpoint if spec.checkpoint else None
+    if official is not None and official.is_file():
+        say(f"using the checkpoint {official}", False)
+        return official
+    from ..synth import synthetic_checkpoint
+    say(f"SYNTHETIC WEIGHTS: no {official or 'checkpoint'} here (the official {spec.name} "
+        "checkpoint cannot be downloaded on this machine); the pipeline is real, the "
+        "pictures are not meant to look like anything.", True)
+    return synthetic_checkpoint(spec, 7)
+
+
+def demo(dataset: str = "vox", echo=click.echo, warn=lambda text: click.secho(text, fg="yellow")):
+    """Build (once) and verify a bundle of `dataset`, then animate the drawn face with it;
+    returns the folder of the demo's files."""
+    from ..animation.jobs import prepare, run_animate
+    from ..spec import load_spec
+    from .build import build
+    from .verify import verify
+
+    spec = load_spec(dataset)
+    checkpoint = demo_checkpoint(spec, lambda text, loud: (warn if loud else echo)(text))
+    bundle = existing_bundle(spec.name, checkpoint)
+    if bundle is None:
+        bundle = build(spec, checkpoint)
+    else:
+        echo(f"using the bundle built earlier: {bundle}")
+    verify(bundle, str(checkpoint))
+    folder = ARTIFACTS / "demo"
+    source, driving = write_demo_inputs(spec.frame_shape, folder)
+    opened = prepare(bundle, "tflite", None, None)
+    for note in opened.notices:
+        warn(note)
+    for name, visualize in (("animation.mp4", False), ("animation-visualized.mp4", True)):
+        summary = run_animate(opened, source, driving, folder / name, relative=spec.relative,
+                              adapt_scale=spec.adapt_scale, visualize=visualize)
+        echo(f"wrote {folder / name}: {summary['frames']} frames at "
+             f"{summary['frames_per_second']:.1f} frames/s (TFLite)")
+    return folder
