@@ -1,9 +1,9 @@
 """The fomm-convert command line: each command parses its options, makes one call into the
 pipeline below it, and reports.
 
-Commands are imported only when they run, so that `fomm-convert --help` and the lite
-commands never import torch or TensorFlow. Every error a user can cause is a FommError and
-is reported as one line.
+A command's module is imported when it is named (or listed by --help); it imports the
+pipeline only when it runs, so `fomm-convert --help` and the lite commands never import
+torch or TensorFlow. Every error a user can cause is a FommError, reported as one line.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import importlib
 
 import click
 
-from ..version import __version__
 from ..errors import FommError, one_line
+from ..version import __version__
 
 COMMANDS = {
     "synth": "synth:synth_command",
@@ -27,20 +27,6 @@ COMMANDS = {
     "reconstruct": "animate:reconstruct_command",
     "bench": "bench:bench_command",
 }
-# What each command does, for `--help` without importing it.
-SUMMARIES = {
-    "synth": "Write a seeded synthetic checkpoint with the original FOMM layout.",
-    "predict": "Run one backend on an oracle-style NPZ and write the oracle's arrays.",
-    "demo": "Build (once) and verify a bundle, then animate a drawn face with it.",
-    "build": "Convert a checkpoint into a verified release bundle.",
-    "build-all": "Build every dataset whose checkpoint is in checkpoints/.",
-    "verify": "Recheck a bundle's files against its manifest and rerun its parity checks.",
-    "inspect": "Show an artifact's metadata and signatures, or a checkpoint's mapping.",
-    "parity": "Per-layer parity of the TF graph with the torch reference.",
-    "animate": "Animate a source image with the motion of a driving video.",
-    "reconstruct": "Animate a video's first frame with the video; report the L1 error.",
-    "bench": "Time every format of a bundle against PyTorch eager.",
-}
 
 
 class LazyGroup(click.Group):
@@ -52,12 +38,6 @@ class LazyGroup(click.Group):
             return None
         module, attr = COMMANDS[name].split(":")
         return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-
-    def format_commands(self, ctx, formatter):
-        """The command list from SUMMARIES: listing commands imports none of them."""
-        rows = [(name, SUMMARIES[name]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
 
     def invoke(self, ctx):
         try:
