@@ -44,6 +44,9 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except FommError as exc:
             raise click.ClickException(one_line(exc)) from None
+        except OSError as exc:  # a file the user named, or a full or read-only disk
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or one_line(exc)}") from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
