@@ -1,15 +1,38 @@
 """Where fomm-convert reads and writes by default: relative to the working directory, so an
-installed tool works on the folder it is run in (a checkout's root, for `make`)."""
+installed tool works on the folder it is run in (a checkout's root, for `make`); and which
+names may become part of a path."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from .limits import FILE_NAME_MAX_BYTES, NAME_MAX_CHARS
+
 ARTIFACTS = Path("artifacts")
 CHECKPOINTS = Path("checkpoints")
-# A seeded synthetic checkpoint's file name (synth writes it, verify finds it).
-SYNTHETIC_NAME = re.compile(r"^(?P<spec>[A-Za-z0-9][A-Za-z0-9_.-]*)-synthetic-seed(?P<seed>\d+)"
+# A plain name (a dataset's, a spec's): it becomes a folder under artifacts/ and part of
+# file names, so one path component of letters, digits, '_', '.' and '-', starting with a
+# letter or a digit (never '.', '..', a separator or an absolute path).
+_PLAIN = rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX_CHARS - 1}}}"
+PLAIN_NAME = re.compile(rf"^{_PLAIN}$")
+# A seeded synthetic checkpoint's file name (synth writes it, verify makes it again).
+SYNTHETIC_NAME = re.compile(rf"^(?P<spec>{_PLAIN})-synthetic-seed(?P<seed>\d{{1,19}})"
                             r"\.pth\.tar$")
+# A file name recorded in a manifest (its checkpoint's, whatever the user called it): one
+# path component: no separator, no control character, not '.' or '..'.
+_FILE_NAME = re.compile(r"^(?!\.\.?$)[^/\\\x00-\x1f\x7f]+$")
+# One component of a path inside a bundle, as build names them (saved_model.pb,
+# variables.data-00000-of-00001, generator.fp16.tflite, ...).
+BUNDLE_PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
+
+
+def is_plain_name(value) -> bool:
+    return isinstance(value, str) and PLAIN_NAME.match(value) is not None
+
+
+def is_file_name(value) -> bool:
+    return (isinstance(value, str) and _FILE_NAME.match(value) is not None
+            and len(value.encode("utf-8", "surrogatepass")) <= FILE_NAME_MAX_BYTES)
 
 
 def synthetic_checkpoint_name(spec_name: str, seed: int) -> str:
