@@ -10,9 +10,13 @@ A checkpoint is a torch.save'd dict {'generator': state_dict, 'kp_detector': sta
 In both, tensors are pickled as calls to torch._utils._rebuild_tensor_v2 on a
 "persistent id" that names the storage.
 
-With torch importable we use torch.load(weights_only=True); otherwise (the lite runtime)
-our own reader, a pickle.Unpickler that resolves only the handful of globals a
-checkpoint needs, to stand-ins that never import torch. Both give identical arrays.
+Our own reader is a pickle.Unpickler that resolves only the handful of globals a
+checkpoint needs, to stand-ins that never import torch. It always reads the object
+first, without reading any tensor data, and refuses what breaks a bound (limits.py):
+storages the file does not hold, zip members that inflate, tensors too large or
+reaching outside their storage, pickles too large or nested too deep. Then, with torch
+importable, torch.load(weights_only=True) reads the data; otherwise (the lite runtime)
+our reader does. Both give identical arrays, every float weight finite.
 """
 from __future__ import annotations
 
@@ -29,14 +33,14 @@ from .common import (LEGACY_MAGIC, LEGACY_PROTOCOL, NETWORKS, SYNTHETIC_KEY, SYN
 from .sniff import _check_file, _sniff
 
 __all__ = ["Checkpoint", "CheckpointError", "LEGACY_MAGIC", "LEGACY_PROTOCOL", "NETWORKS",
-           "SYNTHETIC_KEY", "SYNTHETIC_TAG", "load_checkpoint", "state_dict_sha256",
-           "weights_sha256"]
+           "SYNTHETIC_KEY", "SYNTHETIC_TAG", "checkpoint_from_object", "load_checkpoint",
+           "state_dict_sha256", "weights_sha256"]
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     path: Path
-    sha256: str  # of the file bytes
+    sha256: str | None  # of the file bytes (None: made in memory, no file)
     kp_detector: "OrderedDict[str, np.ndarray]"  # state_dict order, 'module.' prefix stripped
     generator: "OrderedDict[str, np.ndarray]"
     ignored: list[str]  # top-level entries not used (discriminator, optimizers, epoch, ...)
@@ -58,6 +62,17 @@ def weights_sha256(checkpoint: Checkpoint) -> dict:
     weights and checks a checkpoint against."""
     return {net: state_dict_sha256(getattr(checkpoint, net)) for net in ("kp_detector",
                                                                         "generator")}
+
+
+def checkpoint_from_object(path, obj) -> Checkpoint:
+    """A Checkpoint from a torch.save-able object in memory (torch tensors), checked as a
+    file's would be; `path` is the file it stands for, in messages."""
+    import torch
+
+    from .extract import _extract
+    top = _extract(Path(path), obj, lambda v: isinstance(v, torch.Tensor),
+                   lambda t: t.detach().cpu().numpy())
+    return Checkpoint(path=Path(path), sha256=None, **top)
 
 
 def load_checkpoint(path, use_torch: bool | None = None) -> Checkpoint:

@@ -1,6 +1,8 @@
 """What both checkpoint readers share: the error, the format's constants and messages."""
 from __future__ import annotations
 
+import re
+import reprlib
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,14 @@ _STORAGE_DTYPES = {
     "ByteStorage": "u1", "BoolStorage": "b1", "UntypedStorage": "u1",
 }
 _SUPPORTED_DTYPES = {np.dtype(code) for code in _STORAGE_DTYPES.values()}
+# Storages of dtypes numpy (or we) cannot hold: their torch dtype and item size, so that
+# one in an entry we do not use passes and one in a network is named.
+_UNSUPPORTED_STORAGES = {
+    "BFloat16Storage": ("bfloat16", 2), "ComplexHalfStorage": ("complex32", 4),
+    "ComplexFloatStorage": ("complex64", 8), "ComplexDoubleStorage": ("complex128", 16),
+    "QInt8Storage": ("qint8", 1), "QUInt8Storage": ("quint8", 1), "QInt32Storage": ("qint32", 4),
+    "QUInt4x2Storage": ("quint4x2", 1), "QUInt2x4Storage": ("quint2x4", 1),
+}
 
 
 class CheckpointError(FommError, ValueError):
@@ -33,8 +43,20 @@ def _describe(fmt) -> str:
 
 
 def _refusal(path: Path, name: str) -> str:
+    name = name if re.fullmatch(r"[\w.]{1,200}", name) else _short(name)
     return (f"{path}: refused to load: the file references the global {name}, "
             "which a checkpoint does not need (it could run code)")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 200, 80
+
+
+def _short(value, limit: int = 200) -> str:
+    """A bounded one-line repr of something from the file (keys, names, geometry values)."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
+    return _REPR.repr(value)
 
 
 def _one_line(exc: BaseException) -> str:

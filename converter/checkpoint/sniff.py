@@ -6,6 +6,7 @@ import pickle
 import zipfile
 from pathlib import Path
 
+from .bounds import _check_zip_directory
 from .common import _HEAD_BYTES, LEGACY_MAGIC, CheckpointError
 from .unpickler import _Unpickler
 
@@ -32,15 +33,16 @@ def _sniff(path: Path):
     if head.startswith(b"PK"):
         try:
             with zipfile.ZipFile(path) as zf:
-                names = zf.namelist()
+                infos = zf.infolist()
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise CheckpointError(f"{path}: truncated or corrupt zip archive ({exc})") from None
         # torch writes every record under one top-level folder, named after the file.
-        prefixes = {n[:-len("data.pkl")] for n in names
-                    if n.endswith("/data.pkl") and n.count("/") == 1}
+        prefixes = {i.filename[:-len("data.pkl")] for i in infos
+                    if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1}
         if len(prefixes) != 1:
             raise CheckpointError(f"{path}: a zip archive but not a torch checkpoint "
                                   "(no single <folder>/data.pkl record)")
+        _check_zip_directory(path, infos, path.stat().st_size)
         return "zip", prefixes.pop()
     magic = pickle.dumps(LEGACY_MAGIC, protocol=2)
     if len(head) < len(magic) and magic.startswith(head):
