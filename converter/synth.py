@@ -8,7 +8,9 @@ seed, the network and the key, never on the order of generation.
 """
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import zlib
 from collections import OrderedDict
 from pathlib import Path
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 
 from .checkpoint import SYNTHETIC_KEY, SYNTHETIC_TAG
+from .errors import FommError, one_line
 from .io import write_atomic
 from .paths import CHECKPOINTS, synthetic_checkpoint_name
 from .spec import Spec
@@ -99,15 +102,43 @@ def _adam_state(module) -> dict:
                               "params": list(range(n_params))}]}
 
 
+class SynthError(FommError):
+    """The checkpoint cannot be written where the user asked (one line)."""
+
+
 def write_checkpoint(spec: Spec, seed: int, out, zip: bool = False) -> Path:
-    """torch.save the checkpoint to `out` atomically (legacy serialisation unless zip)."""
+    """torch.save the checkpoint to `out` atomically (legacy serialisation unless zip).
+    An unwritable place is refused before the model work, in one line."""
     out = Path(out)
+    _check_writable(out)
     checkpoint = make_checkpoint(spec, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Saving to a file object names the zip's folder 'archive', whatever the file name, so
-    # zip files of the same spec and seed are byte-identical.
-    return write_atomic(out, writer=lambda f: torch.save(
-        checkpoint, f, _use_new_zipfile_serialization=bool(zip)))
+    try:
+        # Saving to a file object names the zip's folder 'archive', whatever the file name,
+        # so zip files of the same spec and seed are byte-identical.
+        return write_atomic(out, writer=lambda f: torch.save(
+            checkpoint, f, _use_new_zipfile_serialization=bool(zip)))
+    except (OSError, RuntimeError) as exc:  # a full disk; torch's zip writer says RuntimeError
+        raise SynthError(f"{out}: cannot write it ({_reason(exc)})") from None
+
+
+def _check_writable(out: Path):
+    """Make the folder (as before) and try a file in it, so a read-only place fails now."""
+    if out.is_dir():
+        raise SynthError(f"{out}: is a directory")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SynthError(f"{out}: cannot create its folder ({_reason(exc)})") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".probe")
+    except OSError as exc:
+        raise SynthError(f"{out}: cannot write there ({_reason(exc)})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or one_line(exc)
 
 
 def synthetic_checkpoint(spec: Spec, seed: int) -> Path:

@@ -13,13 +13,17 @@ from __future__ import annotations
 import functools
 import json
 import mmap
+import os
+import struct
 from contextlib import contextmanager
 from typing import Mapping
 
 import flatbuffers
 import numpy as np
 
+from ..errors import FommError, one_line
 from ..formats import METADATA_NAME
+from ..limits import TFLITE_MAX_ENTRIES
 
 # Entries the converter itself writes; kept as they are.
 CONVERTER_METADATA = ("min_runtime_version", "CONVERSION_METADATA")
@@ -86,6 +90,12 @@ def _aligned(buffer, schema):
 # ------------------------------------------------------------------------------ reading
 # A small reader over the flatbuffer (schema.fbs, table fields by index), so that bundles
 # can be inspected without tensorflow or an interpreter (tflite_ops reads ops with it).
+# A junk or hostile file is a TFLiteFileError (one line): every vector must lie inside
+# the file and hold at most limits.TFLITE_MAX_ENTRIES entries.
+
+class TFLiteFileError(FommError, ValueError):
+    """A file that is not a readable .tflite flatbuffer."""
+
 
 class Table:
     def __init__(self, buf, pos):
@@ -102,17 +112,29 @@ class Table:
         o = self._offset(field)
         return self.tab.String(self.tab.Pos + o).decode("utf-8") if o else None
 
+    def _vector(self, o, item_size):
+        """(start, length) of the vector at offset o, checked to lie inside the file."""
+        start, length = self.tab.Vector(o), self.tab.VectorLen(o)
+        if start + length * item_size > len(self.tab.Bytes):
+            raise ValueError(f"a vector of {length} entries runs past the end of the file")
+        if item_size == 4 and length > TFLITE_MAX_ENTRIES:
+            raise ValueError(f"a table vector of {length} entries (at most "
+                             f"{TFLITE_MAX_ENTRIES})")
+        return start, length
+
     def tables(self, field):
         o = self._offset(field)
         if not o:
             return []
-        start = self.tab.Vector(o)
-        return [Table(self.tab.Bytes, self.tab.Indirect(start + 4 * i))
-                for i in range(self.tab.VectorLen(o))]
+        start, length = self._vector(o, 4)
+        return [Table(self.tab.Bytes, self.tab.Indirect(start + 4 * i)) for i in range(length)]
 
     def ints(self, field, flags=flatbuffers.number_types.Int32Flags):
         o = self._offset(field)
-        return self.tab.GetVectorAsNumpy(flags, o).tolist() if o else None
+        if not o:
+            return None
+        self._vector(o, flags.bytewidth)
+        return self.tab.GetVectorAsNumpy(flags, o).tolist()
 
     def length(self, field):
         o = self._offset(field)
@@ -122,8 +144,8 @@ class Table:
         o = self._offset(field)
         if not o:
             return None
-        start = self.tab.Vector(o)
-        return bytes(self.tab.Bytes[start:start + self.tab.VectorLen(o)])
+        start, length = self._vector(o, 1)
+        return bytes(self.tab.Bytes[start:start + length])
 
 
 U32 = flatbuffers.number_types.Uint32Flags
@@ -132,19 +154,44 @@ I8 = flatbuffers.number_types.Int8Flags
 U64 = flatbuffers.number_types.Uint64Flags
 
 
+# What reading a damaged flatbuffer raises (offsets out of range, bad UTF-8, ...).
+_DAMAGED = (ValueError, IndexError, TypeError, OverflowError, struct.error, RecursionError)
+
+
 @contextmanager
 def model_table(source):
-    """The root Model table of a path or of flatbuffer bytes (files are memory-mapped)."""
+    """The root Model table of a path or of flatbuffer bytes (files are memory-mapped);
+    whatever a junk file makes the reader (or the body of the `with`) raise is one
+    TFLiteFileError naming the file."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        yield _root(source)
+        with _reading("model"):
+            yield _root(source)
         return
-    with open(source, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        yield _root(buf)
+    try:
+        f = open(source, "rb")
+    except OSError as exc:
+        raise TFLiteFileError(f"{source}: cannot read it ({exc.strerror})") from None
+    with f:
+        if os.fstat(f.fileno()).st_size < 8:
+            raise TFLiteFileError(f"{source}: not a TFLite flatbuffer (too short)")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf, _reading(source):
+            yield _root(buf)
+
+
+@contextmanager
+def _reading(name):
+    try:
+        yield
+    except TFLiteFileError:
+        raise
+    except _DAMAGED as exc:
+        raise TFLiteFileError(f"{name}: not a readable TFLite flatbuffer "
+                              f"({one_line(exc)})") from None
 
 
 def _root(buf):
     if bytes(buf[4:8]) != FILE_IDENTIFIER:
-        raise ValueError("not a TFLite flatbuffer (no TFL3 identifier)")
+        raise ValueError("no TFL3 identifier")
     return Table(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
 
 
@@ -171,10 +218,10 @@ def read_tflite_metadata(path, name: str = METADATA_NAME) -> dict:
     """Our JSON metadata entry of a .tflite file (or flatbuffer bytes), without tensorflow."""
     with model_table(path) as model:
         entries = _metadata(model)
-    if name not in entries:
-        raise KeyError(f"{path if not isinstance(path, bytes) else 'model'}: no metadata "
-                       f"entry {name!r} (found: {', '.join(entries) or 'none'})")
-    return json.loads(entries[name].decode("utf-8"))
+        if name not in entries:
+            raise KeyError(f"{path if not isinstance(path, bytes) else 'model'}: no metadata "
+                           f"entry {name!r} (found: {', '.join(entries) or 'none'})")
+        return json.loads(entries[name].decode("utf-8"))
 
 
 def tensor_shape(tensor: Table) -> tuple:

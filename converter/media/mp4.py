@@ -58,7 +58,12 @@ class MP4Writer(FrameWriter):
         self.log.seek(0)
         lines = [l.strip() for l in self.log.read().decode(errors="replace").splitlines()
                  if l.strip()]
-        return lines[-1] if lines else "no message"
+        if lines:
+            return lines[-1]
+        status = self.proc.returncode if self.proc is not None else None
+        if status is not None and status < 0:  # e.g. SIGXFSZ past a file size limit
+            return f"killed by signal {-status}"
+        return f"exit status {status}" if status else "no message"
 
     def _finish(self):
         try:

@@ -36,7 +36,9 @@ class PNGDirWriter(FrameWriter):
 
     def _write(self, frame):
         import imageio.v3 as iio
-        iio.imwrite(self.tmp / f"frame_{self.count:06d}.png", frame)
+        # Encoded in memory and written by us: a full disk is one OSError, nothing buffered.
+        data = iio.imwrite("<bytes>", frame, extension=".png")
+        (self.tmp / f"frame_{self.count:06d}.png").write_bytes(data)
 
     def _move_into_place(self):
         old = None

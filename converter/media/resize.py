@@ -69,14 +69,22 @@ def resize_taps(n_in: int, n_out: int):
     return order, weights
 
 
-def _apply(data: np.ndarray, index: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
-    """sum_t weights[o, t] * data[index[o, t]] along `axis`."""
+def _apply(data: np.ndarray, index: np.ndarray, weights: np.ndarray, axis: int,
+           convert=None) -> np.ndarray:
+    """sum_t weights[o, t] * convert(data[index[o, t]]) along `axis` (an elementwise
+    `convert` is applied to the rows taken, not to the whole input)."""
+    take = (lambda i: np.take(data, i, axis=axis)) if convert is None \
+        else (lambda i: convert(np.take(data, i, axis=axis)))
     shape = [1] * data.ndim
     shape[axis] = len(index)
-    out = np.take(data, index[:, 0], axis=axis) * weights[:, 0].reshape(shape)
+    out = take(index[:, 0]) * weights[:, 0].reshape(shape)
     for t in range(1, index.shape[1]):
-        out += np.take(data, index[:, t], axis=axis) * weights[:, t].reshape(shape)
+        out += take(index[:, t]) * weights[:, t].reshape(shape)
     return out
+
+
+def _as_float64(image: np.ndarray) -> np.ndarray:
+    return as_float(image).astype(np.float64, copy=False)
 
 
 def resize_like_demo(image: np.ndarray, shape) -> np.ndarray:
@@ -84,10 +92,11 @@ def resize_like_demo(image: np.ndarray, shape) -> np.ndarray:
 
     image (H, W) or (H, W, C), any unsigned integer, bool or float dtype; shape (H', W').
     Returns float64 (float32 for float32 input, as skimage does), channels kept, clipped to
-    the input's range.
+    the input's range. skimage's float conversion is elementwise, so it is applied to the
+    rows the first pass takes: a large image is never held as float64 whole.
     """
-    image = as_float(image)
-    out_dtype = np.float32 if image.dtype == np.float32 else np.float64
+    image = np.asarray(image)
+    out_dtype = np.float32 if as_float(image[:0]).dtype == np.float32 else np.float64
     flat = image.ndim == 2
     data = image[..., None] if flat else image
     if data.ndim != 3:
@@ -97,11 +106,12 @@ def resize_like_demo(image: np.ndarray, shape) -> np.ndarray:
     if out_h < 1 or out_w < 1:
         raise MediaError(f"cannot resize to {shape}")
     if (out_h, out_w) == (h, w):
-        out = data.astype(out_dtype)  # zoom by exactly 1 and no filtering: the identity
+        out = as_float(data).astype(out_dtype)  # zoom by exactly 1, no filtering: identity
     else:
-        data = data.astype(np.float64, copy=False)
         # Banded weighted sums (a few taps per output row), no BLAS: the matrices are
         # sparse, and BLAS threads fight the model runtime's for the cores.
-        out = _apply(_apply(data, *resize_taps(h, out_h), axis=0), *resize_taps(w, out_w), axis=1)
-        out = np.clip(out, data.min(), data.max()).astype(out_dtype)
+        rows = _apply(data, *resize_taps(h, out_h), axis=0, convert=_as_float64)
+        out = _apply(rows, *resize_taps(w, out_w), axis=1)
+        low, high = _as_float64(np.array([data.min(), data.max()], data.dtype))
+        out = np.clip(out, low, high).astype(out_dtype)
     return out[..., 0] if flat else out

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import one_line
 from ..io import pid_alive
 from .errors import MediaError
 from .pixels import to_uint8
@@ -58,13 +59,19 @@ class FrameWriter:
         frame = np.ascontiguousarray(frame if frame.dtype == np.uint8 else to_uint8(frame))
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise MediaError(f"{self.out}: frames must be (H, W, 3), got {frame.shape}")
-        self._write(frame)
+        try:
+            self._write(frame)
+        except OSError as exc:  # a full disk (ENOSPC), a file size limit (EFBIG), ...
+            raise MediaError(f"{self.out}: cannot write it ({_reason(exc)})") from None
         self.count += 1
 
     def commit(self):
         if self.count == 0:
             raise MediaError(f"{self.out}: no frames to write")
-        self._finish()
+        try:
+            self._finish()
+        except OSError as exc:
+            raise MediaError(f"{self.out}: cannot write it ({_reason(exc)})") from None
         self._move_into_place()
 
     def _move_into_place(self):
@@ -76,6 +83,8 @@ class FrameWriter:
     def abort(self):
         try:
             self._cancel()
+        except OSError:  # e.g. a full disk again while closing: the output goes anyway
+            pass
         finally:
             if self.tmp.is_dir():
                 shutil.rmtree(self.tmp, ignore_errors=True)
@@ -105,6 +114,10 @@ class FrameWriter:
 
     def _cancel(self):
         pass
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or one_line(exc)
 
 
 def remove_stale_partials(out: Path):

@@ -10,27 +10,52 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import FommError
+from ..errors import FommError, one_line
 from ..formats import METADATA_NAME
 
 
 def describe_artifact(path: Path) -> dict:
+    if not path.is_file():
+        raise FommError(f"{path}: no such file")
     if path.suffix == ".tflite":
         from ..export.tflite_file import read_tflite_metadata, tflite_signatures
         from ..export.tflite_ops import op_report
-        ops = op_report(path)
-        return {"file": str(path), "metadata": read_tflite_metadata(path),
+        ops = op_report(path)  # a junk file: TFLiteFileError, one line
+        try:
+            metadata = read_tflite_metadata(path)
+        except KeyError:
+            metadata = None  # not one of ours: its signatures and ops are still worth showing
+        return {"file": str(path), "metadata": metadata,
                 "signatures": tflite_signatures(path), "ops": ops}
     if path.suffix == ".onnx":
-        import onnxruntime as ort  # the lite runtime reads ONNX metadata; no onnx package
+        return _describe_onnx(path)
+    raise FommError(f"{path}: not a .tflite or .onnx file")
+
+
+def _describe_onnx(path: Path) -> dict:
+    import onnxruntime as ort  # the lite runtime reads ONNX metadata; no onnx package
+    try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         meta = session.get_modelmeta()
-        props = dict(meta.custom_metadata_map)
-        return {"file": str(path), "metadata": json.loads(props.pop(METADATA_NAME, "null")),
-                "other_metadata": props, "description": meta.description,
-                "inputs": [(i.name, i.shape) for i in session.get_inputs()],
-                "outputs": [(o.name, o.shape) for o in session.get_outputs()]}
-    raise FommError(f"{path}: not a .tflite or .onnx file")
+    except Exception as exc:  # onnxruntime's own types (InvalidProtobuf, Fail, ...)
+        raise FommError(f"{path}: not a readable ONNX model ({_short(exc)})") from None
+    props = dict(meta.custom_metadata_map)
+    try:
+        metadata = json.loads(props.pop(METADATA_NAME, "null"))
+    except (ValueError, RecursionError) as exc:
+        raise FommError(f"{path}: its {METADATA_NAME} metadata is not JSON "
+                        f"({one_line(exc)})") from None
+    return {"file": str(path), "metadata": metadata, "other_metadata": props,
+            "description": meta.description,
+            "inputs": [(i.name, i.shape) for i in session.get_inputs()],
+            "outputs": [(o.name, o.shape) for o in session.get_outputs()]}
+
+
+def _short(exc: BaseException) -> str:
+    """onnxruntime's message without its '[ONNXRuntimeError] : 7 : INVALID_PROTOBUF :'
+    prefix, cut short."""
+    text = one_line(exc).rsplit(" : ", 1)[-1].strip()
+    return text if len(text) <= 160 else text[:160] + "..."
 
 
 def describe_checkpoint(config: str, checkpoint: str) -> str:

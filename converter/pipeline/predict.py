@@ -6,14 +6,16 @@ be compared with the original implementation by a few lines of numpy.
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import FommError
+from ..errors import FommError, one_line
 from ..hull import movement_scale
 from ..io import write_atomic
 from ..keypoints import detect_frames
+from ..limits import MAX_INPUT_BYTES
 
 # Backend output layout (NHWC family) -> oracle layout (NCHW family).
 TO_ORACLE = {"prediction": (0, 3, 1, 2), "deformed": (0, 3, 1, 2), "mask": (0, 3, 1, 2),
@@ -27,23 +29,105 @@ class InputsError(FommError):
 
 
 def read_inputs(path: Path, frame_shape) -> tuple[np.ndarray, np.ndarray]:
-    """source (1, H, W, C) and driving (N, H, W, C), checked against the model's frame."""
+    """source (1, H, W, C) and driving (N, H, W, C), checked against the model's frame.
+
+    The file is an input like any other: each member's .npy header (dtype, shape, bytes)
+    is checked against the contract and limits.MAX_INPUT_BYTES before its data is read,
+    and the arrays must be float32, finite and in [0, 1]."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputsError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if not magic:
+        raise InputsError(f"{path}: is empty (0 bytes), not an .npz")
+    if magic == b"\x93NUMPY":
+        raise InputsError(f"{path}: a .npy array, not an .npz: save both with "
+                          f"numpy.savez(path, source=..., driving=...)")
+    if not zipfile.is_zipfile(path):
+        raise InputsError(f"{path}: not an .npz (a zip of .npy arrays)")
     try:
-        with np.load(path) as data:
-            arrays = {k: data[k] for k in ("source", "driving") if k in data.files}
-    except (OSError, ValueError) as exc:
-        raise InputsError(f"{path}: not a readable .npz ({exc})")
-    h, w, c = frame_shape
-    for name, lead in (("source", 1), ("driving", None)):
-        if name not in arrays:
-            raise InputsError(f"{path}: no '{name}' array")
-        a = arrays[name]
-        if a.ndim != 4 or a.shape[1:] != (c, h, w) or (lead and a.shape[0] != lead) \
-                or a.shape[0] < 1:
-            want = f"({lead or 'N'}, {c}, {h}, {w})"
-            raise InputsError(f"{path}: '{name}' has shape {a.shape}, expected {want}")
+        with zipfile.ZipFile(path) as archive:
+            members = {name: _member(path, archive, name) for name in ("source", "driving")}
+            headers = {name: _header(path, archive, info, name)
+                       for name, info in members.items()}
+            total = sum(header[2] for header in headers.values())
+            if total > MAX_INPUT_BYTES:
+                raise InputsError(f"{path}: its arrays declare {total} bytes, more than the "
+                                  f"{MAX_INPUT_BYTES} an inputs file may hold")
+            for name, (shape, _, _) in headers.items():
+                _check_shape(path, name, shape, frame_shape)
+            arrays = {name: _read(archive, info) for name, info in members.items()}
+    except InputsError:
+        raise
+    except Exception as exc:  # zipfile and numpy raise many types for a damaged file
+        raise InputsError(f"{path}: not a readable .npz ({one_line(exc)})") from None
+    for name, a in arrays.items():
+        finite = np.isfinite(a)
+        if not finite.all():
+            raise InputsError(f"{path}: '{name}' holds {a.size - int(finite.sum())} values "
+                              f"that are not finite (NaN or infinite)")
+        if a.min() < 0 or a.max() > 1:
+            raise InputsError(f"{path}: '{name}' spans [{a.min():g}, {a.max():g}]; inputs "
+                              f"are images in [0, 1]")
     return tuple(np.ascontiguousarray(arrays[k].astype(np.float32).transpose(0, 2, 3, 1))
                  for k in ("source", "driving"))
+
+
+def _member(path, archive, name):
+    for member in (f"{name}.npy", name):
+        try:
+            return archive.getinfo(member)
+        except KeyError:
+            pass
+    raise InputsError(f"{path}: no '{name}' array")
+
+
+def _header(path, archive, info, name):
+    """(shape, dtype, data bytes) from a member's .npy header, checked before any data."""
+    with archive.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read = {(1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dtype = read(f)
+            start = f.tell()
+        except ValueError as exc:
+            raise InputsError(f"{path}: '{name}': not a .npy array ({one_line(exc)})") from None
+    if dtype.kind != "f" or dtype.itemsize != 4:  # float32 of either byte order
+        raise InputsError(f"{path}: '{name}' is {_dtype_name(dtype)}; inputs are float32")
+    size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if size > MAX_INPUT_BYTES:
+        raise InputsError(f"{path}: '{name}' declares {size} bytes, more than the "
+                          f"{MAX_INPUT_BYTES} an inputs file may hold")
+    if size != info.file_size - start:
+        raise InputsError(f"{path}: '{name}' declares {size} bytes, the file holds "
+                          f"{info.file_size - start}")
+    return shape, dtype, size
+
+
+def _dtype_name(dtype) -> str:
+    if dtype.hasobject:
+        return "an object (pickled) array"
+    text = str(dtype)
+    return text if len(text) <= 60 else text[:60] + "..."  # a structured dtype can be long
+
+
+def _check_shape(path, name, shape, frame_shape):
+    h, w, c = frame_shape
+    lead = 1 if name == "source" else None
+    if len(shape) != 4 or tuple(shape[1:]) != (c, h, w) or (lead and shape[0] != lead) \
+            or shape[0] < 1:
+        want = f"({lead or 'N'}, {c}, {h}, {w})"
+        got = tuple(shape) if len(shape) <= 8 else f"of {len(shape)} dimensions"
+        raise InputsError(f"{path}: '{name}' has shape {got}, expected {want}")
+
+
+def _read(archive, info) -> np.ndarray:
+    with archive.open(info) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
 
 
 def predict(backend, source: np.ndarray, driving: np.ndarray, batch_size: int = 4,
@@ -89,8 +173,6 @@ def write_npz(path: Path, arrays: dict):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, writer=lambda f: np.savez(f, **arrays), suffix=".npz")
-
-
 
 
 def predict_file(config, inputs: Path, out: Path, backend: str, *, checkpoint=None,
