@@ -1,6 +1,7 @@
-"""Opening a bundle, in one place: its manifest checked against its files, its spec, the
-checkpoint it was built from (its weights checked against the manifest) and any backend,
-from the bundle's artifacts or from a checkpoint.
+"""Opening a bundle, in one place: its manifest validated (bundle/schema.py) and checked
+against its files and artifacts, its spec, the checkpoint it was built from (its weights
+checked against the manifest; a missing synthetic one is made again in memory, never
+written) and any backend, from the bundle's artifacts or from a checkpoint.
 
 Lite: torch, tensorflow and the runtimes are imported only when a backend is loaded.
 """
@@ -11,7 +12,9 @@ from pathlib import Path
 from ..errors import one_line
 from ..formats import FORMATS
 from ..paths import CHECKPOINTS, SYNTHETIC_NAME
-from .manifest import BundleError, check_files, read_manifest
+from .artifacts import check_artifacts
+from .manifest import MANIFEST, BundleError, check_files, read_manifest, unlisted_files
+from .schema import check_identity, validate_manifest
 
 # Backend name -> the bundle format whose artifacts it runs (the others take a checkpoint).
 FORMAT_OF_BACKEND = {f.backend: name for name, f in FORMATS.items()}
@@ -19,29 +22,60 @@ BUNDLE_BACKENDS = tuple(FORMAT_OF_BACKEND)
 
 
 def bundle_spec(bundle, manifest: dict):
-    """The resolved spec a bundle was built from (recorded in its manifest)."""
+    """The resolved spec a bundle was built from (recorded in its validated manifest)."""
     from ..spec import SpecError, spec_from_data
     try:
-        return spec_from_data(Path(bundle) / "manifest.json", manifest["spec"])
-    except (SpecError, KeyError) as exc:
+        return spec_from_data(Path(bundle) / MANIFEST, manifest["spec"])
+    except SpecError as exc:
         raise BundleError(f"{bundle}: its manifest holds no usable spec ({one_line(exc)})") \
             from None
 
 
-def find_checkpoint(manifest: dict, spec, given=None) -> Path:
+def checked_manifest(bundle) -> tuple[dict, object]:
+    """(manifest, spec) of a bundle: the manifest read within its bounds, validated against
+    the schema, and consistent (version digest, licence, dataset, spec)."""
+    manifest = read_manifest(bundle)
+    validate_manifest(bundle, manifest)
+    spec = bundle_spec(bundle, manifest)
+    check_identity(bundle, manifest, spec)
+    return manifest, spec
+
+
+def not_a_bundle(path) -> str | None:
+    """Why a folder is not one of our bundles (None when it is): no valid manifest, a link
+    or anything else inside, or a file its manifest does not list. Its files' contents are
+    not hashed: a damaged bundle is still one of ours."""
+    try:
+        manifest, _ = checked_manifest(path)
+        extra = unlisted_files(path, manifest)
+    except BundleError as exc:
+        return one_line(exc)
+    return f"{Path(path) / extra[0]} is not in its manifest" if extra else None
+
+
+def find_checkpoint(manifest: dict, spec, given=None):
     """The checkpoint a bundle was built from: `given`, else the manifest's file under
-    checkpoints/ (a synthetic one is made again from its seed when missing)."""
+    checkpoints/; a missing synthetic one is made again from its seed, in memory (a
+    loaded Checkpoint: nothing is written)."""
     if given:
         return Path(given)
-    name = manifest["checkpoint"]["file"]
+    name = manifest["checkpoint"]["file"]  # a plain file name (validated)
     path = CHECKPOINTS / name
     synthetic = SYNTHETIC_NAME.match(name)
-    if not path.exists() and manifest.get("synthetic") and synthetic:
-        from ..synth import synthetic_checkpoint
-        return synthetic_checkpoint(spec, int(synthetic.group("seed")))
+    if (not path.exists() and manifest["synthetic"] and synthetic
+            and synthetic.group("spec") == spec.name):
+        return synthetic_in_memory(spec, int(synthetic.group("seed")), path)
     if not path.exists():
         raise BundleError(f"{path}: the bundle's checkpoint is not there; pass --checkpoint")
     return path
+
+
+def synthetic_in_memory(spec, seed: int, path: Path):
+    """The seeded synthetic checkpoint of a spec as a loaded Checkpoint, never a file
+    (`path`: the file it stands for, in messages; sha256 None: there are no file bytes)."""
+    from ..checkpoint import checkpoint_from_object
+    from ..synth import make_checkpoint
+    return checkpoint_from_object(path, make_checkpoint(spec, seed))
 
 
 def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None):
@@ -86,11 +120,11 @@ class OpenedBundle:
 
     @property
     def synthetic(self) -> bool:
-        return bool(self.manifest.get("synthetic"))
+        return self.manifest["synthetic"]
 
     @property
     def formats(self) -> list[str]:
-        return list(self.manifest.get("formats", []))
+        return list(self.manifest["formats"])
 
     def check_backend(self, name: str, checkpoint=None):
         """A bundle backend needs its format in the bundle and no checkpoint."""
@@ -128,13 +162,15 @@ class OpenedBundle:
 
 
 def open_bundle(path, *, check: bool = True) -> OpenedBundle:
-    """A bundle's manifest and spec; with `check`, its files must match the manifest
-    (sizes and sha256), else a BundleError naming each problem."""
+    """A bundle's manifest (validated, consistent) and spec; with `check`, its files must
+    match the manifest (sizes and sha256; nothing else in it, no link) and each artifact's
+    metadata the bundle, else a BundleError naming each problem."""
     path = Path(path)
-    manifest = read_manifest(path)
+    manifest, spec = checked_manifest(path)
     if check:
         problems = check_files(path, manifest)
         if problems:
             raise BundleError(f"{path}: does not verify ({len(problems)} file problem(s): "
                               + "; ".join(problems) + ")")
-    return OpenedBundle(path, manifest, bundle_spec(path, manifest))
+        check_artifacts(path, manifest, spec)
+    return OpenedBundle(path, manifest, spec)

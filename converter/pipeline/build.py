@@ -7,17 +7,20 @@ under the bundle's name unless every parity check passes.
 """
 from __future__ import annotations
 
+import errno
+import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from ..bundle import (BundleError, bundle_version, file_table, staging, toolchain_versions,
-                      write_archive)
+from ..bundle import BundleError, bundle_version, file_table, staging, toolchain_versions
+from ..bundle.schema import shown
 from ..formats import DEFAULT_FORMATS, FORMATS, Format
 from ..io import write_json
 from ..licence import licence
-from ..paths import ARTIFACTS, CHECKPOINTS, bundle_archive_name
+from ..paths import ARTIFACTS, CHECKPOINTS, bundle_archive_name, is_plain_name
 from ..signatures import MODELS
 from ..spec import Spec
 from .progress import Progress
@@ -83,12 +86,53 @@ def resolve_checkpoint(spec: Spec, given=None, synthetic_seed: int | None = None
     under checkpoints/."""
     if synthetic_seed is not None:
         from ..synth import synthetic_checkpoint
+        check_name(spec)
         return synthetic_checkpoint(spec, synthetic_seed)
     if given:
         return Path(given)
     if spec.checkpoint is None:
         raise BundleError(f"{spec.path} names no checkpoint: pass --checkpoint")
     return CHECKPOINTS / spec.checkpoint
+
+
+def check_name(spec: Spec):
+    """A spec's name becomes folders and file names (artifacts/<name>/, the archive,
+    checkpoints/<name>-synthetic-...): it must be a plain name."""
+    if not is_plain_name(spec.name):
+        raise BundleError(f"{spec.path}: name: {shown(spec.name)} is not a plain name "
+                          f"(letters, digits, '_', '.', '-'; no path): it names the bundle")
+
+
+# Errors of a full disk (or a file-size limit): one line, and nothing was written.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """The reason when `exc` says the disk (or the file-size limit) is full: an OSError, or
+    TensorFlow's error of a failed write (SaveV2: "...; File too large")."""
+    if isinstance(exc, OSError):
+        return os.strerror(exc.errno) if exc.errno in DISK_FULL else None
+    if type(exc).__module__.startswith("tensorflow"):
+        text = str(exc)
+        return next((os.strerror(e) for e in DISK_FULL if os.strerror(e) in text), None)
+    return None
+
+
+@contextmanager
+def temporary_files_in(folder: Path):
+    """Python's and the frameworks' temporary files (TF's autograph modules, ...) go into
+    `folder` (the staging folder's scratch) while the block runs, so even a killed build
+    leaves them where the next build removes them."""
+    saved, env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+        if env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = env
 
 
 EXPORTERS = {"savedmodel": _export_savedmodel, "tflite": _export_tflite, "onnx": _export_onnx}
@@ -98,17 +142,13 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
           force: bool = False, echo=click.echo) -> Path:
     """Build, verify and write the bundle; returns its directory."""
     from ..checkpoint import load_checkpoint, weights_sha256
-    from ..export.metadata import model_metadata
-    from ..parity.end_to_end import format_parity
-    from ..parity.layers import layer_parity
-    from ..runtime import load_backend
-    from ..tf_model.fast import fast_models
-    from ..tf_model.functions import model_functions
-    from ..tf_model.weights import build_tf_models
 
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise BundleError(f"unknown format {', '.join(unknown)} (known: {', '.join(FORMATS)})")
+    if not formats:
+        raise BundleError(f"no format given (known: {', '.join(FORMATS)})")
+    check_name(spec)
     # Registry order, whatever the order asked: TF names traced functions by a per-process
     # counter, so the same order keeps the same inputs byte-identical.
     formats = [name for name in FORMATS if name in formats]
@@ -117,12 +157,57 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
     weights = weights_sha256(checkpoint)
     version = bundle_version(spec.to_dict(), weights, formats, checkpoint.synthetic, {})
     final = Path(out) if out else ARTIFACTS / spec.name / version
-    if final.exists() and not force:
-        raise BundleError(f"{final} exists; pass --force to replace it")
+    archive = (final.parent.parent if out is None else final.parent) \
+        / bundle_archive_name(spec.name, version)
+    try:
+        # Locked, checked (absent, or one of our bundles with --force; writable) before the
+        # model work; moved into place with its archive only when complete.
+        with staging(final, archive, force) as stage:
+            with temporary_files_in(stage.scratch):
+                reports, quality = _make(
+                    spec, checkpoint, weights, formats, version, final, stage, progress)
+            stage.drop_scratch()  # before the file table
+            manifest = {
+                "dataset": spec.name, "version": version, "spec": spec.to_dict(),
+                "checkpoint": _checkpoint_info(checkpoint, weights),
+                "synthetic": checkpoint.synthetic,
+                "formats": list(formats), "toolchain": toolchain_versions(),
+                "parity": {name: summary(r) for name, r in reports.items()},
+                "quality": quality,
+                "licence": licence(checkpoint.synthetic),
+                "files": file_table(stage.bundle),
+            }
+            write_json(stage.bundle / "manifest.json", manifest)
+    except Exception as exc:
+        reason = disk_full(exc)
+        if reason is None:
+            raise
+        where = getattr(exc, "filename", None) or final
+        raise BundleError(f"{where}: {reason} while writing the bundle; nothing was "
+                          f"written") from None
+    progress.step(f"bundle {final}; archive {archive}")
+    return final
+
+
+def _checkpoint_info(checkpoint, weights: dict) -> dict:
+    return {"file": checkpoint.path.name, "sha256": checkpoint.sha256,
+            "weights_sha256": weights}
+
+
+def _make(spec, checkpoint, weights, formats, version, final, stage, progress):
+    """The model work: TF graph, per-layer parity, every format exported into the staged
+    bundle and checked end to end, its reports written. Returns (reports, quality)."""
+    from ..export.metadata import model_metadata
+    from ..parity.end_to_end import format_parity
+    from ..parity.layers import layer_parity
+    from ..runtime import load_backend
+    from ..tf_model.fast import fast_models
+    from ..tf_model.functions import model_functions
+    from ..tf_model.weights import build_tf_models
+
     progress.step(f"{spec.name} {version}: {checkpoint.path.name}"
                   f"{' (SYNTHETIC weights)' if checkpoint.synthetic else ''}; ignored entries: "
                   f"{', '.join(checkpoint.ignored) or 'none'}")
-
     kp_detector, generator, weight_reports = build_tf_models(spec, checkpoint, return_reports=True)
     progress.step("weight table: " + "; ".join(r.summary() for r in weight_reports.values()))
     # Per-layer parity runs on the reference-structured graph (kp_detector, generator);
@@ -140,45 +225,30 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
     if not layers.passed:
         fail(final, reports, ParityFailed)
 
-    ckpt_info = {"file": checkpoint.path.name, "sha256": checkpoint.sha256,
-                 "weights_sha256": weights}
-    metadata = model_metadata(spec, version, ckpt_info, checkpoint.synthetic)
+    metadata = model_metadata(spec, version, _checkpoint_info(checkpoint, weights),
+                              checkpoint.synthetic)
     reference = load_backend("torch", spec=spec, checkpoint=checkpoint)
-    with staging(final, force) as tmp, tempfile.TemporaryDirectory() as scratch:
-        exports = _Exports(spec, checkpoint, functions, kp_detector, metadata, tmp,
-                           Path(scratch), formats)
-        for name in formats:
-            EXPORTERS[FORMATS[name].kind](exports, FORMATS[name], progress)
-        for name in formats:
-            fmt = FORMATS[name]
-            candidate = load_backend(fmt.backend, spec=spec, bundle=tmp)
-            reports[name] = format_parity(reference, candidate, spec.frame_shape, fmt.profile)
-            progress.step(f"end-to-end parity {name} ({fmt.profile}): {verdict(reports[name])}")
-        if not all(r.passed for r in reports.values()):
-            fail(final, reports, ParityFailed)
-        quality = {}
-        if "tflite-int8" in formats and "tflite" in formats:
-            quality["tflite-int8"] = int8_quality(spec, tmp)
-            progress.step("int8 vs float32 TFLite: PSNR {psnr_db_mean:.1f} dB mean, "
-                          "{psnr_db_min:.1f} min; keypoint drift {keypoint_drift_max:.1e}"
-                          .format(**quality["tflite-int8"]))
-        write_reports(tmp, reports, weight_reports,
-                      [FORMATS[f] for f in formats if FORMATS[f].kind == "tflite"], MODELS)
-        manifest = {
-            "dataset": spec.name, "version": version, "spec": spec.to_dict(),
-            "checkpoint": ckpt_info, "synthetic": checkpoint.synthetic,
-            "formats": list(formats), "toolchain": toolchain_versions(),
-            "parity": {name: summary(r) for name, r in reports.items()},
-            "quality": quality,
-            "licence": licence(checkpoint.synthetic),
-            "files": file_table(tmp),
-        }
-        write_json(tmp / "manifest.json", manifest)
-    archive = (final.parent.parent if out is None else final.parent) \
-        / bundle_archive_name(spec.name, version)
-    write_archive(final, archive)
-    progress.step(f"bundle {final}; archive {archive}")
-    return final
+    tmp = stage.bundle
+    exports = _Exports(spec, checkpoint, functions, kp_detector, metadata, tmp, stage.scratch,
+                       formats)
+    for name in formats:
+        EXPORTERS[FORMATS[name].kind](exports, FORMATS[name], progress)
+    for name in formats:
+        fmt = FORMATS[name]
+        candidate = load_backend(fmt.backend, spec=spec, bundle=tmp)
+        reports[name] = format_parity(reference, candidate, spec.frame_shape, fmt.profile)
+        progress.step(f"end-to-end parity {name} ({fmt.profile}): {verdict(reports[name])}")
+    if not all(r.passed for r in reports.values()):
+        fail(final, reports, ParityFailed)
+    quality = {}
+    if "tflite-int8" in formats and "tflite" in formats:
+        quality["tflite-int8"] = int8_quality(spec, tmp)
+        progress.step("int8 vs float32 TFLite: PSNR {psnr_db_mean:.1f} dB mean, "
+                      "{psnr_db_min:.1f} min; keypoint drift {keypoint_drift_max:.1e}"
+                      .format(**quality["tflite-int8"]))
+    write_reports(tmp, reports, weight_reports,
+                  [FORMATS[f] for f in formats if FORMATS[f].kind == "tflite"], MODELS)
+    return reports, quality
 
 
 def int8_quality(spec, bundle: Path) -> dict:

@@ -1,5 +1,8 @@
-"""Recheck a bundle: every file's sha256 against the manifest, then each format's parity
-against the torch reference of the checkpoint it was built from."""
+"""Recheck a bundle: its manifest (schema, version digest, licence, names, paths), every
+file's sha256 and each artifact's metadata against it, the parity summary against
+parity/report.json, then each format's parity against the torch reference of the
+checkpoint it was built from. Writes nothing (a missing synthetic checkpoint is made
+again in memory)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +10,13 @@ from pathlib import Path
 import click
 
 from ..bundle import BundleError
+from ..bundle.manifest import MANIFEST, read_json
 from ..bundle.open import open_bundle
+from ..bundle.schema import PARITY_REPORT
 from ..formats import FORMATS
+from ..io import json_text
+from ..limits import PARITY_REPORT_MAX_BYTES
+from .reports import summary
 
 
 def verify(bundle: Path, checkpoint: str | None = None, echo=click.echo) -> dict:
@@ -18,6 +26,7 @@ def verify(bundle: Path, checkpoint: str | None = None, echo=click.echo) -> dict
 
     opened = open_bundle(bundle)
     echo(f"{len(opened.manifest['files'])} files match their sha256")
+    check_parity_summary(opened.path, opened.manifest)
     spec = opened.spec
     reference = load_backend("torch", spec=spec, checkpoint=opened.load_checkpoint(checkpoint))
     reports = {}
@@ -31,3 +40,22 @@ def verify(bundle: Path, checkpoint: str | None = None, echo=click.echo) -> dict
     if failed:
         raise BundleError(f"{bundle}: parity fails for {', '.join(failed)}")
     return reports
+
+
+def check_parity_summary(bundle: Path, manifest: dict):
+    """The manifest's parity summary is the one of parity/report.json (whose sha256 the
+    manifest's file table has just confirmed)."""
+    from ..parity.compare import ParityReport
+    path = Path(bundle) / PARITY_REPORT
+    data = read_json(path, PARITY_REPORT_MAX_BYTES, "parity report")
+    if not isinstance(data, dict) or set(data) != set(manifest["parity"]):
+        raise BundleError(f"{path}: does not hold the reports the manifest summarises "
+                          f"({', '.join(sorted(manifest['parity']))})")
+    for name, recorded in manifest["parity"].items():
+        try:
+            computed = summary(ParityReport.from_dict(data[name]))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise BundleError(f"{path}: {name}: not a parity report") from None
+        if json_text(computed) != json_text(recorded):
+            raise BundleError(f"{Path(bundle) / MANIFEST}: parity.{name}: differs from its "
+                              f"report in {PARITY_REPORT}")

@@ -7,8 +7,22 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ..errors import one_line
 from ..formats import ONNX_ARTIFACT_FILES, ONNX_FILES
 from .base import SignatureBackend
+
+
+def _session(path: Path, options):
+    """An InferenceSession; onnxruntime's own exceptions (a junk file, external data outside
+    the folder, ...) become one-line RuntimeErrors naming the file."""
+    try:
+        return ort.InferenceSession(str(path), sess_options=options,
+                                    providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's error classes derive from Exception only
+        if not type(exc).__module__.startswith("onnxruntime"):
+            raise
+        raise RuntimeError(f"{path}: onnxruntime cannot load it "
+                           f"({one_line(exc)})") from None
 
 
 class ONNXBackend(SignatureBackend):
@@ -26,10 +40,7 @@ class ONNXBackend(SignatureBackend):
         # Five sessions run in turn; spinning idle threads of one would take the cores from
         # the next (kp_detector 38-41 ms with spinning, 21 ms without, vox at 2 threads).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.sessions = {
-            key: ort.InferenceSession(str(root / name), sess_options=options,
-                                      providers=["CPUExecutionProvider"])
-            for key, name in ONNX_FILES.items()}
+        self.sessions = {key: _session(root / name, options) for key, name in ONNX_FILES.items()}
 
     def call(self, model, signature, inputs):
         session = self.sessions[model, signature]

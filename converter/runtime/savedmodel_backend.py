@@ -5,8 +5,17 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from ..errors import one_line
 from ..signatures import MODELS
 from .base import SignatureBackend
+
+
+def _load(path: Path):
+    """A SavedModel; TensorFlow's refusal of a damaged one is a one-line RuntimeError."""
+    try:
+        return tf.saved_model.load(str(path))
+    except (tf.errors.OpError, ValueError, OSError) as exc:
+        raise RuntimeError(f"{path}: TensorFlow cannot load it ({one_line(exc)})") from None
 
 
 class SavedModelBackend(SignatureBackend):
@@ -20,7 +29,7 @@ class SavedModelBackend(SignatureBackend):
         missing = [m for m in MODELS if not (root / m / "saved_model.pb").exists()]
         if missing:
             raise FileNotFoundError(f"{root}: no SavedModel for {', '.join(missing)}")
-        self.loaded = {m: tf.saved_model.load(str(root / m)) for m in MODELS}
+        self.loaded = {m: _load(root / m) for m in MODELS}
 
     def call(self, model, signature, inputs):
         out = self.loaded[model].signatures[signature](**inputs)

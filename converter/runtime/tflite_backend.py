@@ -13,9 +13,19 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from ..errors import one_line
 from ..formats import tflite_filename
 from ..signatures import MODELS
 from .base import SignatureBackend
+
+
+def _interpreter(path: Path, threads):
+    """An Interpreter; a file it cannot load is a one-line ValueError naming the file."""
+    try:
+        return Interpreter(model_path=str(path), num_threads=threads)
+    except (ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: LiteRT cannot load it "
+                         f"({one_line(exc)})") from None
 
 
 class TFLiteBackend(SignatureBackend):
@@ -29,8 +39,7 @@ class TFLiteBackend(SignatureBackend):
         missing = [p.name for p in self.paths.values() if not p.is_file()]
         if missing:
             raise FileNotFoundError(f"{root}: no {', '.join(missing)}")
-        self.interpreters = {m: Interpreter(model_path=str(p), num_threads=threads)
-                             for m, p in self.paths.items()}
+        self.interpreters = {m: _interpreter(p, threads) for m, p in self.paths.items()}
         self._runners = {}
 
     def runner(self, model: str, signature: str):

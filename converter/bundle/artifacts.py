@@ -1,0 +1,106 @@
+"""Each artifact of a bundle says what it is (its embedded metadata, export/metadata.py):
+that must be the model of its file name, of this bundle's version, dataset and frame
+shape; ONNX external data must be the bundle's own weights file, inside its range.
+
+A swapped, foreign or unreadable artifact is one BundleError line naming the file.
+Lite: the TFLite flatbuffer and the ONNX protobuf are read without a framework.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from ..errors import one_line
+from ..formats import FORMATS, METADATA_NAME, ONNX_FILES, ONNX_WEIGHTS_FILE, tflite_filename
+from ..limits import ARTIFACT_METADATA_MAX_BYTES
+from ..signatures import MODELS
+from .manifest import BundleError
+from .onnx_proto import EXTERNAL, onnx_facts
+from .schema import shown
+
+# What reading untrusted bytes with the flatbuffers and protobuf readers may raise.
+_UNREADABLE = (ValueError, KeyError, IndexError, TypeError, OverflowError, struct.error,
+               RecursionError, OSError)
+
+
+def check_artifacts(bundle, manifest: dict, spec) -> None:
+    """Every TFLite and ONNX file of the bundle's formats against its manifest (whose files
+    have been checked)."""
+    bundle = Path(bundle)
+    expected = {"dataset": spec.name, "bundle_version": manifest["version"],
+                "frame_shape": list(spec.frame_shape)}
+    for name in manifest["formats"]:
+        fmt = FORMATS[name]
+        if fmt.kind == "tflite":
+            for model in MODELS:
+                path = bundle / "tflite" / tflite_filename(model, fmt.precision)
+                _check_metadata(path, _tflite_metadata(path), {**expected, "model": model})
+        elif fmt.kind == "onnx":
+            weights = bundle / "onnx" / ONNX_WEIGHTS_FILE
+            for (model, _), file_name in ONNX_FILES.items():
+                path = bundle / "onnx" / file_name
+                try:
+                    facts = onnx_facts(path)
+                except _UNREADABLE as exc:
+                    raise BundleError(f"{path}: not a readable ONNX model "
+                                      f"({one_line(exc)})") from None
+                _check_metadata(path, _json(path, facts.metadata.get(METADATA_NAME)),
+                                {**expected, "model": model})
+                _check_external(path, facts.tensors, weights.stat().st_size)
+
+
+def _tflite_metadata(path: Path) -> dict:
+    from ..export.tflite_file import read_tflite_metadata
+    try:
+        data = read_tflite_metadata(path)
+    except KeyError:
+        raise BundleError(f"{path}: no {METADATA_NAME} metadata (not an artifact of ours)") \
+            from None
+    except _UNREADABLE as exc:
+        raise BundleError(f"{path}: not a readable TFLite model ({one_line(exc)})") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{path}: its {METADATA_NAME} metadata is not a JSON object")
+    return data
+
+
+def _json(path: Path, raw) -> dict:
+    if raw is None:
+        raise BundleError(f"{path}: no {METADATA_NAME} metadata (not an artifact of ours)")
+    if len(raw) > ARTIFACT_METADATA_MAX_BYTES:
+        raise BundleError(f"{path}: its {METADATA_NAME} metadata is larger than ours can be "
+                          f"({ARTIFACT_METADATA_MAX_BYTES} bytes)")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise BundleError(f"{path}: its {METADATA_NAME} metadata is not JSON "
+                          f"({one_line(exc)})") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{path}: its {METADATA_NAME} metadata is not a JSON object")
+    return data
+
+
+def _check_metadata(path: Path, metadata: dict, expected: dict):
+    for field, value in expected.items():
+        if metadata.get(field) != value:
+            raise BundleError(f"{path}: its metadata gives {field} "
+                              f"{shown(metadata.get(field))}, the bundle's is {shown(value)} "
+                              f"(a file from another bundle or model)")
+
+
+def _check_external(path: Path, tensors, weights_size: int):
+    """External data only from the bundle's weights file beside it, inside its size."""
+    for tensor in tensors:
+        where = f"{path}: tensor {shown(tensor.name)}"
+        location = tensor.external_data.get("location")
+        if tensor.data_location != EXTERNAL or location != ONNX_WEIGHTS_FILE:
+            raise BundleError(f"{where}: its external data must be {ONNX_WEIGHTS_FILE} beside "
+                              f"it, not {shown(location)}")
+        try:
+            offset = int(tensor.external_data.get("offset", "0"))
+            length = int(tensor.external_data["length"])
+        except (KeyError, ValueError):
+            raise BundleError(f"{where}: no valid external data offset and length") from None
+        if offset < 0 or length < 0 or offset + length > weights_size:
+            raise BundleError(f"{where}: its external data ({offset}+{length} bytes) lies "
+                              f"outside {ONNX_WEIGHTS_FILE} ({weights_size} bytes)")
