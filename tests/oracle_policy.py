@@ -24,6 +24,12 @@ STAGE = {"value": 1e-5, "jacobian": 1e-4, "other": 1e-4}
 END_TO_END = {"norm_value": 3e-5, "warped": 5e-4}
 
 FLAG_COMBINATIONS = list(itertools.product((0.0, 1.0), repeat=3))
+# Float16 artifacts (issue 12): every output within FP16_FRAME of the original, keypoint
+# arrays within FP16_KEYPOINTS (the float32 detector meets the float32 policy instead).
+FP16_FRAME, FP16_KEYPOINTS = 1e-2, 5e-3
+# Oracle arrays that are inputs or bookkeeping, not outputs.
+NOT_OUTPUTS = ("source", "driving", "driving_frame_indices", "gen_frame_positions",
+               "gen_ac_prediction")
 
 
 def oracle_tolerance(name: str) -> float:
@@ -41,8 +47,7 @@ def assert_matches_oracle(ours, oracle) -> list[str]:
     """Every output array of the oracle case within its tolerance; returns the names."""
     compared = []
     for name in oracle.files:
-        if name in ("source", "driving", "driving_frame_indices", "gen_frame_positions",
-                    "gen_ac_prediction"):
+        if name in NOT_OUTPUTS:
             continue
         assert name in ours, name
         got = ours[name]
@@ -52,6 +57,22 @@ def assert_matches_oracle(ours, oracle) -> list[str]:
             f"{name}: max abs {err:.2e} > {oracle_tolerance(name):.0e}"
         compared.append(name)
     return compared
+
+
+def fp16_errors(ours: dict, oracle) -> tuple[dict, dict]:
+    """(max abs of every oracle output, those over the fp16 policy): keypoint arrays (kp_,
+    norm_, the movement scale) by the float32 policy, the rest within FP16_FRAME."""
+    errors, over = {}, {}
+    for name in oracle.files:
+        if name in NOT_OUTPUTS:
+            continue
+        assert ours[name].shape == oracle[name].shape, name
+        errors[name] = err = float(np.abs(ours[name].astype(np.float64) - oracle[name]).max())
+        keypoints = name.startswith(("kp_", "norm_")) or name == "adapt_movement_scale"
+        bound = min(oracle_tolerance(name), FP16_KEYPOINTS) if keypoints else FP16_FRAME
+        if err > bound:
+            over[name] = f"{err:.2e} > {bound:.0e}"
+    return errors, over
 
 
 def assert_stages_match_oracle(backend, oracle):

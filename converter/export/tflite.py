@@ -4,16 +4,17 @@
     paths = export_tflite(sources, out_dir, "fp16", metadata)
 
 Files: out_dir/<model>.tflite (float32), <model>.fp16.tflite (float16 weights, computed
-in float32 on CPU) and, opt-in, <model>.int8.tflite (dynamic-range int8 weights; the
-models of formats.FLOAT32_ONLY stay float32). Each file carries the SavedModel's
-signatures with the same signature, input and output names, and the caller's metadata as
-UTF-8 JSON in a named `Model.metadata` entry (formats.METADATA_NAME) which interpreters
-ignore. The TFLite converter is deterministic for a given SavedModel (the
-`CONVERSION_METADATA` it adds holds the TF version and a structural hash, no time;
-`min_runtime_version` is derived from the ops; both are kept), and so is our rewrite of
-the flatbuffer (tflite_file): the same SavedModel and metadata give byte-identical files.
-Files are written atomically. Reading them back needs no tensorflow: tflite_file,
-tflite_ops.
+in float32 on CPU) and, opt-in, <model>.int8.tflite (dynamic-range int8 weights). In the
+reduced variants the models of formats.FLOAT32_ONLY (the keypoint detector, the
+normalisation) are converted as float32, in files named after the variant. Each file
+carries the SavedModel's signatures with the same signature, input and output names, and
+the caller's metadata as UTF-8 JSON in a named `Model.metadata` entry
+(formats.METADATA_NAME) which interpreters ignore. The TFLite converter is deterministic
+for a given SavedModel (the `CONVERSION_METADATA` it adds holds the TF version and a
+structural hash, no time; `min_runtime_version` is derived from the ops; both are kept),
+and so is our rewrite of the flatbuffer (tflite_file): the same SavedModel and metadata
+give byte-identical files. Files are written atomically. Reading them back needs no
+tensorflow: tflite_file, tflite_ops.
 """
 from __future__ import annotations
 
