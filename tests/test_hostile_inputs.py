@@ -29,6 +29,7 @@ from fomm_convert import limits, media
 from fomm_convert.animation import jobs
 from fomm_convert.cli import cli
 from peak_memory import measured
+import test_animate
 from fomm_convert.errors import FommError
 from fomm_convert.pipeline.predict import InputsError, read_inputs
 from fomm_convert.spec import SpecError, load_spec, spec_from_data
@@ -402,24 +403,9 @@ def test_a_truncated_video_is_refused(videos, tmp_path, name):
     assert listing(tmp_path) == [name]
 
 
-class IdentityBackend:
-    """A stand-in model (as in test_animate): the generator returns its source."""
-    num_kp, estimate_jacobian, frame_shape = 3, True, (64, 64, 3)
-
-    def kp_detector(self, image):
-        mean = image.mean(axis=(1, 2))[:, :2]
-        value = np.stack([mean, mean + [0.5, 0], mean + [0, 0.5]], 1).astype(np.float32)
-        return {"value": value, "jacobian": np.tile(np.eye(2, dtype=np.float32),
-                                                    (len(image), 3, 1, 1))}
-
-    def process_kp_driving(self, kp_driving, kp_initial, kp_source, *flags, **named):
-        return kp_driving
-
-    def encode_source(self, source):
-        return {"source": source}
-
-    def generate(self, encoded, kp_driving, kp_source):
-        return np.repeat(encoded["source"], len(kp_driving["value"]), 0)
+class IdentityBackend(test_animate.IdentityBackend):
+    """test_animate's stand-in model (the generator returns its source) at 64x64."""
+    frame_shape = (64, 64, 3)
 
 
 def animate(tmp_path, driving, out):
