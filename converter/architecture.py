@@ -66,11 +66,17 @@ def anti_alias_kernel_size(scale: float) -> int:
 # BatchNorm2d's epsilon in every block of the original (torch's default).
 BN_EPSILON = 1e-5
 
-# The hull area's exact predicates (tf_model/process_kp.py explains the bounds): points
-# are clipped to [-HULL_BOUND, HULL_BOUND] and rounded to multiples of
-# HULL_BOUND * 2**-HULL_GRID_BITS.
+# The hull area's exact predicates and sum, in int32 only (converter/exact.py: runtimes
+# that emulate int64 as int32 - OpenVINO's CPU plugin, tfjs, GPU delegates - overflow
+# anything wider): points are clipped to [-HULL_BOUND, HULL_BOUND] and rounded to
+# multiples of HULL_BOUND * 2**-HULL_GRID_BITS = 2**-27 (float32 holds every coordinate
+# of magnitude >= 2**-4 on that grid), so grid coordinates have |q| <= 2**28 and their
+# differences |d| <= 2**29; products of differences are computed in HULL_LIMBS limbs of
+# HULL_LIMB_BITS bits.
 HULL_BOUND = 2.0
-HULL_GRID_BITS = 29
+HULL_GRID_BITS = 28
+HULL_LIMB_BITS = 11
+HULL_LIMBS = 3
 
 
 # The generator's final 7x7 conv becomes a stride-2 conv + depth-to-space below this many

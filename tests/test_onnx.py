@@ -37,7 +37,7 @@ EXPECTED_OPS = {
     "Add", "And", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant",
     "ConstantOfShape", "Conv", "DepthToSpace", "Div", "Equal", "Exp", "Expand", "Gather",
     "Greater",
-    "GreaterOrEqual", "GridSample", "LessOrEqual", "MatMul", "Mul", "Neg", "Not", "Or",
+    "GreaterOrEqual", "GridSample", "LessOrEqual", "MatMul", "Mod", "Mul", "Neg", "Not", "Or",
     "Pad", "Pow", "Range", "ReduceMax", "ReduceMin", "ReduceSum", "Relu", "Reshape", "Resize",
     "Round", "Shape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Tile",
     "Transpose", "Unsqueeze", "Where"}

@@ -19,19 +19,24 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from .. import exact
 from ..architecture import HULL_BOUND, HULL_GRID_BITS
 from ..signatures import FLAGS, keypoint_names
 from .ops import inverse2x2
 
 # --------------------------------------------------------------------------- hull area
 
-# Hull predicates are evaluated exactly, in int64, on the points rounded to a grid of
-# HULL_BOUND * 2**-29 = 2**-28: float predicates are not enough, since rounding can call
-# a nearly collinear point left of one edge and right of its neighbour, and a hull edge
-# is then lost or counted twice (seen on random points placed on hull edges). With
-# |q| <= 2**29, every difference, cross product and partial shoelace sum stays below
-# 2**62. The rounding moves a point by at most 2**-29 (not at all when its coordinates
-# have |c| >= 2**-5: float32 already holds those on that grid).
+# Hull predicates and the area are evaluated exactly on the points rounded to a 2**-27
+# grid, in int32 only (converter/exact.py; architecture.py HULL_*): float predicates are
+# not enough, since rounding can call a nearly collinear point left of one edge and right
+# of its neighbour, and a hull edge is then lost or counted twice (seen on random points
+# placed on hull edges); int64 is not portable (OpenVINO computed the previous int64
+# products as int32 and overflowed, silently). The rounding moves a point by at most
+# 2**-28, not at all when its coordinates have |c| >= 2**-4.
+
+
+def _div(x: tf.Tensor, divisor: int) -> tf.Tensor:
+    return tf.math.floordiv(x, divisor)  # of non-negative int32 only (exact.py)
 
 
 def _spread(x: tf.Tensor, axis: int, num_points: int, num_axes: int) -> tf.Tensor:
@@ -44,19 +49,27 @@ def _spread(x: tf.Tensor, axis: int, num_points: int, num_axes: int) -> tf.Tenso
     return tf.tile(tf.reshape(x, shape), multiples)
 
 
+def _positive(a, b, c, d) -> tuple[tf.Tensor, tf.Tensor]:
+    """(a*b + c*d > 0, a*b + c*d == 0) for limb lists (exact.limbs)."""
+    top, lower = exact.sign_parts(a, b, c, d, _div)
+    zero = tf.logical_and(tf.equal(top, 0), tf.equal(lower, 0))
+    return tf.logical_or(tf.greater(top, 0),
+                         tf.logical_and(tf.equal(top, 0), tf.greater(lower, 0))), zero
+
+
 def hull_area(points: tf.Tensor) -> tf.Tensor:
     """Area of the 2-D convex hull of each point set: (B, K, 2) -> (B,), float32.
 
     Closed form, vectorised over (i, j, k) triples ((B, K, K, K) tensors, K static), in
-    exact integer arithmetic on the points rounded to a 2**-28 grid (coordinates beyond
+    exact int32 limb arithmetic on the points rounded to a 2**-27 grid (coordinates beyond
     +-HULL_BOUND are clipped): the directed pair (i, j) is a counter-clockwise hull edge
     iff every point k lies strictly left of it, or on its line within the segment
-    [p_i, p_j]; twice the area is the shoelace sum of cross(p_i, p_j) over those edges,
-    exact in int64, then scaled to float32 (one rounding). Identical points are
-    deduplicated by index (only the first copy can be an edge's end). Degenerate sets
-    give exactly 0: for collinear points the two extreme points form the edges (i, j)
-    and (j, i), whose terms cancel; a single distinct point has no edge. No division,
-    so no NaN or Inf.
+    [p_i, p_j]; twice the area is the shoelace sum of cross(p_i - p_0, p_j - p_0) over
+    those edges (each term >= 0: p_0 is in the hull), exact in limbs, then scaled to
+    float32. Identical points are deduplicated by index (only the first copy can be an
+    edge's end). Degenerate sets give exactly 0: for collinear points the two extreme
+    points form the edges (i, j) and (j, i), whose terms are 0 (p_0 is on their line);
+    a single distinct point has no edge. No division, so no NaN or Inf.
     """
     points = tf.convert_to_tensor(points, tf.float32)
     num_points = points.shape[1]
@@ -64,21 +77,21 @@ def hull_area(points: tf.Tensor) -> tf.Tensor:
         raise ValueError("hull_area needs a static number of points")
     per_unit = 2.0 ** HULL_GRID_BITS / HULL_BOUND  # a power of two: scaling is exact
     grid = tf.round(tf.clip_by_value(points, -HULL_BOUND, HULL_BOUND) * per_unit)
-    grid = tf.cast(grid, tf.int64)
-    x, y = grid[:, :, 0], grid[:, :, 1]  # (B, K)
+    x, y = tf.unstack(tf.cast(grid, tf.int32), axis=2)  # (B, K) each
+
+    def limbs(v):
+        return exact.limbs(v, _div)
 
     xi, yi = _spread(x, 1, num_points, 3), _spread(y, 1, num_points, 3)  # (B, K, K, K)
     xj, yj = _spread(x, 2, num_points, 3), _spread(y, 2, num_points, 3)
     xk, yk = _spread(x, 3, num_points, 3), _spread(y, 3, num_points, 3)
-    ex, ey = xj - xi, yj - yi  # edge i -> j
-    dx, dy = xk - xi, yk - yi  # i -> candidate k
-    orientation = ex * dy - ey * dx  # > 0: k is left of i -> j
-    along = ex * dx + ey * dy  # projection of k on the edge, times |e|^2
-    length2 = ex * ex + ey * ey
-    zero = tf.zeros_like(orientation)
-    within = tf.logical_and(tf.greater_equal(along, zero), tf.less_equal(along, length2))
-    on_segment = tf.logical_and(tf.equal(orientation, zero), within)
-    supports = tf.logical_or(tf.greater(orientation, zero), on_segment)
+    ex, ey = limbs(xj - xi), limbs(yj - yi)  # edge i -> j
+    dx, dy = limbs(xk - xi), limbs(yk - yi)  # i -> candidate k
+    left, collinear = _positive(ex, dy, exact.negated(ey), dx)  # cross(e, d) > 0
+    ahead, at_start = _positive(ex, dx, ey, dy)  # dot(e, d) > 0, == 0
+    past_end, _ = _positive(ex, limbs(xk - xj), ey, limbs(yk - yj))  # dot(e, k - j) > 0
+    within = tf.logical_and(tf.logical_or(ahead, at_start), tf.logical_not(past_end))
+    supports = tf.logical_or(left, tf.logical_and(collinear, within))
     is_edge = tf.reduce_min(tf.cast(supports, tf.float32), axis=3)  # (B, K, K), 0/1
 
     # Keep only the first copy of identical points, and no (i, i) pairs.
@@ -90,13 +103,18 @@ def hull_area(points: tf.Tensor) -> tf.Tensor:
     valid_i = _spread(first_copy, 1, num_points, 2)
     valid_j = _spread(first_copy, 2, num_points, 2)
     distinct = tf.constant((1.0 - np.eye(num_points, dtype=np.float32))[None])
-    is_edge = is_edge * valid_i * valid_j * distinct
+    is_edge = tf.cast(is_edge * valid_i * valid_j * distinct, tf.int32)
 
-    cross = xi * yj - yi * xj  # cross(q_i, q_j), (B, K, K) int64
-    twice_area = tf.reduce_sum(tf.where(is_edge > 0.5, cross, tf.zeros_like(cross)),
-                               axis=[1, 2])
-    area = tf.cast(twice_area, tf.float32) * (0.5 / per_unit ** 2)
-    return tf.maximum(area, 0.0)
+    # cross(p_i - p_0, p_j - p_0) in carried limbs; each limb's masked sum is an integer
+    # below 2**24 (K <= 64), so float32 sums it exactly.
+    x0, y0 = tf.reshape(x[:, :1], [-1, 1, 1]), tf.reshape(y[:, :1], [-1, 1, 1])
+    cross = exact.carried(exact.columns(limbs(xi - x0), limbs(yj - y0),
+                                        exact.negated(limbs(yi - y0)), limbs(xj - x0)), _div)
+    twice_area = 0.0
+    for k, limb in enumerate(cross):
+        total = tf.reduce_sum(tf.cast(limb * is_edge, tf.float32), axis=[1, 2])
+        twice_area = twice_area + total * float(exact.BASE ** k)
+    return tf.maximum(twice_area * (0.5 / per_unit ** 2), 0.0)
 
 
 def movement_scale(kp_source: tf.Tensor, kp_initial: tf.Tensor) -> tf.Tensor:
@@ -108,10 +126,11 @@ def movement_scale(kp_source: tf.Tensor, kp_initial: tf.Tensor) -> tf.Tensor:
     areas = hull_area(both)
     source, initial = areas[0:1], areas[1:2]
     degenerate = tf.logical_or(source <= 0.0, initial <= 0.0)
-    safe_initial = tf.where(degenerate, tf.ones_like(initial), initial)
+    # Scalars, not ones_like: on a dynamic shape that is an int64 SHAPE op in TFLite.
+    safe_initial = tf.where(degenerate, 1.0, initial)
     # sqrt(a / b) rather than sqrt(a) / sqrt(b): the TFLite converter rewrites the latter
     # into a * rsqrt(b), which rounds differently from TF.
-    return tf.where(degenerate, tf.ones_like(initial), tf.sqrt(source / safe_initial))
+    return tf.where(degenerate, 1.0, tf.sqrt(source / safe_initial))
 
 
 # --------------------------------------------------------------------------- the module
@@ -162,7 +181,7 @@ class ProcessKpDriving(tf.Module):
 
         scale = tf.broadcast_to(tf.reshape(movement_scale(source, initial), [1, 1, 1]),
                                 tf.shape(driving))
-        scale = tf.where(adapt, scale, tf.ones_like(scale))
+        scale = tf.where(adapt, scale, 1.0)
         moved = (driving - initial) * scale + tf.broadcast_to(source, tf.shape(driving))
         out = {"value": tf.where(relative, moved, driving)}
 

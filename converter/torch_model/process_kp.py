@@ -4,7 +4,7 @@ jacobian, adapted movement scale), for export: one artifact serves every mode.
 The torch twin of converter/tf_model/process_kp.py. The three mode flags are scalar
 float32 tensors (0.0 or 1.0) that act through `torch.where`, never through Python
 branches, and the movement scale's convex hull area is computed in the graph, in exact
-int64 arithmetic, with no data-dependent shapes or control flow (so tracing records it
+int32 limb arithmetic, with no data-dependent shapes or control flow (so tracing records it
 whole and ONNX export needs no custom op).
 
 Semantics (the original's normalize_kp; eager reference:
@@ -23,44 +23,63 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import exact
 from ..architecture import HULL_BOUND, HULL_GRID_BITS
 from ..signatures import FLAGS
 from .normalize import inverse2x2
 
-# The same grid as the TF graph's (tf_model/process_kp.py explains the bounds): points
-# are clipped to [-2, 2] and rounded to multiples of 2**-28, so that every difference,
-# cross product and partial shoelace sum of the hull test is exact in int64.
+# The same grid and int32 limb arithmetic as the TF graph's (tf_model/process_kp.py
+# explains why; converter/exact.py the bounds): no int64 tensor depends on the inputs, so
+# the exported ONNX graphs stay exact where int64 is computed as int32 (OpenVINO).
+
+
+def _div(x: torch.Tensor, divisor: int) -> torch.Tensor:
+    """x // divisor for non-negative int32 x and a power-of-two divisor (exact.py), with no
+    integer division: the exporter turns one into Div and a Cast through int64. x minus
+    x mod divisor is a multiple of the divisor below 2**31, at most 20 significant bits for
+    the divisor 2**11: float32 holds it, and the scaling by 1/divisor, exactly."""
+    multiple = x - torch.remainder(x, torch.tensor(divisor, dtype=torch.int32))
+    return (multiple.to(torch.float32) * (1.0 / divisor)).to(torch.int32)
+
+
+def _positive(a, b, c, d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a*b + c*d > 0, a*b + c*d == 0) for limb lists (exact.limbs)."""
+    top, lower = exact.sign_parts(a, b, c, d, _div)
+    zero = torch.zeros((), dtype=torch.int32)  # a Python 0 would be compared in int64
+    return (top > zero) | ((top == zero) & (lower > zero)), (top == zero) & (lower == zero)
 
 
 def hull_area(points: torch.Tensor) -> torch.Tensor:
     """Area of the 2-D convex hull of each point set: (B, K, 2) -> (B,), float32.
 
-    Vectorised over (i, j, k) triples, exact on the points rounded to a 2**-28 grid: the
-    directed pair (i, j) is a counter-clockwise hull edge iff every point k lies strictly
-    left of it, or on its line within the segment [p_i, p_j]; twice the area is the
-    shoelace sum of cross(p_i, p_j) over those edges, in int64, scaled to float32 at the
-    end (one rounding). Identical points count once (the first copy); collinear sets give
-    the edges (i, j) and (j, i) whose terms cancel, so degenerate sets give exactly 0. No
-    division, so no NaN or Inf.
+    Vectorised over (i, j, k) triples, exact in int32 limbs on the points rounded to a
+    2**-27 grid: the directed pair (i, j) is a counter-clockwise hull edge iff every point
+    k lies strictly left of it, or on its line within the segment [p_i, p_j]; twice the
+    area is the shoelace sum of cross(p_i - p_0, p_j - p_0) over those edges (each term
+    >= 0), exact, scaled to float32 at the end. Identical points count once (the first
+    copy); collinear sets give the edges (i, j) and (j, i), whose terms are 0, so
+    degenerate sets give exactly 0. No division, so no NaN or Inf.
     """
     points = points.to(torch.float32)
     num_points = points.shape[1]
     per_unit = 2.0 ** HULL_GRID_BITS / HULL_BOUND  # a power of two: the scaling is exact
     grid = torch.round(torch.clamp(points, -HULL_BOUND, HULL_BOUND) * per_unit)
-    grid = grid.to(torch.int64)
+    grid = grid.to(torch.int32)
     x, y = grid[:, :, 0], grid[:, :, 1]  # (B, K)
+
+    def limbs(v):
+        return exact.limbs(v, _div)
 
     # Triples by broadcasting: i on axis 1, j on axis 2, k on axis 3.
     xi, yi = x[:, :, None, None], y[:, :, None, None]
     xj, yj = x[:, None, :, None], y[:, None, :, None]
     xk, yk = x[:, None, None, :], y[:, None, None, :]
-    ex, ey = xj - xi, yj - yi  # edge i -> j, (B, K, K, 1)
-    dx, dy = xk - xi, yk - yi  # i -> candidate k, (B, K, 1, K)
-    orientation = ex * dy - ey * dx  # > 0: k is left of i -> j; (B, K, K, K)
-    along = ex * dx + ey * dy  # projection of k on the edge, times |e|^2
-    length2 = ex * ex + ey * ey
-    on_segment = (orientation == 0) & (along >= 0) & (along <= length2)
-    supports = (orientation > 0) | on_segment
+    ex, ey = limbs(xj - xi), limbs(yj - yi)  # edge i -> j, (B, K, K, 1)
+    dx, dy = limbs(xk - xi), limbs(yk - yi)  # i -> candidate k, (B, K, 1, K)
+    left, collinear = _positive(ex, dy, exact.negated(ey), dx)  # cross(e, d) > 0
+    ahead, at_start = _positive(ex, dx, ey, dy)  # dot(e, d) > 0, == 0
+    past_end, _ = _positive(ex, limbs(xk - xj), ey, limbs(yk - yj))  # dot(e, k - j) > 0
+    supports = left | (collinear & (ahead | at_start) & ~past_end)  # (B, K, K, K)
     # "every k supports (i, j)": a min over 0/1 floats (ReduceMin is not defined on bool).
     is_edge = supports.to(torch.float32).amin(dim=3) > 0.5  # (B, K, K)
 
@@ -74,10 +93,18 @@ def hull_area(points: torch.Tensor) -> torch.Tensor:
     distinct = torch.from_numpy(~np.eye(num_points, dtype=bool))
     is_edge = is_edge & first_copy[:, :, None] & first_copy[:, None, :] & distinct
 
-    cross = x[:, :, None] * y[:, None, :] - y[:, :, None] * x[:, None, :]  # (B, K, K) int64
-    twice_area = torch.where(is_edge, cross, torch.zeros_like(cross)).sum(dim=(1, 2))
-    area = twice_area.to(torch.float32) * (0.5 / per_unit ** 2)
-    return torch.clamp(area, min=0.0)
+    # cross(p_i - p_0, p_j - p_0) in carried limbs; each limb's masked sum is an integer
+    # below 2**24 (K <= 64), so float32 sums it exactly (an int32 sum exports via int64).
+    ax, ay = x - x[:, :1], y - y[:, :1]  # (B, K)
+    cross = exact.carried(exact.columns(limbs(ax[:, :, None]), limbs(ay[:, None, :]),
+                                        exact.negated(limbs(ay[:, :, None])),
+                                        limbs(ax[:, None, :])), _div)  # (B, K, K) each
+    mask = is_edge.to(torch.int32)
+    twice_area = torch.zeros(points.shape[0], dtype=torch.float32)
+    for k, limb in enumerate(cross):
+        twice_area = twice_area + (limb * mask).to(torch.float32).sum(dim=(1, 2)) \
+            * float(exact.BASE ** k)
+    return torch.clamp(twice_area * (0.5 / per_unit ** 2), min=0.0)
 
 
 def movement_scale(kp_source: torch.Tensor, kp_initial: torch.Tensor) -> torch.Tensor:
