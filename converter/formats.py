@@ -19,13 +19,15 @@ class Format:
     precision: str  # fp32, fp16 or int8
     profile: str  # tolerance profile of its parity gate
     default: bool
+    static: bool = False  # TFLite with every batch dimension 1 (runtimes without resize)
 
     def files(self) -> tuple[str, ...]:
         """The bundle paths it adds (SavedModels: their directories)."""
         if self.kind == "savedmodel":
             return tuple(f"savedmodel/{m}" for m in MODELS)
         if self.kind == "tflite":
-            return tuple(f"tflite/{tflite_filename(m, self.precision)}" for m in MODELS)
+            return tuple(f"tflite/{tflite_filename(m, self.precision, self.static)}"
+                         for m in MODELS)
         return tuple(f"onnx/{name}" for name in ONNX_ARTIFACT_FILES)
 
 
@@ -35,12 +37,20 @@ FORMATS = {f.name: f for f in (
     Format("tflite-fp16", "tflite", "tflite-fp16", "fp16", "fp16", True),
     Format("tflite-int8", "tflite", "tflite-int8", "int8", "int8", False),
     Format("onnx", "onnx", "onnx", "fp32", "fp32", True),
+    Format("tflite-static", "tflite", "tflite-static", "fp32", "fp32", True, static=True),
+    Format("tflite-static-fp16", "tflite", "tflite-static-fp16", "fp16", "fp16", True,
+           static=True),
 )}
 FORMAT_NAMES = tuple(FORMATS)
 DEFAULT_FORMATS = tuple(name for name, f in FORMATS.items() if f.default)
+# Runtimes nobody on the project wrote, run on a format's files as they are shipped:
+# backend name -> the format whose files it loads.
+RUNTIME_FORMATS = {"openvino": "onnx", "onnx-web": "onnx", "litert-js": "tflite-static",
+                   "litert-js-webgpu": "tflite-static"}
 
 # ------------------------------------------------------------------------------ TFLite
 TFLITE_SUFFIXES = {"fp32": "", "fp16": ".fp16", "int8": ".int8"}
+STATIC_SUFFIX = ".static"  # before the precision's: generator.static.fp16.tflite
 # The metadata entry holding the exporter's JSON metadata (TFLite and ONNX alike).
 METADATA_NAME = "fomm_convert.json"
 # Models kept in float32 per variant. process_kp_driving has no weights to shrink, and the
@@ -59,10 +69,10 @@ FLOAT32_ONLY = {"fp32": frozenset(),
                 "int8": frozenset({"process_kp_driving", "kp_detector"})}
 
 
-def tflite_filename(model: str, precision: str = "fp32") -> str:
+def tflite_filename(model: str, precision: str = "fp32", static: bool = False) -> str:
     if precision not in TFLITE_SUFFIXES:
         raise ValueError(f"unknown precision {precision!r} (known: {', '.join(TFLITE_SUFFIXES)})")
-    return f"{model}{TFLITE_SUFFIXES[precision]}.tflite"
+    return f"{model}{STATIC_SUFFIX if static else ''}{TFLITE_SUFFIXES[precision]}.tflite"
 
 
 def effective_precision(model: str, precision: str) -> str:

@@ -48,3 +48,25 @@ def vox256_checkpoint(tmp_path_factory) -> Path:
     assert state_dict_sha256(ckpt.kp_detector) == expected["kp_detector"]
     assert state_dict_sha256(ckpt.generator) == expected["generator"]
     return out
+
+
+TINY_CHECKPOINT = FIXTURES / "tiny-seed7.pth.tar"
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A bundle of every format of the tiny oracle config, built as a user runs the CLI: in a
+    process of its own (TF names traced functions by a per-process counter, so two builds
+    in one process would differ in saved_model.pb; two runs of the CLI do not)."""
+    from fomm_convert.formats import FORMAT_NAMES
+    out = tmp_path_factory.mktemp("bundles") / "tiny-a"
+    build_in_process_of_its_own(out, "--formats", ",".join(FORMAT_NAMES))
+    return out
+
+
+def build_in_process_of_its_own(out: Path, *extra):
+    result = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config",
+                             config_path("tiny"), "--checkpoint", str(TINY_CHECKPOINT),
+                             "--out", str(out), *extra], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

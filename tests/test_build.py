@@ -14,11 +14,13 @@ from fomm_convert.bundle import BundleError, read_manifest
 from fomm_convert.io import file_sha256
 from fomm_convert.cli import cli
 
-from conftest import FIXTURES, ROOT, config_path
+from fomm_convert.formats import FORMAT_NAMES
+
+from conftest import FIXTURES, ROOT, build_in_process_of_its_own, config_path
 
 TINY = config_path("tiny")
 CKPT = str(FIXTURES / "tiny-seed7.pth.tar")
-ALL = "savedmodel,tflite,tflite-fp16,tflite-int8,onnx"
+ALL = ",".join(FORMAT_NAMES)
 
 
 def run(*args):
@@ -31,20 +33,9 @@ def build(out, *extra):
     return result
 
 
-def build_in_process_of_its_own(out, *extra):
-    """As a user runs it: TF names traced functions by a per-process counter, so two
-    builds in one process would differ in saved_model.pb; two runs of the CLI do not."""
-    result = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config", TINY,
-                             "--checkpoint", CKPT, "--out", str(out), *extra],
-                            cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundles") / "tiny-a"
-    build_in_process_of_its_own(out, "--formats", ALL)
-    return out
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 def test_bundle_layout_and_manifest(bundle):
@@ -52,7 +43,7 @@ def test_bundle_layout_and_manifest(bundle):
     paths = {row["path"] for row in manifest["files"]}
     for model in ("kp_detector", "process_kp_driving", "generator"):
         assert f"savedmodel/{model}/saved_model.pb" in paths
-        for suffix in ("", ".fp16", ".int8"):
+        for suffix in ("", ".fp16", ".int8", ".static", ".static.fp16"):
             assert f"tflite/{model}{suffix}.tflite" in paths
     assert {"onnx/generator.onnx", "onnx/generator.encode_source.onnx",
             "onnx/generator.generate.onnx", "parity/report.json", "parity/report.md",
@@ -185,8 +176,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         read_manifest(tmp_path)
 
 
-@pytest.mark.parametrize("backend", ["savedmodel", "tflite", "tflite-fp16", "tflite-int8",
-                                     "onnx"])
+@pytest.mark.parametrize("backend", FORMAT_NAMES)
 def test_predict_on_bundle_matches_the_original(bundle, tmp_path, backend):
     """`predict --bundle` on every format against the oracle (the original's numbers)."""
     import numpy as np
@@ -199,9 +189,9 @@ def test_predict_on_bundle_matches_the_original(bundle, tmp_path, backend):
     errors = {name: float(np.abs(ours[name] - oracle[name]).max()) for name in ours.files
               if name in oracle.files and name != "gen_frame_positions"}
     assert len(errors) == 20
-    if backend in ("savedmodel", "tflite", "onnx"):  # float32: the oracle policy
+    if backend in ("savedmodel", "tflite", "onnx", "tflite-static"):  # float32: the policy
         bad = {n: e for n, e in errors.items() if e > tolerance(n)}
-    elif backend == "tflite-fp16":  # the frames within 1e-2 (design.md)
+    elif backend in ("tflite-fp16", "tflite-static-fp16"):  # frames within 1e-2 (design.md)
         bad = {n: e for n, e in errors.items() if n.endswith("prediction") and e > 1e-2}
     else:  # int8 generator, float detector: keypoints as fp32, frames within its profile
         bad = {n: e for n, e in errors.items()

@@ -1,16 +1,20 @@
-"""The backends a benchmark times: PyTorch eager from the checkpoint (the baseline), then
-one per artifact format (formats.FORMATS), which graph each runs and the files it loads."""
+"""The backends a benchmark times: PyTorch eager from the checkpoint (the baseline), one
+per artifact format (formats.FORMATS), then the third-party runtimes over a format's files
+(formats.RUNTIME_FORMATS, timed only when asked for: they need installs of their own); which
+graph each runs and the files it loads."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..formats import FORMATS
+from ..formats import FORMATS, RUNTIME_FORMATS
 
 # Artifact formats in table order: the SavedModel (TFLite's graph, under TensorFlow) last.
 _FORMATS = sorted(FORMATS.values(), key=lambda f: f.kind == "savedmodel")
 # Backends in table order; torch is the baseline, run from the checkpoint.
-BENCH_BACKENDS = ("torch", *(f.backend for f in _FORMATS))
-_FORMAT_OF = {f.backend: f for f in _FORMATS}
+_FORMAT_OF = {**{f.backend: f for f in _FORMATS},
+              **{name: FORMATS[fmt] for name, fmt in RUNTIME_FORMATS.items()}}
+BENCH_BACKENDS = ("torch", *_FORMAT_OF)
+DEFAULT_BACKENDS = ("torch", *(f.backend for f in _FORMATS))
 # Which graph (flops.GRAPHS) each backend runs, for its FLOP floor: the TFLite files and the
 # SavedModel hold the XNNPACK-targeted graph, the ONNX files the MLAS-targeted one.
 _GRAPH_OF_KIND = {"tflite": "xnnpack", "savedmodel": "xnnpack", "onnx": "mlas"}
@@ -23,7 +27,7 @@ def _files(backend: str, bundle: Path) -> list[Path]:
 
 
 def bundle_backends(bundle: Path) -> list[str]:
-    """The artifact backends a bundle holds, in table order."""
+    """The backends whose files a bundle holds, in table order."""
     bundle = Path(bundle)
     found = []
     for name in BENCH_BACKENDS[1:]:

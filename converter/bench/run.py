@@ -9,7 +9,7 @@ from pathlib import Path
 from ..bundle.open import open_bundle
 from ..parity.quality import media_quality
 from . import BenchError
-from .backends import GRAPH_OF, artifact_bytes, bundle_backends
+from .backends import DEFAULT_BACKENDS, GRAPH_OF, artifact_bytes, bundle_backends
 from .flops import GRAPHS, flop_counts
 from .machine import machine_info, matmul_gflops
 from .worker import Worker
@@ -27,7 +27,7 @@ def bench(bundle: Path, checkpoint: Path, threads=(1, 2), repeats: int = 5, warm
     spec = open_bundle(bundle, check=False).spec
     available = ["torch"] + bundle_backends(bundle)
     if backends is None:
-        backends = available
+        backends = [b for b in available if b in DEFAULT_BACKENDS]
     missing = [b for b in backends if b not in available]
     if missing:
         raise BenchError(f"{bundle}: no {', '.join(missing)} (it has "

@@ -34,7 +34,7 @@ def check_artifacts(bundle, manifest: dict, spec) -> None:
         fmt = FORMATS[name]
         if fmt.kind == "tflite":
             for model in MODELS:
-                path = bundle / "tflite" / tflite_filename(model, fmt.precision)
+                path = bundle / "tflite" / tflite_filename(model, fmt.precision, fmt.static)
                 _check_metadata(path, _tflite_metadata(path), {**expected, "model": model})
         elif fmt.kind == "onnx":
             weights = bundle / "onnx" / ONNX_WEIGHTS_FILE

@@ -4,7 +4,9 @@
     paths = export_tflite(sources, out_dir, "fp16", metadata)
 
 Files: out_dir/<model>.tflite (float32), <model>.fp16.tflite (float16 weights, computed
-in float32 on CPU) and, opt-in, <model>.int8.tflite (dynamic-range int8 weights). In the
+in float32 on CPU) and, opt-in, <model>.int8.tflite (dynamic-range int8 weights); the
+static variants <model>.static[.fp16].tflite hold the same signatures with every batch
+dimension 1, for runtimes that cannot resize inputs (LiteRT.js, GPU delegates). In the
 reduced variants the models of formats.FLOAT32_ONLY (the keypoint detector, the
 normalisation) are converted as float32, in files named after the variant. Each file
 carries the SavedModel's signatures with the same signature, input and output names, and
@@ -53,9 +55,22 @@ def tflite_sources(spec, savedmodel_dir: Path, kp_detector, scratch: Path) -> di
     return sources
 
 
+def static_tflite_sources(spec, kp_detector, generator, scratch: Path) -> dict[str, Path]:
+    """Batch-1 SavedModels of the three models, under scratch: the static files' sources
+    (the detector chunked as in tflite_sources; generator: the exported fast graph)."""
+    from ..tf_model.accumulation import KP_DETECTOR_CHUNK, chunked_accumulation
+    from ..tf_model.functions import model_functions
+    from .savedmodel import export_savedmodels
+
+    detector = chunked_accumulation(kp_detector, KP_DETECTOR_CHUNK)
+    return export_savedmodels(model_functions(spec, detector, generator, batch=1),
+                              Path(scratch))
+
+
 def export_tflite(sources: Path | Mapping[str, Path], out_dir: Path, precision: str,
-                  metadata: Mapping[str, dict]) -> dict[str, Path]:
-    """Convert each model's SavedModel into out_dir/<model>[.fp16|.int8].tflite.
+                  metadata: Mapping[str, dict], static: bool = False) -> dict[str, Path]:
+    """Convert each model's SavedModel into out_dir/<model>[.static][.fp16|.int8].tflite
+    (static: the sources have batch 1, static_tflite_sources).
 
     sources: {model: SavedModel directory} (tflite_sources), or one directory holding
     <model>/ for each model.
@@ -74,7 +89,8 @@ def export_tflite(sources: Path | Mapping[str, Path], out_dir: Path, precision: 
         raise ValueError(f"no metadata or SavedModel for {', '.join(missing)}")
     effective = {m: effective_precision(m, precision) for m in MODELS}
     payloads = {m: metadata_bytes({"variant": precision, "precision": effective[m],
-                                   **metadata[m]}) for m in MODELS}
+                                   **metadata[m], **(static_metadata(m, metadata[m])
+                                                     if static else {})}) for m in MODELS}
     converted = {}
     for model in MODELS:  # convert all before writing any
         source = Path(sources[model])
@@ -90,8 +106,18 @@ def export_tflite(sources: Path | Mapping[str, Path], out_dir: Path, precision: 
         converted[model] = flatbuffer
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return {model: write_atomic(out_dir / tflite_filename(model, precision), flatbuffer)
+    return {model: write_atomic(out_dir / tflite_filename(model, precision, static),
+                                flatbuffer)
             for model, flatbuffer in converted.items()}
+
+
+def static_metadata(model: str, metadata: dict) -> dict:
+    """What a static file says differently: batch 1 in every shape."""
+    return {"batch": "static: every batch dimension is 1; call once per frame",
+            "signatures": {name: {side: [{**row, "shape": [1, *row["shape"][1:]]
+                                          if row["shape"][:1] == ["B"] else row["shape"]}
+                                         for row in rows] for side, rows in sig.items()}
+                           for name, sig in metadata["signatures"].items()}}
 
 
 def convert_savedmodel(path: Path, precision: str) -> bytes:

@@ -44,7 +44,7 @@ class _Exports:
         self.kp_detector, self.metadata, self.root, self.scratch = (kp_detector, metadata,
                                                                     root, scratch)
         self.formats = formats
-        self._savedmodels = self._tflite_sources = None
+        self._savedmodels = self._tflite_sources = self._static_sources = None
 
     def savedmodels(self, progress) -> Path:
         if self._savedmodels is None:
@@ -63,6 +63,15 @@ class _Exports:
                                                   self.scratch / "tflite-savedmodel")
         return self._tflite_sources
 
+    def static_tflite_sources(self, progress):
+        if self._static_sources is None:
+            from ..export.tflite import static_tflite_sources
+            self._static_sources = static_tflite_sources(
+                self.spec, self.kp_detector, self.functions["generator"][0],
+                self.scratch / "tflite-static-savedmodel")
+            progress.step("batch-1 SavedModels written (scratch)")
+        return self._static_sources
+
 
 def _export_savedmodel(exports: _Exports, fmt: Format, progress):
     exports.savedmodels(progress)
@@ -70,9 +79,10 @@ def _export_savedmodel(exports: _Exports, fmt: Format, progress):
 
 def _export_tflite(exports: _Exports, fmt: Format, progress):
     from ..export.tflite import export_tflite
-    export_tflite(exports.tflite_sources(progress), exports.root / "tflite", fmt.precision,
-                  exports.metadata)
-    progress.step(f"TFLite {fmt.precision} written")
+    sources = (exports.static_tflite_sources if fmt.static else exports.tflite_sources)
+    export_tflite(sources(progress), exports.root / "tflite", fmt.precision, exports.metadata,
+                  static=fmt.static)
+    progress.step(f"TFLite {fmt.precision}{' static' if fmt.static else ''} written")
 
 
 def _export_onnx(exports: _Exports, fmt: Format, progress):

@@ -39,8 +39,11 @@ def write_reports(root: Path, reports: dict, weight_reports: dict, tflite_format
     write_json(parity / "weights.json", {net: r.to_dict() for net, r in weight_reports.items()})
     if tflite_formats:
         from ..export.tflite_ops import op_report, op_report_markdown
-        ops = {model: op_report(root / "tflite" / tflite_filename(model)) for model in models
-               if (root / "tflite" / tflite_filename(model)).exists()}
+        # The float32 files, dynamic and static (the GPU delegates' files): by file name.
+        names = [tflite_filename(model, "fp32", static) for static in (False, True)
+                 for model in models]
+        ops = {name: op_report(root / "tflite" / name) for name in names
+               if (root / "tflite" / name).exists()}
         if ops:
             write_json(root / "tflite" / "ops.json", ops)
             (root / "tflite" / "ops.md").write_text(op_report_markdown(ops))

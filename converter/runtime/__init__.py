@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..formats import FORMATS
+from ..formats import FORMATS, RUNTIME_FORMATS
 
 # Classes of the bundle backends, by exporter kind.
 _BUNDLE_CLASSES = {
@@ -17,13 +17,22 @@ _BUNDLE_CLASSES = {
     "tflite": "fomm_convert.runtime.tflite_backend:TFLiteBackend",
     "onnx": "fomm_convert.runtime.onnx_backend:ONNXBackend",
 }
-# name -> (class, fixed keyword arguments): the checkpoint backends, then one per format
-# (formats.FORMATS: its backend name, kind and, for TFLite, precision).
+# Third-party runtimes over a format's files (formats.RUNTIME_FORMATS).
+_RUNTIME_CLASSES = {
+    "openvino": ("fomm_convert.runtime.openvino_backend:OpenVINOBackend", {}),
+    **{name: ("fomm_convert.runtime.browser.backend:BrowserBackend", {"runtime": name})
+       for name in ("onnx-web", "litert-js", "litert-js-webgpu")},
+}
+# name -> (class, fixed keyword arguments): the checkpoint backends, one per format
+# (formats.FORMATS: its backend name, kind and, for TFLite, precision and static shapes),
+# then the third-party runtimes.
 BACKENDS = {
     "torch": ("fomm_convert.runtime.torch_backend:TorchBackend", {}),
     "tf": ("fomm_convert.runtime.tf_backend:TFBackend", {}),
-    **{f.backend: (_BUNDLE_CLASSES[f.kind], {"precision": f.precision} if f.kind == "tflite"
+    **{f.backend: (_BUNDLE_CLASSES[f.kind],
+                   {"precision": f.precision, "static": f.static} if f.kind == "tflite"
                    else {}) for f in FORMATS.values()},
+    **{name: _RUNTIME_CLASSES[name] for name in RUNTIME_FORMATS},
 }
 # Backends that convert a checkpoint on the fly; the others run a bundle's artifacts.
 CHECKPOINT_BACKENDS = {"torch", "tf"}

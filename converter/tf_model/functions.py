@@ -42,9 +42,10 @@ def kp_detector_function(detector, signature: Signature, batch: int | None = Non
     return signature_function(kp_detector, signature, batch)
 
 
-def process_kp_function(process: ProcessKpDriving, signature: Signature):
+def process_kp_function(process: ProcessKpDriving, signature: Signature,
+                        batch: int | None = None):
     """serving_default(kp_driving[, _jacobian], kp_driving_initial[, _jacobian],
-    kp_source[, _jacobian], the three flags) -> value[, jacobian]; dynamic batch."""
+    kp_source[, _jacobian], the three flags) -> value[, jacobian]."""
     if process.estimate_jacobian:
         def process_kp(kp_driving, kp_driving_jacobian, kp_driving_initial,
                        kp_driving_initial_jacobian, kp_source, kp_source_jacobian,
@@ -57,7 +58,7 @@ def process_kp_function(process: ProcessKpDriving, signature: Signature):
                        use_relative_jacobian, adapt_movement_scale):
             return process(kp_driving, None, kp_driving_initial, None, kp_source, None,
                            use_relative_movement, use_relative_jacobian, adapt_movement_scale)
-    return signature_function(process_kp, signature)
+    return signature_function(process_kp, signature, batch)
 
 
 def generator_function(model, signature: Signature, batch: int | None = None, outputs=None):
@@ -98,7 +99,7 @@ def generate_function(model, signature: Signature, batch: int | None = None):
 
 def model_functions(spec, kp_detector, generator, batch: int | None = None) -> dict:
     """{model: (tf.Module owning the variables, {signature: tf.function})}, in export order.
-    batch: a fixed batch for the detector and the generator (None: dynamic)."""
+    batch: a fixed batch for every input but the flags (None: dynamic)."""
     sigs = signatures(spec)
     process = ProcessKpDriving(spec.num_kp, spec.estimate_jacobian)
     gen = sigs["generator"]
@@ -106,7 +107,7 @@ def model_functions(spec, kp_detector, generator, batch: int | None = None) -> d
         "kp_detector": (kp_detector, {"serving_default": kp_detector_function(
             kp_detector, sigs["kp_detector"]["serving_default"], batch)}),
         "process_kp_driving": (process, {"serving_default": process_kp_function(
-            process, sigs["process_kp_driving"]["serving_default"])}),
+            process, sigs["process_kp_driving"]["serving_default"], batch)}),
         "generator": (generator, {
             "serving_default": generator_function(generator, gen["serving_default"], batch),
             "encode_source": encode_source_function(generator, gen["encode_source"], batch),

@@ -1,0 +1,49 @@
+"""Calls of any batch on artifacts whose batch is fixed at 1 (the static TFLite files).
+
+A call is split into one call per driving example: inputs of the DRIVING role are sliced,
+SOURCE-role inputs of batch 1 are passed to every call (and of batch N, sliced), scalar
+flags passed as they are; the outputs are concatenated along the batch.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..signatures import DRIVING, SOURCE, Signature
+
+Arrays = dict[str, np.ndarray]
+
+
+def call_per_example(call_one: Callable[[Arrays], Arrays], signature: Signature,
+                     inputs: Arrays) -> Arrays:
+    """call_one(batch-1 inputs) -> outputs, applied to each example of `inputs`."""
+    batches = {t.name: len(inputs[t.name]) for t in signature.inputs
+               if t.batch is not None and t.name in inputs}
+    driving = {batches[t.name] for t in signature.inputs if t.batch == DRIVING
+               and t.name in batches}
+    if len(driving) > 1:
+        raise ValueError(f"{signature.model} {signature.name}: driving inputs of different "
+                         f"batches {sorted(driving)}")
+    count = driving.pop() if driving else max(batches.values(), default=1)
+    for t in signature.inputs:
+        if t.batch == SOURCE and batches.get(t.name) not in (1, count):
+            raise ValueError(f"{signature.model} {signature.name}: {t.name} has batch "
+                             f"{batches[t.name]}; it takes 1 or the driving batch {count}")
+        if (signature.model == "process_kp_driving" and t.batch == SOURCE
+                and batches.get(t.name, 1) != 1):
+            # The movement scale is one number from element 0 of kp_source and of
+            # kp_driving_initial; per-example calls could not keep it.
+            raise ValueError(f"{signature.model}: with static shapes {t.name} takes "
+                             f"batch 1, not {batches[t.name]}")
+    results = []
+    for n in range(count):
+        one = {}
+        for t in signature.inputs:
+            if t.name not in inputs:
+                continue
+            value = inputs[t.name]
+            sliced = t.batch is not None and not (t.batch == SOURCE and batches[t.name] == 1)
+            one[t.name] = value[n:n + 1] if sliced else value
+        results.append(call_one(one))
+    return {key: np.concatenate([r[key] for r in results]) for key in results[0]}
