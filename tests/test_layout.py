@@ -31,7 +31,7 @@ LAYERS = (
     ("torch_model", "tf_model"),
     ("spec", "checkpoint", "media", "specs"),
     ("paths", "errors", "io", "architecture", "algebra", "signatures", "formats", "fixtures",
-     "hull", "licence", "keypoints", "version", "limits"),
+     "hull", "exact", "licence", "keypoints", "version", "limits"),
 )
 LEAVES = LAYERS[-1]
 HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras")
@@ -39,7 +39,8 @@ HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras")
 # packages whole, and these modules.
 LITE_PACKAGES = ("cli", "animation", "bundle", "media", "checkpoint", *LEAVES)
 LITE = ("", "api", "pipeline", "pipeline.predict", "pipeline.inspect", "pipeline.progress",
-        "runtime", "runtime.base", "runtime.tflite_backend", "runtime.onnx_backend", "export",
+        "runtime", "runtime.base", "runtime.tflite_backend", "runtime.onnx_backend",
+        "runtime.openvino_backend", "export",
         "export.tflite_file", "export.tflite_ops", "spec", "specs")
 
 

@@ -17,8 +17,9 @@ def _rows(text: str | None) -> list[int] | None:
 
 
 @click.command("predict")
-@click.option("--config", "config", required=True,
-              help="Dataset name (specs/NAME.yaml), spec path, or original-format config.")
+@click.option("--config", "config",
+              help="Dataset name (specs/NAME.yaml), spec path, or original-format config "
+                   "(default with --bundle: the bundle's spec).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="Checkpoint (.pth.tar).")
 @click.option("--bundle", type=click.Path(file_okay=False), help="Release bundle directory.")
 @click.option("--inputs", "inputs", required=True, type=click.Path(dir_okay=False),

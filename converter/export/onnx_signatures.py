@@ -19,8 +19,25 @@ from ..signatures import DRIVING, SOURCE, Signature, all_signatures
 from ..spec import Spec
 from ..torch_model.process_kp import ProcessKpDriving
 
-# The ONNX name of the batch axis of each batch role (flags have none).
-AXIS_NAMES = {DRIVING: "batch", SOURCE: "source_batch"}
+# The ONNX name of the driving batch, shared by every DRIVING tensor.
+DRIVING_AXIS = "batch"
+
+
+def axis_names(contract: Signature) -> dict[str, str]:
+    """{tensor name: the symbol of its batch axis} (flags have none).
+
+    Each source-side input has its own symbol: each may be 1 beside a driving batch of N,
+    independently of the others (README, signatures). Source-side outputs (encode_source's)
+    are at the batch of the signature's one source input."""
+    names = {t.name: DRIVING_AXIS if t.batch == DRIVING else f"{t.name}_batch"
+             for t in contract.inputs if t.batch is not None}
+    sources = [names[t.name] for t in contract.inputs if t.batch == SOURCE]
+    for t in contract.outputs:
+        if t.batch == SOURCE and len(sources) != 1:
+            raise ValueError(f"{contract.model} {contract.name}: source-side output "
+                             f"{t.name} beside {len(sources)} source inputs")
+        names[t.name] = DRIVING_AXIS if t.batch == DRIVING else sources[0]
+    return names
 
 
 def _nchw(x: torch.Tensor) -> torch.Tensor:
@@ -32,8 +49,11 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
 
 
 def _to_batch(x: torch.Tensor, batch) -> torch.Tensor:
-    """A batch of 1 (or of `batch`) as a batch of `batch`: ONNX Expand broadcasts both."""
-    return x.expand(batch, *x.shape[1:])
+    """A batch of 1 (or of `batch`) as a batch of `batch`: ONNX Expand broadcasts both.
+
+    The other axes are kept with -1: with x's own sizes in the target shape, OpenVINO
+    gives the batch of x (1), not `batch`."""
+    return x.expand(batch, *[-1] * (x.dim() - 1))
 
 
 class _Signature(nn.Module):
@@ -161,8 +181,7 @@ class OnnxSignature:
 
     def dynamic_axes(self) -> dict:
         """{tensor name: {0: axis name}} of every batched input, then output."""
-        return {t.name: {0: AXIS_NAMES[t.batch]}
-                for t in (*self.contract.inputs, *self.contract.outputs) if t.batch is not None}
+        return {name: {0: axis} for name, axis in axis_names(self.contract).items()}
 
 
 def _example(contract: Signature, driving_batch=2) -> tuple:

@@ -175,19 +175,49 @@ def write_npz(path: Path, arrays: dict):
     write_atomic(path, writer=lambda f: np.savez(f, **arrays), suffix=".npz")
 
 
-def predict_file(config, inputs: Path, out: Path, backend: str, *, checkpoint=None,
-                 bundle=None, align_corners=None, batch_size: int = 4, positions=None):
-    """predict() from an inputs NPZ into an output NPZ; returns (arrays, driving frames)."""
-    from ..bundle.open import open_backend
+# The spec fields that decide what the models compute: a config must agree on them with
+# the bundle it is run with (name, checkpoint file and default normalisation need not).
+COMPUTING_FIELDS = ("frame_shape", "grid_sample_align_corners", "model_params")
+
+
+def resolve_spec(config=None, bundle=None, align_corners=None):
+    """(spec, opened bundle or None): the config's spec, else the bundle's manifest's; with
+    both, they must agree (a one-line BundleError naming both)."""
+    from ..bundle.manifest import BundleError
+    from ..bundle.open import open_bundle
     from ..spec import load_spec
 
-    spec = load_spec(config)
+    if config is None and bundle is None:
+        raise BundleError("predict needs --config or --bundle (or both)")
+    opened = open_bundle(bundle) if bundle is not None else None
+    spec = load_spec(config) if config is not None else opened.spec
     if align_corners is not None:
         spec = spec.with_align_corners(align_corners)
+    if opened is not None:
+        ours, theirs = spec.to_dict(), opened.spec.to_dict()
+        differ = [field for field in COMPUTING_FIELDS if ours[field] != theirs[field]]
+        if differ:
+            given = config if config is not None else "--align-corners"
+            raise BundleError(f"{given}: disagrees with the spec of the bundle {bundle} "
+                              f"({', '.join(differ)} differ)")
+    return spec, opened
+
+
+def predict_file(config, inputs: Path, out: Path, backend: str, *, checkpoint=None,
+                 bundle=None, align_corners=None, batch_size: int = 4, positions=None):
+    """predict() from an inputs NPZ into an output NPZ; returns (arrays, driving frames).
+
+    The spec is the config's, else the bundle's (resolve_spec)."""
+    from ..bundle.open import open_backend
+
+    spec, opened = resolve_spec(config, bundle, align_corners)
     source, driving = read_inputs(inputs, spec.frame_shape)
     if positions is not None and not all(0 <= i < len(driving) for i in positions):
         raise InputsError(f"--gen-frames: rows must be in 0..{len(driving) - 1}")
-    runner = open_backend(backend, spec, bundle=bundle, checkpoint=checkpoint)
+    if opened is None:
+        runner = open_backend(backend, spec, checkpoint=checkpoint)
+    else:
+        runner = opened.backend(backend, checkpoint)
     arrays = predict(runner, source, driving, batch_size=batch_size, positions=positions)
     write_npz(out, arrays)
     return arrays, len(driving)

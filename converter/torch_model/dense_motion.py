@@ -34,13 +34,13 @@ class DenseMotionNetwork(nn.Module):
         """(B, K+1, 1, h, w): driving minus source gaussians, background channel first."""
         heatmap = (kp2gaussian(kp_driving["value"], spatial_size, self.kp_variance)
                    - kp2gaussian(kp_source["value"], spatial_size, self.kp_variance))
-        zeros = heatmap.new_zeros(heatmap.shape[0], 1, *spatial_size)
+        zeros = heatmap.new_zeros(kp_driving["value"].shape[0], 1, *spatial_size)
         return torch.cat([zeros, heatmap], dim=1).unsqueeze(2)
 
     def sparse_motions(self, spatial_size, kp_driving, kp_source):
         """(B, K+1, h, w, 2): identity, then T_k(z) = J_k (z - d_k) + s_k for each keypoint."""
         h, w = spatial_size
-        b = kp_source["value"].shape[0]
+        b = kp_driving["value"].shape[0]
         identity = make_coordinate_grid(h, w, dtype=kp_source["value"].dtype).view(1, 1, h, w, 2)
         grid = identity - kp_driving["value"].view(b, self.num_kp, 1, 1, 2)
         if "jacobian" in kp_driving:
@@ -50,9 +50,9 @@ class DenseMotionNetwork(nn.Module):
         driving_to_source = grid + kp_source["value"].view(b, self.num_kp, 1, 1, 2)
         return torch.cat([identity.repeat(b, 1, 1, 1, 1), driving_to_source], dim=1)
 
-    def deformed_sources(self, image, motions):
-        """(B, K+1, C, h, w): the image warped by each sparse motion."""
-        b, c, h, w = image.shape
+    def deformed_sources(self, image, motions, b):
+        """(B, K+1, C, h, w): the image (batch b) warped by each sparse motion."""
+        _, c, h, w = image.shape
         n = self.num_kp + 1
         repeated = image.unsqueeze(1).repeat(1, n, 1, 1, 1).view(b * n, c, h, w)
         warped = grid_sample(repeated, motions.view(b * n, h, w, 2), self.align_corners)
@@ -65,11 +65,16 @@ class DenseMotionNetwork(nn.Module):
         return self.motion(self.downsample(source_image), kp_driving, kp_source)
 
     def motion(self, source_image, kp_driving, kp_source):
-        """Everything after the anti-aliased downsample, which depends on the source only."""
-        b, _, h, w = source_image.shape
+        """Everything after the anti-aliased downsample, which depends on the source only.
+
+        Batch sizes come from the driving keypoints, never from the shape of a broadcast
+        source: a runtime may get that shape wrong (OpenVINO gave 1 for source batch 1,
+        driving N)."""
+        _, _, h, w = source_image.shape
+        b = kp_driving["value"].shape[0]
         heatmaps = self.heatmap_representations((h, w), kp_driving, kp_source)
         motions = self.sparse_motions((h, w), kp_driving, kp_source)
-        sparse_deformed = self.deformed_sources(source_image, motions)
+        sparse_deformed = self.deformed_sources(source_image, motions, b)
         out = {"sparse_deformed": sparse_deformed}
         features = torch.cat([heatmaps, sparse_deformed], dim=2).view(b, -1, h, w)
         prediction = self.hourglass(features)
