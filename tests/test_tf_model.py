@@ -117,8 +117,8 @@ def test_grid_sample_matches_torch(align_corners):
     grid[1, 0, :3] = [[5, 0], [0, -7], [1e6, -1e6]]  # far outside
     expected = F.grid_sample(torch.from_numpy(image), torch.from_numpy(grid), mode="bilinear",
                              padding_mode="zeros", align_corners=align_corners).numpy()
-    ours = ops.grid_sample(tf.constant(nhwc(image)), tf.constant(grid[..., 0]),
-                           tf.constant(grid[..., 1]), align_corners).numpy()
+    ours = ops.grid_sample(tf.constant(nhwc(image)), tf.constant(grid[..., 0:1]),
+                           tf.constant(grid[..., 1:2]), align_corners).numpy()
     np.testing.assert_allclose(nchw(ours), expected, rtol=0, atol=1e-5)
 
 

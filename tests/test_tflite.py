@@ -11,14 +11,17 @@ import numpy as np
 import pytest
 
 from fomm_convert.checkpoint import load_checkpoint
+from fomm_convert.export.gpu_rules import GPU_DELEGATE_OPS
 from fomm_convert.export.savedmodel import export_savedmodels
 from fomm_convert.export.tflite import (TFLiteExportError, convert_savedmodel, export_tflite,
-                                        savedmodel_signatures, tflite_sources)
+                                        savedmodel_signatures, static_tflite_sources,
+                                        tflite_sources)
 from fomm_convert.export.tflite_file import (BUFFER_ALIGNMENT, CONVERTER_METADATA,
                                              metadata_bytes, read_tflite_metadata,
                                              tflite_metadata_names, tflite_signatures,
                                              with_metadata)
-from fomm_convert.export.tflite_ops import GPU_DELEGATE_OPS, op_report, op_report_markdown
+from fomm_convert.export.tflite_ops import (measured_placements, op_report,
+                                            op_report_markdown)
 from fomm_convert.formats import METADATA_NAME, effective_precision, tflite_filename
 from fomm_convert.parity.compare import load_tolerances
 from fomm_convert.pipeline.predict import TO_ORACLE, predict
@@ -461,11 +464,10 @@ def test_op_report(bundle):
                 assert row["gpu"] == "no" and row["gpu_count"] == 0
     generator = {(r["signature"], r["op"]): r for r in reports["generator"]}
     assert {s for s, _ in generator} == {"serving_default", "encode_source", "generate"}
-    # grid_sample's gathers take N-D indices: left to the CPU.
-    gather = generator["serving_default", "GATHER"]
-    assert gather["gpu"] == "no" and "indices" in gather["notes"][0]
+    # grid_sample gathers from the flattened image with 1-D int32 indices: GPU-delegable.
+    assert generator["serving_default", "GATHER"]["gpu"] == "yes"
     assert generator["serving_default", "CONV_2D"]["gpu"] == "yes"
-    # sparse_deformed is 5-D: whatever touches it stays off the GPU.
+    # sparse_deformed is a 5-D output: the reshape that makes it stays off the GPU.
     assert any("5-D" in n for r in reports["generator"] for n in r["notes"])
     # Dynamic-range int8 runs on CPU only; float16 weights are dequantized on the GPU.
     int8 = op_report(bundle / "tflite" / tflite_filename("generator", "int8"))
@@ -477,3 +479,41 @@ def test_op_report(bundle):
     for model, rows in reports.items():
         assert f"## {model}" in page
         assert all(f"| {r['op']} | {r['count']} |" in page for r in rows)
+
+
+# The batch-1 files LiteRT.js WebGPU runs: every op on the GPU, by the delegate's rules and
+# as measured in the browser (webgpu_placement.json), but the 5-D sparse_deformed output.
+STATIC_CONFIGS = {"tiny": CHECKPOINT, "tiny-nojac": None,
+                  "tiny-single-jac": FIXTURES / "tiny-single-jac-seed7.pth.tar"}
+
+
+def static_tflite(spec, checkpoint, out) -> dict:
+    """kp_detector and generator as the bundle's batch-1 files (static_tflite_sources)."""
+    from fomm_convert.synth import make_checkpoint
+
+    weights = load_checkpoint(checkpoint) if checkpoint else make_checkpoint(spec, 7)
+    kp_detector, generator = build_tf_models(spec, weights)
+    sources = static_tflite_sources(spec, kp_detector, fast_models(kp_detector, generator)[1],
+                                    out)
+    return {m: convert_savedmodel(sources[m], "fp32") for m in ("kp_detector", "generator")}
+
+
+@pytest.mark.parametrize("config", sorted(STATIC_CONFIGS))
+def test_static_files_run_on_the_gpu(config, tmp_path):
+    files = static_tflite(load_spec(config_path(config)), STATIC_CONFIGS[config], tmp_path)
+    measured = measured_placements()["graphs"]
+    for model, flatbuffer in files.items():
+        rows = op_report(flatbuffer)
+        for subgraph in sorted({r["subgraph"] for r in rows}):
+            part = [r for r in rows if r["subgraph"] == subgraph]
+            signature = part[0]["signature"]
+            cpu = {r["op"]: r["count"] - r["gpu_count"] for r in part if r["gpu"] != "yes"}
+            diagnostic = (model, signature) == ("generator", "serving_default")
+            assert cpu == ({"RESHAPE": 1} if diagnostic else {}), \
+                f"{model} {signature}: {cpu} {[r['notes'] for r in part if r['op'] in cpu]}"
+            record = measured.get(part[0]["graph_digest"])
+            assert record, (f"{config} {model} {signature}: no browser measurement of this "
+                            "graph in export/webgpu_placement.json (the graph changed: measure "
+                            "it again in LiteRT.js WebGPU)")
+            total = sum(r["count"] for r in part)
+            assert (record["ops"], record["gpu_ops"]) == (total, total - sum(cpu.values()))

@@ -34,8 +34,10 @@ class ChunkedConv2d(Conv2d):
     def __call__(self, x, taps=None):
         x, mode = ops.conv_padding(x, self.kernel, self.padding)
         channels = int(self.kernel.shape[2])
-        parts = [tf.nn.conv2d(x[..., i:i + self.chunk], self.kernel[:, :, i:i + self.chunk],
-                              strides=1, padding=mode)
+        # Slice ends inside the tensor: the GPU delegate refuses an end past it ("Output
+        # shape mismatch"), which left the detector's head to the CPU.
+        parts = [tf.nn.conv2d(x[..., i:min(i + self.chunk, channels)],
+                              self.kernel[:, :, i:i + self.chunk], strides=1, padding=mode)
                  for i in range(0, channels, self.chunk)]
         return self._tap(taps, tf.nn.bias_add(pairwise_sum(parts), self.bias))
 

@@ -44,12 +44,13 @@ class DenseMotionNetwork(Block):
         """(B, h, w, K+1): gaussian(driving) - gaussian(source), zero background first."""
         heatmap = (ops.kp_gaussian(kp_driving, height, width, self.kp_variance)
                    - ops.kp_gaussian(kp_source, height, width, self.kp_variance))
-        return tf.concat([tf.zeros_like(heatmap[:, :, :, :1]), heatmap], axis=-1)
+        # The batch of the driving inputs, never of a broadcast result (issue 9).
+        zeros = ops.tile_to_batch(tf.zeros([1, height, width, 1]), ops.batch_size(kp_driving))
+        return tf.concat([zeros, heatmap], axis=-1)
 
     def sparse_motions(self, height, width, kp_driving, jac_driving, kp_source, jac_source):
         """x and y of the K+1 motions, each (B, h, w, K+1): the identity, then for each
         keypoint T_k(z) = J_k (z - d_k) + s_k with J_k = J_source,k @ inverse(J_driving,k)."""
-        k = self.num_kp
         gx, gy = ops.grid_xy_maps(height, width)
         dx, dy = ops.kp_components(kp_driving)
         sx, sy = ops.kp_components(kp_source)
@@ -57,7 +58,7 @@ class DenseMotionNetwork(Block):
         if jac_driving is not None:
             jac = ops.matmul2x2(ops.mat2x2_components(jac_source),
                                 ops.inverse2x2_components(ops.mat2x2_components(jac_driving)))
-            j00, j01, j10, j11 = (tf.reshape(c, [-1, 1, 1, k]) for c in jac)
+            j00, j01, j10, j11 = jac
             zx, zy = j00 * zx + j01 * zy, j10 * zx + j11 * zy
         batch = ops.batch_size(kp_driving)
         motion_x = tf.concat([ops.tile_to_batch(gx, batch), zx + sx], axis=-1)
@@ -76,11 +77,14 @@ class DenseMotionNetwork(Block):
         motion_x, motion_y = self.sparse_motions(h, w, kp_driving, jac_driving, kp_source,
                                                  jac_source)
         # All K+1 warps in one grid_sample: motion k of pixel (i, j) sits at column j*n + k.
-        warped = ops.grid_sample(source, tf.reshape(motion_x, [-1, h, w * n]),
-                                 tf.reshape(motion_y, [-1, h, w * n]), self.align_corners)
+        warped = ops.grid_sample(source, tf.reshape(motion_x, [-1, h, w * n, 1]),
+                                 tf.reshape(motion_y, [-1, h, w * n, 1]), self.align_corners)
         features = tf.concat([tf.reshape(heatmaps, [-1, h, w * n, 1]), warped], axis=-1)
         features = tf.reshape(features, [-1, h, w, n * (c + 1)])
-        sparse_deformed = tf.transpose(tf.reshape(warped, [-1, h, w, n, c]), [0, 3, 1, 2, 4])
+        # (B, h*w, n, C) -> (B, n, h*w, C) in 4-D; only the output itself is 5-D.
+        sparse_deformed = tf.reshape(
+            tf.transpose(tf.reshape(warped, [-1, h * w, n, c]), [0, 2, 1, 3]),
+            [-1, n, h, w, c])
         out = {"sparse_deformed": self._tap(taps, sparse_deformed, ":sparse_deformed",
                                             "sparse")}
 

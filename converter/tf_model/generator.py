@@ -25,7 +25,7 @@ def warp(x: tf.Tensor, deformation: tf.Tensor, align_corners: bool) -> tf.Tensor
     """Sample x (B, H, W, C) at a (B, h, w, 2) field, resized bilinearly to (H, W) if needed."""
     height, width = ops.static_hw(x)
     field = ops.resize_bilinear(deformation, height, width)
-    return ops.grid_sample(x, field[:, :, :, 0], field[:, :, :, 1], align_corners)
+    return ops.grid_sample(x, field[:, :, :, 0:1], field[:, :, :, 1:2], align_corners)
 
 
 class OcclusionAwareGenerator(Block):

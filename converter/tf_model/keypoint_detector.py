@@ -1,6 +1,7 @@
 """Keypoint detector: hourglass features -> spatial softmax -> expected (x, y) and jacobian."""
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from . import ops
@@ -52,24 +53,28 @@ class KPDetector(Block):
         logits = tf.transpose(tf.reshape(prediction, [-1, h * w, k]), [0, 2, 1])
         heatmap = tf.nn.softmax(logits / self.temperature, axis=-1)
         # The grid spans the heatmap's own size (smaller than the image's with pad 0).
-        grid = tf.constant(ops.coordinate_grid(h, w).reshape(1, 1, h * w, 2))
-        value = expectation(heatmap, grid, h, w)
+        grid = np.tile(ops.coordinate_grid(h, w).reshape(1, 1, h * w, 2), [1, k, 1, 1])
+        value = expectation(heatmap, tf.constant(grid), h, w)
         out = {"value": self._tap(taps, value, ":value", "raw")}
         if self.jacobian is not None:
             maps = tf.reshape(self.jacobian(features, taps),
                               [-1, h * w, self.num_jacobian_maps, 4])
             # Channel 4*j + c is component c of map j: (B, J, hw, 4), J = 1 or K.
-            jacobian = expectation(heatmap, tf.transpose(maps, [0, 2, 1, 3]), h, w)
+            maps = tf.transpose(maps, [0, 2, 1, 3])
+            if self.num_jacobian_maps != k:  # K copies (a TILE would be folded back)
+                maps = tf.concat([maps] * k, axis=1)
+            jacobian = expectation(heatmap, maps, h, w)
             jacobian = tf.reshape(jacobian, [-1, k, 2, 2])
             out["jacobian"] = self._tap(taps, jacobian, ":jacobian", "raw")
         return out
 
 
 def expectation(heatmap: tf.Tensor, maps: tf.Tensor, h: int, w: int) -> tf.Tensor:
-    """Sum over the h*w positions of heatmap * maps: (B, K, hw) with (B or 1, K or 1, hw, C)
+    """Sum over the h*w positions of heatmap * maps: (B, K, hw) with (B or 1, K, hw, C)
     -> (B, K, C), as the original's multiply-and-sum, not as one dot product: TFLite's
     BATCH_MATMUL accumulates its h*w (3364) terms one by one, 1e-5 off on vox-256
-    jacobians; a sum over each row, then over the rows, is as exact as torch's."""
+    jacobians; a sum over each row, then over the rows, is as exact as torch's. maps has
+    all K (copied by the caller): the GPU delegate's MUL broadcasts one operand only."""
     k = heatmap.shape[1]
     weighted = tf.reshape(heatmap, [-1, k, h * w, 1]) * maps
     c = weighted.shape[-1]

@@ -4,7 +4,12 @@ Rules every function here keeps, because the TFLite runtime is where they are ch
 - builtin ops only (no Flex / select-TF ops);
 - NHWC float32, spatial sizes static (TFLite needs them), the batch may be dynamic;
 - no broadcasting between tensors of different ranks and nothing above rank 4 is
-  broadcast: operands are reshaped to the same rank, or tiled explicitly.
+  broadcast: operands are reshaped to the same rank, or tiled explicitly;
+- what the LiteRT GPU delegate takes (export/tflite_ops.py has its rules), so that a
+  batch-1 file runs on the GPU whole: slices keep their axes (a:a+1, then a reshape: no
+  shrink-axis STRIDED_SLICE), gathers take 1-D int32 indices, no tensor above rank 4
+  inside the graph, and of a MUL's two same-rank operands one is at least as large as
+  the other in every dimension.
 """
 from __future__ import annotations
 
@@ -68,8 +73,8 @@ def grid_xy_maps(height: int, width: int) -> tuple[tf.Tensor, tf.Tensor]:
 def kp_components(value: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(B, K, 2) keypoints -> x and y as (B, 1, 1, K), ready to meet (1, h, w, 1) grids."""
     k = value.shape[1]
-    x = tf.reshape(value[:, :, 0], [-1, 1, 1, k])
-    y = tf.reshape(value[:, :, 1], [-1, 1, 1, k])
+    x = tf.reshape(value[:, :, 0:1], [-1, 1, 1, k])
+    y = tf.reshape(value[:, :, 1:2], [-1, 1, 1, k])
     return x, y
 
 
@@ -83,8 +88,11 @@ def kp_gaussian(value: tf.Tensor, height: int, width: int, variance: float) -> t
 
 
 def mat2x2_components(m: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    """(B, K, 2, 2) -> its four entries (a, b, c, d) = ([0,0], [0,1], [1,0], [1,1]), each (B, K)."""
-    return m[:, :, 0, 0], m[:, :, 0, 1], m[:, :, 1, 0], m[:, :, 1, 1]
+    """(B, K, 2, 2) -> its four entries (a, b, c, d) = ([0,0], [0,1], [1,0], [1,1]), each
+    (B, 1, 1, K) like kp_components' coordinates."""
+    k = m.shape[1]
+    entries = tf.reshape(m, [-1, k, 4])
+    return tuple(tf.reshape(entries[:, :, i:i + 1], [-1, 1, 1, k]) for i in range(4))
 
 
 def inverse2x2(m: tf.Tensor) -> tf.Tensor:
@@ -179,10 +187,11 @@ def grid_sample(image: tf.Tensor, grid_x: tf.Tensor, grid_y: tf.Tensor,
                 align_corners: bool) -> tf.Tensor:
     """Bilinear sampling with zero padding (torch F.grid_sample, mode bilinear, zeros).
 
-    image (B, H, W, C); grid_x, grid_y (B, h, w) normalised coordinates of batch element b
-    of the image -> (B, h, w, C). Taps outside the image contribute zero: the image gets
-    a one-pixel zero border, and coordinates are clamped into [-1, W] x [-1, H], which
-    only moves taps from one zero pixel to another. Four GATHERs from the flattened image.
+    image (B, H, W, C); grid_x, grid_y (B, h, w, 1) normalised coordinates of batch
+    element b of the image -> (B, h, w, C). Taps outside the image contribute zero: the
+    image gets a one-pixel zero border, and coordinates are clamped into [-1, W] x [-1, H],
+    which only moves taps from one zero pixel to another. Four GATHERs from the flattened
+    image, each with 1-D indices (the only kind the GPU delegate takes).
     """
     height, width = static_hw(image)
     channels = image.shape[3]
@@ -201,7 +210,7 @@ def grid_sample(image: tf.Tensor, grid_x: tf.Tensor, grid_y: tf.Tensor,
     flat = tf.reshape(padded, [-1, channels])
     batch = batch_size(image)
     offsets = tf.reshape(tf.range(batch, dtype=tf.int32) * ((height + 2) * padded_w),
-                         [-1, 1, 1])
+                         [-1, 1, 1, 1])
     # Indices into the padded image: pixel p sits at p + 1; the far tap is clamped to the
     # border (its weight is 0 exactly when it would leave the padded image).
     ix0 = tf.cast(x0, tf.int32) + 1
@@ -210,9 +219,10 @@ def grid_sample(image: tf.Tensor, grid_x: tf.Tensor, grid_y: tf.Tensor,
     iy1 = tf.minimum(iy0 + 1, height + 1)
     row0 = offsets + iy0 * padded_w
     row1 = offsets + iy1 * padded_w
+    out_shape = [-1, *static_hw(grid_x), channels]
 
     def tap(row, col, weight):
-        return tf.gather(flat, row + col) * tf.expand_dims(weight, -1)
+        return tf.reshape(tf.gather(flat, tf.reshape(row + col, [-1])), out_shape) * weight
 
     return (tap(row0, ix0, wx0 * wy0) + tap(row0, ix1, wx1 * wy0)
             + tap(row1, ix0, wx0 * wy1) + tap(row1, ix1, wx1 * wy1))
