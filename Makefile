@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 FC     := $(VENV)/bin/fomm-convert
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test all bench clean
+.PHONY: install web demo test all bench clean
 
 # The venv holds the toolchain pinned in pyproject.toml; rebuilt only when that changes.
 install: $(STAMP)
@@ -16,14 +16,34 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: install
+demo: install web
 	$(FC) demo
+
+# The browser runtimes (runtime/browser, web/): Debian chromium, node + npm, and web/'s
+# npm packages from its lockfile. Root installs what is missing; anyone else is told what
+# to install (their browser tests then skip, naming it; with CI=true they fail).
+WEB_STAMP := web/node_modules/.installed
+ROOT_USER := $(filter 0,$(shell id -u))
+APT       := DEBIAN_FRONTEND=noninteractive apt-get
+web:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ -n "$(ROOT_USER)" ]; then $(APT) update && $(APT) install -y chromium; \
+	  else echo "browser backends: install chromium (sudo apt-get install chromium)"; fi; fi
+	@if ! command -v npm >/dev/null; then \
+	  if [ -n "$(ROOT_USER)" ]; then $(APT) update && $(APT) install -y nodejs npm; \
+	  else echo "browser backends: install node and npm (sudo apt-get install nodejs npm)"; fi; fi
+	@if command -v npm >/dev/null; then $(MAKE) -s --no-print-directory $(WEB_STAMP); fi
+
+# npm ci again whenever the lockfile changes (no install scripts: none is needed).
+$(WEB_STAMP): web/package.json web/package-lock.json
+	npm ci --prefix web --ignore-scripts --no-audit --no-fund
+	touch $@
 
 # A bundle for every dataset whose checkpoint is in checkpoints/ (skipped ones are listed).
 all: install
 	$(FC) build-all
 
-test: install
+test: install web
 	$(PY) -m pytest -q
 
 # Speed of every format of a synthetic vox bundle against PyTorch eager (minutes; noisy on

@@ -39,9 +39,11 @@ HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras")
 # packages whole, and these modules.
 LITE_PACKAGES = ("cli", "animation", "bundle", "media", "checkpoint", *LEAVES)
 LITE = ("", "api", "pipeline", "pipeline.predict", "pipeline.inspect", "pipeline.progress",
-        "runtime", "runtime.base", "runtime.tflite_backend", "runtime.onnx_backend",
-        "runtime.openvino_backend", "export",
-        "export.tflite_file", "export.tflite_ops", "spec", "specs")
+        "runtime", "runtime.base", "runtime.batching", "runtime.tflite_backend",
+        "runtime.onnx_backend", "runtime.openvino_backend", "runtime.browser", "runtime.browser.backend",
+        "runtime.browser.session", "runtime.browser.server", "runtime.browser.chromium",
+        "runtime.browser.protocol", "runtime.browser.placement", "export",
+        "export.tflite_file", "export.gpu_rules", "export.tflite_ops", "spec", "specs")
 
 
 def is_lite(name: str) -> bool:

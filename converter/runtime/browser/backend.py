@@ -1,0 +1,57 @@
+"""A bundle's files run in headless Chromium: onnx-web (onnxruntime-web on wasm, the ONNX
+files), litert-js (LiteRT.js on wasm) and litert-js-webgpu (LiteRT.js on WebGPU, the ops
+it refuses on wasm), both on the static TFLite files, called once per example."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...formats import ONNX_FILES, ONNX_WEIGHTS_FILE, RUNTIME_FORMATS, tflite_filename
+from ...signatures import signatures
+from ..base import SignatureBackend
+from ..batching import call_per_example
+from .session import BrowserSession
+
+
+def bundle_files(spec, runtime: str) -> tuple[dict, list]:
+    """({model: {signature: bundle path}}, ONNX external data [{path, url}]) of a runtime."""
+    if RUNTIME_FORMATS[runtime] == "onnx":
+        files = {}
+        for (model, signature), name in ONNX_FILES.items():
+            files.setdefault(model, {})[signature] = f"onnx/{name}"
+        return files, [{"path": ONNX_WEIGHTS_FILE, "url": f"onnx/{ONNX_WEIGHTS_FILE}"}]
+    return {model: {name: f"tflite/{tflite_filename(model, static=True)}" for name in sigs}
+            for model, sigs in signatures(spec).items()}, []
+
+
+class BrowserBackend(SignatureBackend):
+    def __init__(self, spec, bundle, runtime: str, threads: int | None = None):
+        self.num_kp = spec.num_kp
+        self.estimate_jacobian = spec.estimate_jacobian
+        self.frame_shape = spec.frame_shape
+        self.runtime = runtime
+        self.static = RUNTIME_FORMATS[runtime] != "onnx"
+        self.signatures = signatures(spec)
+        self.files, external = bundle_files(spec, runtime)
+        paths = {p for sigs in self.files.values() for p in sigs.values()}
+        paths |= {e["url"] for e in external}
+        missing = sorted(p for p in paths if not (Path(bundle) / p).is_file())
+        if missing:
+            raise FileNotFoundError(f"{bundle}: missing {', '.join(missing)}")
+        self.session = BrowserSession(runtime, Path(bundle), self.files, external, threads)
+
+    @property
+    def accelerator(self) -> dict:
+        """What the runtime reported once loaded (LiteRT.js: isFullyAccelerated per model)."""
+        return self.session.ready["accelerator"]
+
+    def call(self, model, signature, inputs):
+        file = self.files[model][signature]
+
+        def one(args):
+            return self.session.run(model, signature, args, file)
+        if self.static:
+            return call_per_example(one, self.signatures[model][signature], inputs)
+        return one(inputs)
+
+    def close(self):
+        self.session.close()

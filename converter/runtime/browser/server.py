@@ -1,0 +1,145 @@
+"""The local server between a browser backend and its harness page (or any local page).
+
+Bound to 127.0.0.1 (a free port unless given), it serves folders read-only under URL
+prefixes (the backends: /web/ the web runtime folder, /bundle/ the model files; a root
+under "" serves every other path) and the harness API: /api/config (what to load),
+/api/ready (the runtime's accelerator report), /api/job (a long poll handing out queued
+calls), /api/result, /api/error and /api/log. Every response carries COOP same-origin and
+COEP require-corp: threaded wasm needs a cross-origin isolated page.
+"""
+from __future__ import annotations
+
+import json
+import mimetypes
+import queue
+import sys
+import threading
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+from . import protocol
+
+# A job poll is answered "nothing yet" after this long; the page asks again at once.
+POLL_SECONDS = 20
+TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
+         ".html": "text/html; charset=utf-8", ".json": "application/json"}
+ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin",
+             "Cross-Origin-Embedder-Policy": "require-corp",
+             "Cross-Origin-Resource-Policy": "same-origin", "Cache-Control": "no-store"}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a browser going away is not
+            super().handle_error(request, client_address)
+
+
+class HarnessServer:
+    """Serves `roots` ({URL prefix: folder}); hands `config` to the page; queues jobs and
+    collects the replies."""
+
+    def __init__(self, roots: Mapping[str, Path], config: dict | None = None, port: int = 0):
+        self.roots = {prefix: Path(folder).resolve() for prefix, folder in roots.items()}
+        self.config = config or {}
+        self.jobs: queue.Queue = queue.Queue()
+        self.results: dict[int, tuple[dict, dict]] = {}
+        self.errors: list[str] = []
+        self.logs: list[tuple[str, str]] = []
+        self.ready: dict | None = None
+        self.changed = threading.Condition()
+        self.closing = False
+        self.httpd = _Server(("127.0.0.1", port), _handler(self))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def receive(self, path: str, body: bytes) -> bool:
+        """Record what the page POSTed to an API path (False: no such path); wakes waiters."""
+        with self.changed:
+            if path == "/api/result":
+                header, tensors = protocol.decode(body)
+                self.results[header["id"]] = header, tensors
+            elif path == "/api/ready":
+                self.ready = json.loads(body)
+            elif path == "/api/error":
+                self.errors.append(json.loads(body)["message"])
+            elif path == "/api/log":
+                entry = json.loads(body)
+                self.logs.append((entry["level"], entry["text"]))
+            else:
+                return False
+            self.changed.notify_all()
+        return True
+
+    def file(self, url_path: str) -> Path | None:
+        """The served file of a URL path, or None (missing, or outside its folder)."""
+        prefix, _, rest = unquote(url_path).lstrip("/").partition("/")
+        if prefix in self.roots and prefix:
+            base, relative = self.roots[prefix], rest
+        elif "" in self.roots:
+            base, relative = self.roots[""], unquote(url_path).lstrip("/") or "index.html"
+        else:
+            return None
+        path = (base / relative).resolve()
+        return path if path.is_file() and path.is_relative_to(base) else None
+
+    def close(self):
+        self.closing = True
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _handler(server: HarnessServer):
+    class Handler(BaseHTTPRequestHandler):
+        # Headers and body go out as two writes: with Nagle's algorithm the body waits for
+        # the browser's delayed ACK (~25 ms per call).
+        disable_nagle_algorithm = True
+        protocol_version = "HTTP/1.1"  # keep-alive: no new connection per call
+
+        def log_message(self, *args):  # the page's traffic is not the user's business
+            pass
+
+        def reply(self, status: int, body: bytes = b"", kind="application/octet-stream"):
+            self.send_response(status)
+            for key, value in ISOLATION.items():
+                self.send_header(key, value)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            path = self.path.split("?", 1)[0]
+            if path == "/api/config":
+                return self.reply(200, json.dumps(server.config).encode(), TYPES[".json"])
+            if path == "/api/job":
+                return self.job()
+            found = server.file(path)
+            if found is None:
+                return self.reply(404)
+            kind = TYPES.get(found.suffix) or mimetypes.guess_type(found.name)[0]
+            self.reply(200, found.read_bytes(), kind or "application/octet-stream")
+
+        def job(self):
+            if server.closing:
+                return self.reply(410)
+            try:
+                body = server.jobs.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                return self.reply(204)
+            if body is None:  # close() wakes the poll
+                return self.reply(410)
+            self.reply(200, body)
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.reply(204 if server.receive(self.path, body) else 404)
+
+    return Handler
