@@ -24,6 +24,8 @@ kp_driving_initial*) may have batch 1 or kp_driving's batch; they are broadcast 
 The generator's three files keep their weights in one external data file beside them,
 generator.weights (onnx_weights.py: each tensor once, page-aligned): the full
 generator's weights contain the other two's.
+The detector's wide convolutions are running sums over slices of their input channels
+(onnx_accumulation.py: OpenVINO's float32 sums).
 
 Each file carries the caller's metadata as JSON in metadata_props[formats.METADATA_NAME]
 and a readable doc_string, passes onnx.checker (full check), uses ONNX-domain ops only,
@@ -44,6 +46,7 @@ from ..io import write_atomic
 from ..spec import Spec
 from ..torch_model import build_models, load_weights
 from ..torch_model.fast import fast_torch_models
+from .onnx_accumulation import split_convs
 from .onnx_signatures import OnnxSignature, onnx_signatures
 from .onnx_weights import SharedWeights
 
@@ -163,7 +166,10 @@ def export_onnx(spec: Spec, checkpoint, out_dir: Path, metadata: dict[str, dict]
     for sig in onnx_signatures(spec, kp_detector, generator):
         meta = metadata.get(sig.stem, metadata.get(sig.model, {}))
         json.dumps(meta)  # fail early on anything not JSON-able
-        models.append((sig, finish(sig, to_onnx(sig), meta)))
+        model = to_onnx(sig)
+        if sig.model == "kp_detector":
+            split_convs(model)  # OpenVINO's float32 sums (onnx_accumulation.py)
+        models.append((sig, finish(sig, model, meta)))
     # The generator's three files hold the same weights (generate's and encode_source's
     # are subsets of the full generator's): one external data file for all three.
     weights = SharedWeights(ONNX_WEIGHTS_FILE)
