@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,14 @@ SPEC_TABLES = {"vox": "vox-256", "vox-adv": "vox-adv-256", "taichi": "taichi-256
                "taichi-adv": "taichi-adv-256", "fashion": "fashion-256", "mgif": "mgif-256",
                "bair": "bair-256", "nemo": "nemo-256"}
 EXTRA_CONFIGS = ["tiny", "tiny-pad", "tiny-single-jac", "tiny-nojac", "tiny-noocc", "vox-512"]
+
+
+def missing_tool(message: str):
+    """A test's tool (a browser, a runtime) is missing: fail in CI (CI=true), skip elsewhere
+    with the message, which names what to install."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def config_path(name: str) -> str:
