@@ -26,6 +26,7 @@ COMMANDS = {
     "animate": "animate:animate_command",
     "reconstruct": "animate:reconstruct_command",
     "bench": "bench:bench_command",
+    "web": "web:web_command",
 }
 
 

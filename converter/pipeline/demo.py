@@ -80,4 +80,19 @@ def demo(dataset: str = "vox", echo=click.echo, warn=lambda text: click.secho(te
                               adapt_scale=spec.adapt_scale, visualize=visualize)
         echo(f"wrote {folder / name}: {summary['frames']} frames at "
              f"{summary['frames_per_second']:.1f} frames/s (TFLite)")
+    write_demo_site(bundle, source, driving, echo, warn)
     return folder
+
+
+def write_demo_site(bundle, source, driving, echo, warn):
+    """The web page on the bundle's static TFLite files, the demo's inputs beside it."""
+    from ..errors import FommError
+    from .web import write_site
+    site = ARTIFACTS / "demo-site"
+    try:
+        write_site(bundle, site, force=True, inputs=(source, driving))
+    except FommError as exc:
+        warn(f"no web demo: {exc}")
+        return
+    echo(f"wrote the web demo {site}; serve it with `fomm-convert web --out {site} --serve` "
+         f"and open index.html?source={source.name}&driving={driving.name}")

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...formats import ONNX_FILES, ONNX_WEIGHTS_FILE, RUNTIME_FORMATS, tflite_filename
+from ...formats import FORMATS, ONNX_FILES, ONNX_WEIGHTS_FILE, RUNTIME_FORMATS, tflite_filename
 from ...signatures import signatures
 from ..base import SignatureBackend
 from ..batching import call_per_example
 from .session import BrowserSession
 
 
-def bundle_files(spec, runtime: str) -> tuple[dict, list]:
-    """({model: {signature: bundle path}}, ONNX external data [{path, url}]) of a runtime."""
-    if RUNTIME_FORMATS[runtime] == "onnx":
+def format_files(spec, fmt: str) -> tuple[dict, list]:
+    """({model: {signature: bundle path}}, ONNX external data [{path, url}]) of a format the
+    web runtimes load: one ONNX file per signature (the weights beside them), or one static
+    TFLite file per model (the browser backends and the web page read the files from here)."""
+    if FORMATS[fmt].kind == "onnx":
         files = {}
         for (model, signature), name in ONNX_FILES.items():
             files.setdefault(model, {})[signature] = f"onnx/{name}"
         return files, [{"path": ONNX_WEIGHTS_FILE, "url": f"onnx/{ONNX_WEIGHTS_FILE}"}]
-    return {model: {name: f"tflite/{tflite_filename(model, static=True)}" for name in sigs}
+    precision = FORMATS[fmt].precision
+    return {model: {name: f"tflite/{tflite_filename(model, precision, static=True)}"
+                    for name in sigs}
             for model, sigs in signatures(spec).items()}, []
 
 
@@ -31,7 +35,7 @@ class BrowserBackend(SignatureBackend):
         self.runtime = runtime
         self.static = RUNTIME_FORMATS[runtime] != "onnx"
         self.signatures = signatures(spec)
-        self.files, external = bundle_files(spec, runtime)
+        self.files, external = format_files(spec, RUNTIME_FORMATS[runtime])
         paths = {p for sigs in self.files.values() for p in sigs.values()}
         paths |= {e["url"] for e in external}
         missing = sorted(p for p in paths if not (Path(bundle) / p).is_file())
