@@ -32,6 +32,18 @@ def missing_tool(message: str):
     pytest.skip(message)
 
 
+def require_browser():
+    """Debian's chromium and the pinned JS runtimes (web/node_modules), else missing_tool."""
+    from fomm_convert.runtime.browser import BrowserError
+    from fomm_convert.runtime.browser.chromium import find_chromium
+    from fomm_convert.runtime.browser.session import web_dir
+    try:
+        find_chromium()
+        web_dir()
+    except BrowserError as exc:
+        missing_tool(str(exc))
+
+
 def config_path(name: str) -> str:
     """A spec name, or the fixture path of one of the oracle's extra configs."""
     return str(FIXTURES / "configs" / f"{name}.yaml") if name in EXTRA_CONFIGS else name

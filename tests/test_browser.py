@@ -23,9 +23,8 @@ from fomm_convert.runtime import load_backend
 from fomm_convert.runtime.browser import BrowserError
 from fomm_convert.runtime.browser.chromium import find_chromium
 from fomm_convert.runtime.browser.placement import parse_placement
-from fomm_convert.runtime.browser.session import web_dir
 
-from conftest import FIXTURES, missing_tool
+from conftest import FIXTURES, require_browser
 from oracle_policy import STAGE, assert_matches_oracle
 
 RUNTIMES = ("onnx-web", "litert-js", "litert-js-webgpu")
@@ -40,11 +39,7 @@ def stage_tolerance(runtime: str, key: str) -> float:
 
 @pytest.fixture(scope="module", autouse=True)
 def browser_tools():
-    try:
-        find_chromium()
-        web_dir()
-    except BrowserError as exc:
-        missing_tool(str(exc))
+    require_browser()
 
 
 @pytest.fixture(scope="module")

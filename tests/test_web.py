@@ -30,11 +30,8 @@ from click.testing import CliRunner
 from fomm_convert.cli import cli
 from fomm_convert.pipeline.web import SITE_JSON, write_site
 from fomm_convert.pipeline.web_server import site_server, url_of
-from fomm_convert.runtime.browser import BrowserError
-from fomm_convert.runtime.browser.chromium import find_chromium
-from fomm_convert.runtime.browser.session import web_dir
 
-from conftest import ROOT, SHARED, build_in_process_of_its_own, missing_tool
+from conftest import ROOT, SHARED, build_in_process_of_its_own, missing_tool, require_browser
 from devtools import Browser
 
 MEDIA = SHARED / "media"
@@ -57,11 +54,7 @@ STATE = """(() => { const r = document.getElementById('result');
 
 @pytest.fixture(scope="module")
 def browser_tools():
-    try:
-        find_chromium()
-        web_dir()
-    except BrowserError as exc:
-        missing_tool(str(exc))
+    require_browser()
     if not (MEDIA / "source.png").is_file() or not (MEDIA / "driving.mp4").is_file():
         missing_tool(f"needs {MEDIA}/source.png and driving.mp4 (the shared sample media)")
 

@@ -1,10 +1,12 @@
 """The backend contract: what every runtime provides, in numpy and NHWC."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from ..formats import ONNX_ARTIFACT_FILES
 from ..signatures import FLAGS, keypoint_names
 
 Arrays = dict[str, np.ndarray]
@@ -34,6 +36,16 @@ class Backend(Protocol):
 
     def generate(self, encoded: Arrays, kp_driving: Arrays, kp_source: Arrays) -> np.ndarray:
         """Prediction (B, H, W, C) from encode_source's output."""
+
+
+def onnx_folder(bundle) -> Path:
+    """bundle/onnx, holding every file a runtime loads (FileNotFoundError naming those
+    missing): the onnxruntime and OpenVINO backends run the same files."""
+    root = Path(bundle) / "onnx"
+    missing = [name for name in ONNX_ARTIFACT_FILES if not (root / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{root}: missing {', '.join(missing)}")
+    return root
 
 
 def kp_inputs(kp: Arrays, prefix: str, jacobian: bool) -> Arrays:

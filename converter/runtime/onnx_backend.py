@@ -8,8 +8,8 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import one_line
-from ..formats import ONNX_ARTIFACT_FILES, ONNX_FILES
-from .base import SignatureBackend
+from ..formats import ONNX_FILES
+from .base import SignatureBackend, onnx_folder
 
 
 def _session(path: Path, options):
@@ -30,10 +30,7 @@ class ONNXBackend(SignatureBackend):
         self.num_kp = spec.num_kp
         self.estimate_jacobian = spec.estimate_jacobian
         self.frame_shape = spec.frame_shape
-        root = Path(bundle) / "onnx"
-        missing = [name for name in ONNX_ARTIFACT_FILES if not (root / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{root}: missing {', '.join(missing)}")
+        root = onnx_folder(bundle)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from ..formats import ONNX_ARTIFACT_FILES, ONNX_FILES
+from ..formats import ONNX_FILES
 from ..signatures import signatures
-from .base import SignatureBackend
+from .base import SignatureBackend, onnx_folder
 
 # On CPUs with AVX512-BF16 the plugin's default precision is bf16 (errors 1e-2..5e-2 on
 # these models): float32 is asked for explicitly. One stream, lowest latency per call.
@@ -55,10 +55,7 @@ class OpenVINOBackend(SignatureBackend):
         self.num_kp = spec.num_kp
         self.estimate_jacobian = spec.estimate_jacobian
         self.frame_shape = spec.frame_shape
-        root = Path(bundle) / "onnx"
-        missing = [name for name in ONNX_ARTIFACT_FILES if not (root / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{root}: missing {', '.join(missing)}")
+        root = onnx_folder(bundle)
         properties = dict(PROPERTIES)
         if threads:
             properties["INFERENCE_NUM_THREADS"] = int(threads)
