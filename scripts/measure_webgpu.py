@@ -1,0 +1,84 @@
+"""Measure again where LiteRT.js WebGPU runs each op of the static kp_detector and generator
+files, and record it in converter/export/webgpu_placement.json (tflite/ops.md reports it;
+tests/test_browser.py checks the tiny config's record against a live run).
+
+For each config, a bundle of its static TFLite files is built from synthetic weights (the
+graph, and so its structural digest, is the same for any checkpoint of the config), each
+file is compiled in headless Chromium (runtime/browser/placement.py) and its graphs are
+matched to the file's subgraphs in order. Needs chromium and web/node_modules (`make web`).
+
+    .venv/bin/python scripts/measure_webgpu.py [CONFIG ...]    # default: every spec
+                                                               # and test config
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from fomm_convert.export.tflite_ops import PLACEMENT_FILE, op_report
+from fomm_convert.formats import tflite_filename
+from fomm_convert.runtime.browser.placement import webgpu_placement
+from fomm_convert.spec import available_specs
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_CONFIGS = ROOT / "tests" / "fixtures" / "configs"
+MODELS = ("kp_detector", "generator")  # process_kp_driving may stay on the CPU
+
+
+def configs() -> dict[str, str]:
+    """{name: what `build --config` takes}: the shipped specs, then the test configs."""
+    return {**{name: name for name in available_specs()},
+            **{path.stem: str(path) for path in sorted(TEST_CONFIGS.glob("*.yaml"))}}
+
+
+def measure(name: str, config: str, scratch: Path) -> dict:
+    """{graph digest: record} of one config's static files."""
+    out = scratch / name
+    subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config", config,
+                    "--synthetic", "--formats", "tflite-static", "--out", str(out)],
+                   check=True, cwd=scratch)
+    records = {}
+    for model in MODELS:
+        path = out / "tflite" / tflite_filename(model, "fp32", static=True)
+        rows = op_report(path)
+        graphs = webgpu_placement(path)["graphs"]
+        subgraphs = sorted({r["subgraph"] for r in rows})
+        if len(graphs) != len(subgraphs):
+            raise SystemExit(f"{path}: {len(graphs)} graphs compiled, {len(subgraphs)} in the file")
+        for index, graph in zip(subgraphs, graphs):
+            part = [r for r in rows if r["subgraph"] == index]
+            ops = sum(r["count"] for r in part)
+            records[part[0]["graph_digest"]] = {
+                "configs": [name], "file": path.name, "signature": part[0]["signature"],
+                "ops": ops, "gpu_ops": ops - graph["cpu"], "cpu": graph["refused"]}
+            print(f"{name} {path.name} {part[0]['signature']}: {ops - graph['cpu']}/{ops} "
+                  f"on the GPU", flush=True)
+    return records
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("configs", nargs="*", help="names (default: all)")
+    wanted = parser.parse_args().configs
+    known = configs()
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown config {', '.join(unknown)} (known: {', '.join(known)})")
+    recorded = json.loads(PLACEMENT_FILE.read_text())
+    graphs = recorded["graphs"]
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in wanted or known:
+            for digest, record in measure(name, known[name], Path(scratch)).items():
+                if digest in graphs:  # the same graph in another config
+                    record["configs"] = sorted(set(graphs[digest]["configs"]) | {name})
+                graphs[digest] = record
+    PLACEMENT_FILE.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {PLACEMENT_FILE} ({len(graphs)} graphs)")
+
+
+if __name__ == "__main__":
+    main()
