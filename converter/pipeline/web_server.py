@@ -1,15 +1,14 @@
-"""`fomm-convert web --serve`: a written site served read-only on 127.0.0.1, every
-response cross-origin isolated (the headers of runtime/browser/server.py: threaded wasm
-needs them). Nothing but files under the site's folder is served."""
+"""`fomm-convert web --serve`: a written site served read-only on 127.0.0.1, as the browser
+backends' server serves files (runtime/browser/server.py: served_file, send): every
+response cross-origin isolated (threaded wasm needs it), nothing outside the site's folder,
+files streamed."""
 from __future__ import annotations
 
-import mimetypes
-import shutil
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
-from ..runtime.browser.server import ISOLATION, TYPES
+from ..runtime.browser.server import send, served_file
 from .web import SITE_JSON, WebError
 
 
@@ -24,32 +23,17 @@ def site_server(site, port: int = 0) -> ThreadingHTTPServer:
             pass
 
         def do_GET(self):
-            self.respond(send_body=True)
+            self.respond(head_only=False)
 
         def do_HEAD(self):
-            self.respond(send_body=False)
+            self.respond(head_only=True)
 
-        def respond(self, send_body: bool):
-            relative = unquote(self.path.split("?", 1)[0]).lstrip("/") or "index.html"
-            path = (root / relative).resolve()
-            if path.is_dir():
-                path = path / "index.html"
-            found = path.is_file() and path.is_relative_to(root)
-            kind = (TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
-                    or "application/octet-stream") if found else "text/plain"
-            self.send_response(200 if found else 404)
-            for key, value in ISOLATION.items():
-                self.send_header(key, value)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(path.stat().st_size if found else 0))
-            self.end_headers()
-            if not (found and send_body):
-                return
-            try:  # streamed: a vox model file is 100+ MB
-                with open(path, "rb") as f:
-                    shutil.copyfileobj(f, self.wfile)
-            except (BrokenPipeError, ConnectionResetError):  # the page went away
-                pass
+        def respond(self, head_only: bool):
+            path = served_file(root, unquote(self.path.split("?", 1)[0]).lstrip("/"))
+            if path is None:
+                send(self, 404, head_only=head_only)
+            else:
+                send(self, 200, path, head_only=head_only)
 
     try:
         server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

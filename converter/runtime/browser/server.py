@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import queue
+import shutil
 import sys
 import threading
 from collections.abc import Mapping
@@ -28,6 +29,41 @@ TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "applicat
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin",
              "Cross-Origin-Embedder-Policy": "require-corp",
              "Cross-Origin-Resource-Policy": "same-origin", "Cache-Control": "no-store"}
+
+
+def served_file(base: Path, relative: str) -> Path | None:
+    """The file a URL path (relative to `base`, unquoted) names: a folder's index.html; None
+    when it is missing or resolves outside `base`."""
+    path = (base / (relative or "index.html")).resolve()
+    if path.is_dir():
+        path = path / "index.html"
+    return path if path.is_file() and path.is_relative_to(base) else None
+
+
+def send(handler: BaseHTTPRequestHandler, status: int, body: bytes | Path = b"",
+         kind: str | None = None, head_only: bool = False):
+    """One cross-origin isolated response; a file body is streamed (model files are 100+
+    MB), typed by its suffix unless `kind` is given."""
+    is_file = isinstance(body, Path)
+    if kind is None:
+        kind = ((TYPES.get(body.suffix) or mimetypes.guess_type(body.name)[0]) if is_file
+                else None) or "application/octet-stream"
+    handler.send_response(status)
+    for key, value in ISOLATION.items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Type", kind)
+    handler.send_header("Content-Length", str(body.stat().st_size if is_file else len(body)))
+    handler.end_headers()
+    if head_only:
+        return
+    try:
+        if is_file:
+            with open(body, "rb") as f:
+                shutil.copyfileobj(f, handler.wfile)
+        else:
+            handler.wfile.write(body)
+    except (BrokenPipeError, ConnectionResetError):  # the page went away
+        pass
 
 
 class _Server(ThreadingHTTPServer):
@@ -80,15 +116,11 @@ class HarnessServer:
 
     def file(self, url_path: str) -> Path | None:
         """The served file of a URL path, or None (missing, or outside its folder)."""
-        prefix, _, rest = unquote(url_path).lstrip("/").partition("/")
+        relative = unquote(url_path).lstrip("/")
+        prefix, _, rest = relative.partition("/")
         if prefix in self.roots and prefix:
-            base, relative = self.roots[prefix], rest
-        elif "" in self.roots:
-            base, relative = self.roots[""], unquote(url_path).lstrip("/") or "index.html"
-        else:
-            return None
-        path = (base / relative).resolve()
-        return path if path.is_file() and path.is_relative_to(base) else None
+            return served_file(self.roots[prefix], rest)
+        return served_file(self.roots[""], relative) if "" in self.roots else None
 
     def close(self):
         self.closing = True
@@ -106,14 +138,8 @@ def _handler(server: HarnessServer):
         def log_message(self, *args):  # the page's traffic is not the user's business
             pass
 
-        def reply(self, status: int, body: bytes = b"", kind="application/octet-stream"):
-            self.send_response(status)
-            for key, value in ISOLATION.items():
-                self.send_header(key, value)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        def reply(self, status: int, body: bytes | Path = b"", kind: str | None = None):
+            send(self, status, body, kind)
 
         def do_GET(self):
             path = self.path.split("?", 1)[0]
@@ -122,10 +148,7 @@ def _handler(server: HarnessServer):
             if path == "/api/job":
                 return self.job()
             found = server.file(path)
-            if found is None:
-                return self.reply(404)
-            kind = TYPES.get(found.suffix) or mimetypes.guess_type(found.name)[0]
-            self.reply(200, found.read_bytes(), kind or "application/octet-stream")
+            self.reply(404) if found is None else self.reply(200, found)
 
         def job(self):
             if server.closing:
