@@ -48,6 +48,14 @@ def onnx_folder(bundle) -> Path:
     return root
 
 
+def check_inputs(where: str, names, inputs: Arrays):
+    """A ValueError naming the inputs a call to `where` lacks and those it does not take."""
+    missing = [n for n in names if n not in inputs]
+    unexpected = [n for n in inputs if n not in names]
+    if missing or unexpected:
+        raise ValueError(f"{where}: missing inputs {missing}, unexpected {unexpected}")
+
+
 def kp_inputs(kp: Arrays, prefix: str, jacobian: bool) -> Arrays:
     """Keypoints as named signature inputs: {prefix: value[, prefix_jacobian: jacobian]}."""
     return {name: np.asarray(kp[key], np.float32)

@@ -9,7 +9,7 @@ import onnxruntime as ort
 
 from ..errors import one_line
 from ..formats import ONNX_FILES
-from .base import SignatureBackend, onnx_folder
+from .base import SignatureBackend, check_inputs, onnx_folder
 
 
 def _session(path: Path, options):
@@ -42,11 +42,7 @@ class ONNXBackend(SignatureBackend):
     def call(self, model, signature, inputs):
         session = self.sessions[model, signature]
         names = [i.name for i in session.get_inputs()]
-        missing = [n for n in names if n not in inputs]
-        unexpected = [n for n in inputs if n not in names]
-        if missing or unexpected:
-            raise ValueError(f"{ONNX_FILES[model, signature]}: missing inputs {missing}, "
-                             f"unexpected {unexpected}")
+        check_inputs(ONNX_FILES[model, signature], names, inputs)
         feed = {n: np.ascontiguousarray(inputs[n], dtype=np.float32) for n in names}
         outputs = [o.name for o in session.get_outputs()]
         return dict(zip(outputs, session.run(outputs, feed)))

@@ -9,7 +9,7 @@ import openvino as ov
 
 from ..formats import ONNX_FILES
 from ..signatures import signatures
-from .base import SignatureBackend, onnx_folder
+from .base import SignatureBackend, check_inputs, onnx_folder
 
 # On CPUs with AVX512-BF16 the plugin's default precision is bf16 (errors 1e-2..5e-2 on
 # these models): float32 is asked for explicitly. One stream, lowest latency per call.
@@ -73,11 +73,7 @@ class OpenVINOBackend(SignatureBackend):
 
     def call(self, model, signature, inputs):
         request, names, outputs = self.models[model, signature]
-        missing = [n for n in names if n not in inputs]
-        unexpected = [n for n in inputs if n not in names]
-        if missing or unexpected:
-            raise ValueError(f"{ONNX_FILES[model, signature]}: missing inputs {missing}, "
-                             f"unexpected {unexpected}")
+        check_inputs(ONNX_FILES[model, signature], names, inputs)
         # asarray, not ascontiguousarray: that makes the rank-0 flags rank 1.
         feed = {n: np.asarray(inputs[n], np.float32, order="C") for n in names}
         try:
