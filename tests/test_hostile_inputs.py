@@ -43,6 +43,15 @@ def cli_run(*args, cwd=None):
     return measured(sys.executable, "-m", "fomm_convert.cli", *args, cwd=cwd)
 
 
+def media_call(function: str, argument: str, cwd):
+    """(exit code, lines of stderr, peak RSS MB) of fomm_convert.media.<function>(argument)
+    in a fresh process; a MediaError exits 1 with its one line, as the CLI prints it."""
+    return measured(sys.executable, "-c",
+                    f"from fomm_convert.media import {function}, MediaError\n"
+                    f"try:\n    {function}({argument})\n"
+                    "except MediaError as e:\n    raise SystemExit(f'Error: {e}')", cwd=cwd)
+
+
 def one_line(lines, pattern):
     """The command's stderr is exactly one 'Error: ' line matching `pattern`."""
     assert len(lines) == 1, lines
@@ -331,11 +340,7 @@ def test_hostile_images_are_one_line(tmp_path, case):
 def test_a_12000x12000_png_is_refused_from_its_header_within_memory(tmp_path):
     """The whole image, validly compressed (140 KB): it used to decode to 1.3 GB."""
     (tmp_path / "big.png").write_bytes(png_of_size(12000, 12000))
-    code, lines, rss = measured(sys.executable, "-c",
-                                "from fomm_convert.media import read_image, MediaError\n"
-                                "try:\n    read_image('big.png', (64, 64))\n"
-                                "except MediaError as e:\n    raise SystemExit(f'Error: {e}')",
-                                cwd=tmp_path)
+    code, lines, rss = media_call("read_image", "'big.png', (64, 64)", tmp_path)
     assert code == 1
     one_line(lines, r"big.png: 12000x12000 is 144000000 pixels, more than .*")
     assert rss < MEMORY_BOUND_MB, rss
@@ -449,11 +454,7 @@ def test_a_video_of_huge_frames_is_refused_before_decoding(tmp_path):
     """ffmpeg's header declares 9000x8000 frames (216 MB each as RGB) of a 37-byte file."""
     path = tmp_path / "huge.gif"
     path.write_bytes(huge_gif(9000, 8000))
-    code, lines, rss = measured(sys.executable, "-c",
-                                "from fomm_convert.media import open_video, MediaError\n"
-                                "try:\n    open_video('huge.gif')\n"
-                                "except MediaError as e:\n    raise SystemExit(f'Error: {e}')",
-                                cwd=tmp_path)
+    code, lines, rss = media_call("open_video", "'huge.gif'", tmp_path)
     assert code == 1
     one_line(lines, r"huge.gif: frames of 9000x8000 are 72000000 pixels, more than the "
                     r"67108864 a frame may have")
