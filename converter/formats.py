@@ -47,6 +47,8 @@ DEFAULT_FORMATS = tuple(name for name, f in FORMATS.items() if f.default)
 # backend name -> the format whose files it loads.
 RUNTIME_FORMATS = {"openvino": "onnx", "onnx-web": "onnx", "litert-js": "tflite-static",
                    "litert-js-webgpu": "tflite-static"}
+# Every backend that runs a bundle's files -> their format (the others take a checkpoint).
+FORMAT_OF_BACKEND = {**{f.backend: name for name, f in FORMATS.items()}, **RUNTIME_FORMATS}
 
 # ------------------------------------------------------------------------------ TFLite
 TFLITE_SUFFIXES = {"fp32": "", "fp16": ".fp16", "int8": ".int8"}

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..formats import FORMATS, RUNTIME_FORMATS
+from ..formats import FORMAT_OF_BACKEND, FORMATS, RUNTIME_FORMATS
 
 # Artifact formats in table order: the SavedModel (TFLite's graph, under TensorFlow) last.
 _FORMATS = sorted(FORMATS.values(), key=lambda f: f.kind == "savedmodel")
 # Backends in table order; torch is the baseline, run from the checkpoint.
-_FORMAT_OF = {**{f.backend: f for f in _FORMATS},
-              **{name: FORMATS[fmt] for name, fmt in RUNTIME_FORMATS.items()}}
+_FORMAT_OF = {name: FORMATS[FORMAT_OF_BACKEND[name]]
+              for name in (*(f.backend for f in _FORMATS), *RUNTIME_FORMATS)}
 BENCH_BACKENDS = ("torch", *_FORMAT_OF)
 DEFAULT_BACKENDS = ("torch", *(f.backend for f in _FORMATS))
 # Which graph (flops.GRAPHS) each backend runs, for its FLOP floor: the TFLite files and the

@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import one_line
-from ..formats import FORMATS, RUNTIME_FORMATS
+from ..formats import FORMAT_OF_BACKEND
 from ..paths import CHECKPOINTS, SYNTHETIC_NAME
 from .artifacts import check_artifacts
 from .manifest import MANIFEST, BundleError, check_files, read_manifest, unlisted_files
 from .schema import check_identity, validate_manifest
 
-# Backend name -> the bundle format whose artifacts it runs (the others take a checkpoint).
-FORMAT_OF_BACKEND = {**{f.backend: name for name, f in FORMATS.items()}, **RUNTIME_FORMATS}
+# The backends that run a bundle's artifacts (formats.FORMAT_OF_BACKEND); the others take a
+# checkpoint.
 BUNDLE_BACKENDS = tuple(FORMAT_OF_BACKEND)
 
 

@@ -33,7 +33,7 @@ class BrowserBackend(SignatureBackend):
         self.estimate_jacobian = spec.estimate_jacobian
         self.frame_shape = spec.frame_shape
         self.runtime = runtime
-        self.static = RUNTIME_FORMATS[runtime] != "onnx"
+        self.static = FORMATS[RUNTIME_FORMATS[runtime]].static
         self.signatures = signatures(spec)
         self.files, external = format_files(spec, RUNTIME_FORMATS[runtime])
         paths = {p for sigs in self.files.values() for p in sigs.values()}
