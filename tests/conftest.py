@@ -85,9 +85,11 @@ def tiny_bundle(tmp_path_factory) -> Path:
     return out
 
 
-def build_in_process_of_its_own(out: Path, *extra):
+def build_in_process_of_its_own(out: Path, *extra, config=None, checkpoint=TINY_CHECKPOINT):
+    """`fomm-convert build` of `config` (default: the tiny oracle config) into `out`."""
     result = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config",
-                             config_path("tiny"), "--checkpoint", str(TINY_CHECKPOINT),
+                             config or config_path("tiny"), "--checkpoint", str(checkpoint),
                              "--out", str(out), *extra], cwd=ROOT, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    return out

@@ -7,8 +7,6 @@ CI=true and skip elsewhere, naming what to install."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tomllib
 
 import numpy as np
@@ -20,7 +18,8 @@ from fomm_convert.cli import cli
 from fomm_convert.pipeline.predict import TO_ORACLE, resolve_spec
 from fomm_convert.runtime import load_backend
 
-from conftest import FIXTURES, ORACLE, ROOT, config_path, missing_tool
+from conftest import (FIXTURES, ORACLE, ROOT, build_in_process_of_its_own, config_path,
+                      missing_tool)
 from oracle_policy import STAGE, assert_matches_oracle
 
 # The oracle's cases with recorded outputs: config -> checkpoint.
@@ -46,12 +45,8 @@ def openvino():
 
 def build(out, config, checkpoint):
     """An ONNX-only bundle, built as a user builds one (a process of its own)."""
-    result = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config",
-                             config, "--checkpoint", str(checkpoint),
-                             "--formats", "onnx", "--out", str(out)],
-                            cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out
+    return build_in_process_of_its_own(out, "--formats", "onnx", config=config,
+                                       checkpoint=checkpoint)
 
 
 @pytest.fixture(scope="module")
