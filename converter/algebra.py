@@ -8,7 +8,9 @@ layout); every rewrite is computed in float64 and rounded to float32 once.
 - `fold_bn`: conv followed by inference BatchNorm -> one conv.
 - `phase_kernels`: nearest upsample x2 followed by a 3x3 conv (pad 1) -> one 2x2 conv
   with 4*C_out channels on the low-resolution input (then depth-to-space and a crop).
-- `winograd_kernels`: a 3x3 conv (pad 1) -> the 16 matrices of Winograd F(2x2, 3x3).
+- `winograd_kernels`: a 3x3 conv (pad 1) -> the 16 (36) matrices of Winograd F(2x2, 3x3)
+  (F(4x4, 3x3)); `phase_winograd_kernels`: the phase conv's 2x2 kernel -> the 9 matrices
+  of F(2x2, 2x2).
 - `stride2_kernel`: a KxK conv with few output channels -> a stride-2 conv with 4*C_out
   channels (then depth-to-space).
 """
@@ -43,6 +45,12 @@ WINOGRAD_F4_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4
 # Output tile m -> (B^T, G, A^T) of F(m x m, 3x3).
 WINOGRAD = {2: (WINOGRAD_BT, WINOGRAD_G, WINOGRAD_AT),
             4: (WINOGRAD_F4_BT, WINOGRAD_F4_G, WINOGRAD_F4_AT)}
+# Winograd F(2, 2) (points 0, 1, infinity), for the 2x2 phase conv: y0 = d0 g0 + d1 g1 =
+# (d0 - d1) g0 + d1 (g0 + g1), y1 = d1 g0 + d2 g1 = d1 (g0 + g1) + (d2 - d1) g1; every
+# transform entry is 0 or +-1 (G sums two taps), so it rounds like the direct conv.
+WINOGRAD_2TAP = (np.array([[1, -1, 0], [0, 1, 0], [0, -1, 1]], np.float64),
+                 np.array([[1, 0], [1, 1], [0, 1]], np.float64),
+                 np.array([[1, 1, 0], [0, 1, 1]], np.float64))
 
 
 def bn_factors(gamma, beta, mean, variance, epsilon: float = BN_EPSILON):
@@ -74,6 +82,10 @@ def phase_kernels(kernel) -> np.ndarray:
     (2H+2, 2W+2), and the image is its [1:2H+1, 1:2W+1] crop. The pad rows of the
     low-resolution input are exactly the upsampled image's zero padding.
     """
+    return _phase_kernels(kernel).astype(np.float32)
+
+
+def _phase_kernels(kernel) -> np.ndarray:
     kernel = np.asarray(kernel, np.float64)
     if kernel.shape[:2] != (3, 3):
         raise ValueError(f"expected a 3x3 kernel, got {kernel.shape}")
@@ -86,7 +98,7 @@ def phase_kernels(kernel) -> np.ndarray:
                     out[ty, tx, :, sy * 2 + sx] = sum(
                         kernel[dy, dx] for dy in PHASE_TAPS[sy][ty]
                         for dx in PHASE_TAPS[sx][tx])
-    return out.reshape(2, 2, cin, 4 * cout).astype(np.float32)
+    return out.reshape(2, 2, cin, 4 * cout)
 
 
 def winograd_kernels(kernel, tile: int = 2) -> np.ndarray:
@@ -96,7 +108,17 @@ def winograd_kernels(kernel, tile: int = 2) -> np.ndarray:
     kernel = np.asarray(kernel, np.float64)
     if kernel.shape[:2] != (3, 3):
         raise ValueError(f"expected a 3x3 kernel, got {kernel.shape}")
-    g = WINOGRAD[tile][1]
+    return _transformed(kernel, WINOGRAD[tile][1])
+
+
+def phase_winograd_kernels(kernel) -> np.ndarray:
+    """A 3x3 HWIO kernel applied after nearest upsampling x2 -> the [3, 3, I, 4*O] matrices
+    U of F(2x2, 2x2) for its phase conv's 2x2 kernel (`phase_kernels`), summed in float64
+    and rounded once."""
+    return _transformed(_phase_kernels(kernel), WINOGRAD_2TAP[1])
+
+
+def _transformed(kernel, g) -> np.ndarray:
     return np.einsum("ia,jb,abco->ijco", g, g, kernel).astype(np.float32)
 
 

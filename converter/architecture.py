@@ -90,56 +90,56 @@ def use_stride2_final(frame, out_channels: int) -> bool:
         and out_channels < STRIDE2_MAX_CHANNELS
 
 
-# Where Winograd F(2x2, 3x3) pays, measured per layer shape on this project's machine
-# (AVX-512, 1 thread, batch 1; measured with converter/bench/): XNNPACK (TFLite) gains
-# 1.4-2x on every 3x3 conv with 32+ channels on both sides up to 128x128, loses at
-# 256x256 with 64 channels (the transforms are memory-bound there); onnxruntime's
-# direct conv is faster, and Winograd gains 1.1-1.5x only with 128+ channels on both sides.
+# Where Winograd pays, measured per layer shape on this project's machine (AVX-512, batch
+# 1; XNNPACK by scripts/measure_xnnpack.py, onnxruntime with converter/bench/).
+# XNNPACK (TFLite): F(2x2, 3x3) gains 1.4-2x on every 3x3 conv with 32+ channels on both
+# sides up to 128x128 and loses at 256x256 with 64 channels (the transforms are
+# memory-bound there); F(4x4, 3x3) gains more from 64x64 on (best ms at 1 thread, direct /
+# F2 / F4: 64x64 256->256 48 / 27 / 17; 128x128 128->256 99 / 77 / 49; 64x64 44->128
+# 4.2 / 2.8 / 2.1; 256x256 64->128 112 / 127 / 102; 2 threads gave the same order, on a
+# machine too loaded for threads to scale), and less below, where its weights are 2.3x
+# F2's (F2 / F4: 32x32 128->256 3.3 / 2.5 ms; 16x16 256->512 3.1 / 2.5 ms for 10 MB
+# more; 8x8 512->1024 3.8 / 3.5 ms for 42 MB more).
+# onnxruntime: its direct conv is faster, and F(2x2, 3x3) gains 1.1-1.5x only with 128+
+# channels on both sides; F(4x4, 3x3) from 64x64 on: vox-256 `generate` at 1 / 2
+# threads took 724 / 381 ms direct, 573 / 396 with F(2x2, 3x3) on every layer with 128+
+# channels, 499 / 263 with F(4x4, 3x3) on the 64x64 bottleneck instead (505 / 274 with
+# F(4x4, 3x3) on the smaller layers too).
+# F(4x4, 3x3)'s larger rounding stays far inside the image tolerance (ONNX frames 3.2e-6
+# from the direct graph's; TFLite's 1.6e-6 from torch's, where F(2x2, 3x3) gave 1.4e-6).
 WINOGRAD_TARGETS = ("xnnpack", "mlas", "all", "all-f4")
 # Below this many pixels a conv stays direct: Winograd's weights are 16/9 as large, and on
 # vox-256 the 4x4 layer (1024 -> 1024 channels) gave 2 ms per frame for 30 MB of file.
 WINOGRAD_MIN_PIXELS = 64
-
-
-def use_winograd(kernel_shape, padding: int, size, target: str | None) -> bool:
-    """Whether a conv ([kh, kw, I, O], padding, input (height, width)) takes Winograd for
-    a runtime target: "xnnpack" (TFLite, and the SavedModel, which shares its graph),
-    "mlas" (onnxruntime), "all" and "all-f4" (every eligible conv, F(2x2, 3x3) or, where
-    the size allows, F(4x4, 3x3): tests), None (none)."""
-    if target is None or size is None:
-        return False
-    if target not in WINOGRAD_TARGETS:
-        raise ValueError(f"unknown Winograd target {target!r} (known: {WINOGRAD_TARGETS})")
-    (kh, kw, cin, cout), (height, width) = kernel_shape, size
-    if (kh, kw) != (3, 3) or padding != 1 or height % 2 or width % 2:
-        return False
-    narrow = min(cin, cout)
-    if height * width < WINOGRAD_MIN_PIXELS and not target.startswith("all"):
-        return False
-    if target == "xnnpack":
-        return narrow >= 32 and (height * width <= 128 * 128 or narrow >= 128)
-    if target == "mlas":
-        return narrow >= 128
-    return True
-
-
-# onnxruntime takes F(4x4, 3x3) from this many pixels on (sizes divisible by 4): vox-256
-# `generate` at 1 / 2 threads took 724 / 381 ms direct, 573 / 396 with F(2x2, 3x3)
-# wherever use_winograd says, 499 / 263 with F(4x4, 3x3) on the 64x64 bottleneck instead
-# (505 / 274 with F(4x4, 3x3) on the smaller layers too). Its larger rounding stays far
-# inside the image tolerance (frames 3.2e-6 from the direct graph's).
+# Both runtimes take F(4x4, 3x3) from this many pixels on (sizes divisible by 4).
 WINOGRAD_F4_MIN_PIXELS = 64 * 64
 
 
 def winograd_tile(kernel_shape, padding: int, size, target: str | None) -> int:
-    """The output tile m of the Winograd F(m x m, 3x3) a conv takes for a runtime target
-    (see use_winograd): 0 (a direct conv), 2, or 4 (onnxruntime's large layers)."""
-    if not use_winograd(kernel_shape, padding, size, target):
+    """The output tile m of the Winograd F(m x m, 3x3) a conv ([kh, kw, I, O], padding,
+    input (height, width)) takes for a runtime target: 0 (a direct conv), 2 or 4.
+
+    Targets: "xnnpack" (TFLite, and the SavedModel, which shares its graph), "mlas"
+    (onnxruntime), "all" and "all-f4" (every eligible conv, F(2x2, 3x3) or, where the size
+    allows, F(4x4, 3x3): tests), None (none)."""
+    if target is None or size is None:
         return 0
-    height, width = size
-    large = height * width >= WINOGRAD_F4_MIN_PIXELS or target == "all-f4"
-    if target in ("mlas", "all-f4") and height % 4 == 0 and width % 4 == 0 and large:
+    if target not in WINOGRAD_TARGETS:
+        raise ValueError(f"unknown Winograd target {target!r} (known: {WINOGRAD_TARGETS})")
+    (kh, kw, cin, cout), (height, width) = kernel_shape, size
+    if (kh, kw) != (3, 3) or padding != 1 or height % 2 or width % 2:
+        return 0
+    narrow, pixels = min(cin, cout), height * width
+    if target.startswith("all"):
+        f4 = target == "all-f4"
+    elif pixels < WINOGRAD_MIN_PIXELS or narrow < {"xnnpack": 32, "mlas": 128}[target]:
+        return 0
+    else:
+        f4 = pixels >= WINOGRAD_F4_MIN_PIXELS
+    if f4 and height % 4 == 0 and width % 4 == 0:
         return 4
+    if target == "xnnpack" and pixels > 128 * 128 and narrow < 128:
+        return 0
     return 2
 
 
@@ -154,3 +154,25 @@ def use_phase_conv(size) -> bool:
     """Whether an UpBlock2d with a low-resolution input of (height, width) takes the phase
     conv (always when the size is unknown)."""
     return size is None or size[0] * size[1] >= PHASE_MIN_PIXELS
+
+
+# XNNPACK runs the phase conv (4*O outputs) by Winograd F(2x2, 2x2) faster from this many
+# input channels on, the fewest measured (scripts/measure_xnnpack.py on a loaded machine,
+# best ms at 1 / 2 threads, phase conv then F(2x2, 2x2), input size, I -> O: 64x64
+# 256 -> 128 60 / 44, 29 / 29; 16x16 512 -> 128 5.8 / 5.9, 3.7 / 4.1; 32x32 256 -> 64
+# 5.5 / 2.8, 3.5 / 4.0 (medians 5.6 / 5.5, 3.7 / 4.2); 128x128 128 -> 64 50 / 46,
+# 46 / 43, memory-bound: one run of four gave 55 / 53, 68 / 57). onnxruntime's graph
+# keeps the phase conv.
+PHASE_WINOGRAD_MIN_CHANNELS = 128
+
+
+def use_phase_winograd(in_channels: int, target: str | None) -> bool:
+    """Whether the phase conv of an UpBlock2d (use_phase_conv) with in_channels takes
+    Winograd F(2x2, 2x2) for a runtime target (see winograd_tile; only "xnnpack" and the
+    tests' "all" and "all-f4" do)."""
+    if target is None:
+        return False
+    if target not in WINOGRAD_TARGETS:
+        raise ValueError(f"unknown Winograd target {target!r} (known: {WINOGRAD_TARGETS})")
+    return target.startswith("all") or (target == "xnnpack"
+                                        and in_channels >= PHASE_WINOGRAD_MIN_CHANNELS)

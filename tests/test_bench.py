@@ -80,8 +80,9 @@ def test_bench_subset_and_errors(bundle, tmp_path):
 
 def test_flop_counts_of_vox_match_the_field_notes():
     """107.4 GFLOP per full generator call and 2.6 per detector call (vox-256); the fast
-    graphs do about half the generator's work per frame (ONNX, with F(4x4, 3x3) on its
-    64x64 layers, 39%); the detector is exported as it is."""
+    graphs do about a third of the generator's work per frame (TFLite 31%, with F(4x4,
+    3x3) from 64x64 on and F(2x2, 2x2) phase convs; ONNX 39%); the detector is exported
+    as it is."""
     spec = load_spec("vox")
     reference = flop_counts(spec)
     assert reference["generator"] / 1e9 == pytest.approx(107.4, rel=0.01)
@@ -91,7 +92,7 @@ def test_flop_counts_of_vox_match_the_field_notes():
     for graph in ("xnnpack", "mlas"):
         fast = flop_counts(spec, graph)
         assert fast["kp_detector"] == reference["kp_detector"]
-        assert 0.35 < fast["generator_encoded"] / reference["generator_encoded"] < 0.6
+        assert 0.28 < fast["generator_encoded"] / reference["generator_encoded"] < 0.45
 
 
 def test_int8_quality_on_the_sample_media(bundle):

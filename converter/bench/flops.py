@@ -5,8 +5,8 @@ throughput (run.py)."""
 from __future__ import annotations
 
 from ..architecture import (anti_alias_kernel_size, downsampled_size, generator_channels,
-                            halved, hourglass_channels, use_phase_conv, use_stride2_final,
-                            winograd_tile)
+                            halved, hourglass_channels, use_phase_conv, use_phase_winograd,
+                            use_stride2_final, winograd_tile)
 
 # The Winograd target (architecture.winograd_tile) of each graph flop_counts counts.
 WINOGRAD_TARGET = {"reference": None, "xnnpack": "xnnpack", "mlas": "mlas"}
@@ -19,19 +19,31 @@ def _conv(h, w, k, cin, cout, pad):
     return 2 * oh * ow * k * k * cin * cout + oh * ow * cout, (oh, ow)
 
 
+# (tile m, taps r) -> the elementwise ops of one 1-D input and one 1-D output transform of
+# the TF graph's Winograd F(m x m, r x r) (tf_model/fast.py TRANSFORMS; tests/test_fast.py
+# counts them).
+TF_TRANSFORM_OPS = {(2, 3): (4, 4), (4, 3): (17, 13), (2, 2): (2, 2)}
+
+
+def _tf_transforms(tile, taps, cin, cout):
+    """Elementwise ops of the TF graph's transforms per tile: over the rows (m channel
+    blocks wide per tile), then the a = m + r - 1 columns, and back."""
+    forward, backward = TF_TRANSFORM_OPS[tile, taps]
+    return (2 * tile + taps - 1) * (forward * cin + backward * cout)
+
+
 def _conv3x3(h, w, cin, cout, tile: int, graph: str):
     """FLOPs of a 3x3 pad-1 conv, directly (tile 0) or by Winograd F(m x m, 3x3) (tile m):
-    (m+2)^2 products of (cin x cout) per m x m output tile, plus the transforms: adds in
-    the TF graph (F(2x2, 3x3): 32 per input tile and channel, 24 per output tile and
-    channel), dense products in the ONNX graph ((m+2)^4 per input tile and channel,
-    m^2 (m+2)^2 per output tile and channel)."""
+    (m+2)^2 products of (cin x cout) per m x m output tile, plus the transforms: the TF
+    graph's elementwise ops (_tf_transforms), dense products in the ONNX graph ((m+2)^4
+    per input tile and channel, m^2 (m+2)^2 per output tile and channel)."""
     if not tile:
         return _conv(h, w, 3, cin, cout, 1)[0]
     a, tiles = tile + 2, (h // tile) * (w // tile)
     if graph == "mlas":
         transforms = 2 * a ** 4 * cin + 2 * tile ** 2 * a ** 2 * cout
     else:
-        transforms = 32 * cin + 24 * cout
+        transforms = _tf_transforms(tile, 3, cin, cout)
     return tiles * (2 * a * a * cin * cout + transforms) + h * w * cout
 
 
@@ -45,12 +57,18 @@ def _down(size, cin, cout, graph):
     return flops + pooled[0] * pooled[1] * cout * 4, pooled
 
 
-def _up(h, w, cin, cout, fast: bool):
-    """An UpBlock2d at input (h, w): nearest x2 + 3x3 conv (+ BN + ReLU); fast: the phase
-    conv, a 2x2 conv with 4*cout channels over (h+1) x (w+1) positions, where it is used."""
-    if fast and use_phase_conv((h, w)):
-        return 2 * (h + 1) * (w + 1) * 4 * cin * 4 * cout + 2 * 4 * h * w * cout
-    return _conv(2 * h, 2 * w, 3, cin, cout, 1)[0] + 3 * 4 * h * w * cout
+def _up(h, w, cin, cout, graph):
+    """An UpBlock2d at input (h, w): nearest x2 + 3x3 conv (+ BN + ReLU); in the fast
+    graphs the phase conv where it is used, a 2x2 conv with 4*cout channels over (h+1) x
+    (w+1) positions, in the TF graph by Winograd F(2x2, 2x2) where it takes it: 9
+    products per 2x2 block of (h+2) x (w+2) positions, plus the transforms."""
+    if graph == "reference" or not use_phase_conv((h, w)):
+        return _conv(2 * h, 2 * w, 3, cin, cout, 1)[0] + 3 * 4 * h * w * cout
+    relu = 2 * 4 * h * w * cout
+    if use_phase_winograd(cin, WINOGRAD_TARGET[graph]):
+        tiles = ((h + 2) // 2) * ((w + 2) // 2)
+        return tiles * (2 * 9 * cin * 4 * cout + _tf_transforms(2, 2, cin, 4 * cout)) + relu
+    return 2 * (h + 1) * (w + 1) * 4 * cin * 4 * cout + relu
 
 
 def _hourglass(h, w, block_expansion, in_features, num_blocks, max_features, graph):
@@ -62,7 +80,7 @@ def _hourglass(h, w, block_expansion, in_features, num_blocks, max_features, gra
         down, size = _down(size, cin, cout, graph)
         flops += down
     for (cin, cout), skip in zip(decoder, reversed(sizes)):
-        flops += _up(*size, cin, cout, graph != "reference")
+        flops += _up(*size, cin, cout, graph)
         size = skip
     return flops
 
@@ -140,7 +158,7 @@ def flop_counts(spec, graph: str = "reference") -> dict:
         decode += 2 * _conv3x3(fh, fw, bottleneck, bottleneck, tile, graph)
         decode += fh * fw * bottleneck * (4 if fast else 6)  # norm1 (+ norm2), ReLUs, add
     for cin, cout in up_blocks:
-        decode += _up(fh, fw, cin, cout, fast)
+        decode += _up(fh, fw, cin, cout, graph)
         fh, fw = 2 * fh, 2 * fw
     if fast and use_stride2_final((fh, fw), channels):  # 8x8 conv to 4 * channels
         decode += 2 * (fh // 2) * (fw // 2) * 64 * be * 4 * channels

@@ -16,11 +16,17 @@ keypoints and 1e-4 on images) with exact rewrites (algebra.py has the weight alg
   4*C_out channels over the input padded by 1, then DEPTH_TO_SPACE and a one-pixel crop.
   2.25x fewer multiply-adds in every UpBlock2d, and no RESIZE_NEAREST_NEIGHBOR (which
   XNNPACK does not run). Exact: the upsampled image's zero padding is the
-  low-resolution image's zero padding.
-- Winograd F(2x2, 3x3) for the 3x3 convs where it pays on the target runtime (the
-  generator's residual bottleneck, the hourglass encoders): 2.25x fewer multiply-adds,
-  as adds, 16 1x1 convolutions and DEPTH_TO_SPACE. Same function, another order of
-  float32 operations (errors within 2x of the direct conv's).
+  low-resolution image's zero padding. Where it pays on the target runtime
+  (architecture.use_phase_winograd: XNNPACK, 128+ input channels), that 2x2 conv by
+  Winograd F(2x2, 2x2): 1.78x fewer again, with transforms of adds and subs only.
+- Winograd F(2x2, 3x3) or F(4x4, 3x3) for the 3x3 convs where it pays on the target
+  runtime (architecture.winograd_tile; on vox-256 for XNNPACK: F(4x4, 3x3) on the
+  residual bottleneck, the generator's down blocks and the dense-motion encoder's 64x64
+  block, F(2x2, 3x3) on its smaller ones): 2.25x or 4x fewer multiply-adds, as
+  space-to-depth, strided slices, adds (and, for F(4x4, 3x3), multiplies by powers of 2),
+  16 or 36 1x1 convolutions and DEPTH_TO_SPACE, every op one XNNPACK runs. Same
+  function, another order of float32 operations (F(2x2, 3x3): errors within 2x of the
+  direct conv's; F(4x4, 3x3): about 10x, still well inside the tolerances).
 - The generator's final 7x7 conv (3 output channels, which waste most of a GEMM
   micro-kernel) as a stride-2 8x8 conv with 12 channels and DEPTH_TO_SPACE.
 - ReLU fused into the convolution (the TFLite converter emits CONV_2D with a fused
@@ -38,10 +44,10 @@ import numpy as np
 import tensorflow as tf
 
 from . import ops
-from ..algebra import (WINOGRAD_AT, WINOGRAD_BT, bn_factors, fold_bn, phase_kernels,
-                       stride2_kernel, winograd_kernels)
-from ..architecture import (downsampled_size, halved, use_phase_conv, use_stride2_final,
-                            use_winograd)
+from ..algebra import (WINOGRAD_2TAP, WINOGRAD_AT, WINOGRAD_BT, bn_factors, fold_bn,
+                       phase_kernels, phase_winograd_kernels, stride2_kernel, winograd_kernels)
+from ..architecture import (downsampled_size, halved, use_phase_conv, use_phase_winograd,
+                            use_stride2_final, winograd_tile)
 from .blocks import (Block, Conv2d, DownBlock2d, Encoder, Decoder, Hourglass, ResBlock2d,
                      SameBlock2d, Sequential, UpBlock2d, assign_paths)
 from .dense_motion import DenseMotionNetwork
@@ -75,69 +81,108 @@ def _combine(rows, coefficients):
     return out
 
 
-def winograd_conv3x3(x, kernels, bias, relu: bool):
-    """3x3 conv, stride 1, zero padding 1, by Winograd F(2x2, 3x3): (B, H, W, I) -> (B, H,
-    W, O) for even H, W; kernels [4, 4, I, O] from `winograd_kernels`.
+def _f4_input(d):
+    """The six rows of WINOGRAD_F4_BT applied to six terms, sharing the sums the rows have
+    in common (17 ops where the rows one by one take 24; a power of 2 times a float32 is
+    exact, so the sharing changes only the order of the rounding adds)."""
+    p, q = d[4] - d[2] * 4.0, d[3] - d[1] * 4.0
+    s, e = d[4] - d[2], d[3] - d[1]
+    u = e * 2.0
+    return [(d[0] - d[2]) * 4.0 + s, p + q, p - q, s + u, s - u, (d[5] - d[3]) - e * 4.0]
 
-    The input padded by 1 is cut into 4x4 tiles at stride 2 (one per 2x2 output block),
-    through space-to-depth: tile (t, s) rows 2t..2t+3 are block rows t, t+1 with phase
-    0, 1. V = B^T d B takes adds only (B has entries 0, +-1), M_ij = V_ij @ U_ij are 16
-    matrix products (1x1 convolutions) of (tiles, I) by (I, O), and Y = A^T M A adds them
-    back into the 2x2 outputs of each tile, which depth-to-space interleaves. 16 products
-    of I*O per 4 outputs instead of 36: 2.25x fewer multiply-adds. The bias rides on
-    M_11, which every output sums exactly once (A[1, :] = 1 in both directions).
-    """
-    h, w = ops.static_hw(x)
-    c = x.shape[3]
-    if h % 2 or w % 2:
-        raise ValueError(f"Winograd F(2x2, 3x3) needs an even size, got {h}x{w}")
-    t_rows, t_cols = h // 2, w // 2
-    blocks = tf.nn.space_to_depth(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), 2)
-    # Padded row 2t + r is block row t + r // 2, phase r % 2 (channels phase*2C .. +2C).
-    rows = [blocks[:, r // 2:r // 2 + t_rows, :, (r % 2) * 2 * c:(r % 2 + 1) * 2 * c]
-            for r in range(4)]
+
+def _f4_output(m):
+    """The four rows of WINOGRAD_F4_AT applied to six terms (13 ops)."""
+    plus, minus = m[1] + m[2], m[1] - m[2]
+    plus2, minus2 = m[3] + m[4], m[3] - m[4]
+    return [m[0] + plus + plus2, minus + minus2 * 2.0, plus + plus2 * 4.0,
+            minus + minus2 * 8.0 + m[5]]
+
+
+def _rows(matrix):
+    return lambda terms: [_combine(terms, row) for row in matrix]
+
+
+# (output tile m, taps r) of F(m x m, r x r) -> (input transform, output transform), on
+# lists of tensors (or arrays); F(2x2, 2x2) is the phase conv's (winograd_phase_conv).
+TRANSFORMS = {(2, 3): (_rows(WINOGRAD_BT), _rows(WINOGRAD_AT)),
+              (4, 3): (_f4_input, _f4_output),
+              (2, 2): (_rows(WINOGRAD_2TAP[0]), _rows(WINOGRAD_2TAP[2]))}
+
+
+def _winograd(x, pad, kernels, bias, relu: bool, tile: int, taps: int, tiles):
+    """The VALID conv of x padded by pad = [[top, bottom], [left, right]], by Winograd
+    F(m x m, r x r) (m = tile, r = taps, a = m + r - 1): tiles = (rows, columns) of m x m
+    output blocks, (B, m*rows, m*columns, O) out. kernels: [a, a, I, O].
+
+    The padded input (its size a multiple of m: rows past the last tile are never read)
+    is cut into a x a tiles at stride m through space-to-depth: tile (t, s) rows
+    m*t .. m*t+a-1 are block rows t, t+1 with phase 0 .. m-1. V = B^T d B takes adds
+    (and, for F(4x4, 3x3), multiplies by powers of 2), M_ij = V_ij @ U_ij are a*a matrix
+    products (1x1 convolutions) of (tiles, I) by (I, O), and Y = A^T M A sums them back
+    into the m x m outputs of each tile, which depth-to-space interleaves. The bias rides
+    on M_11, which every output sums exactly once (A^T[:, 1] = 1 in all three)."""
+    c, m, a = x.shape[3], tile, tile + taps - 1
+    forward, backward = TRANSFORMS[tile, taps]
+    t_rows, t_cols = tiles
+    blocks = tf.nn.space_to_depth(tf.pad(x, [[0, 0], *pad, [0, 0]]), m)
+    # Padded row m*t + r is block row t + r // m, phase r % m (channels phase*m*C ..).
+    rows = [blocks[:, r // m:r // m + t_rows, :, (r % m) * m * c:(r % m + 1) * m * c]
+            for r in range(a)]
     products = {}
-    for i in range(4):
-        d = _combine(rows, WINOGRAD_BT[i])
-        cols = [d[:, :, q // 2:q // 2 + t_cols, (q % 2) * c:(q % 2 + 1) * c] for q in range(4)]
-        for j in range(4):
-            v = _combine(cols, WINOGRAD_BT[j])
-            m = tf.nn.conv2d(v, kernels[i, j][None, None], strides=1, padding="VALID")
-            products[i, j] = tf.nn.bias_add(m, bias) if (i, j) == (1, 1) else m
-    partial = {(i, q): _combine([products[i, j] for j in range(4)], WINOGRAD_AT[q])
-               for i in range(4) for q in range(2)}
-    outputs = []
-    for p in range(2):
-        for q in range(2):
-            y = _combine([partial[i, q] for i in range(4)], WINOGRAD_AT[p])
-            outputs.append(tf.nn.relu(y) if relu else y)
-    return tf.nn.depth_to_space(tf.concat(outputs, axis=-1), 2)
+    for i, d in enumerate(forward(rows)):
+        cols = [d[:, :, q // m:q // m + t_cols, (q % m) * c:(q % m + 1) * c] for q in range(a)]
+        for j, v in enumerate(forward(cols)):
+            product = tf.nn.conv2d(v, kernels[i, j][None, None], strides=1, padding="VALID")
+            products[i, j] = tf.nn.bias_add(product, bias) if (i, j) == (1, 1) else product
+    partial = {(i, q): y for i in range(a)
+               for q, y in enumerate(backward([products[i, j] for j in range(a)]))}
+    outputs = [None] * (m * m)
+    for q in range(m):
+        for p, y in enumerate(backward([partial[i, q] for i in range(a)])):
+            outputs[p * m + q] = tf.nn.relu(y) if relu else y
+    if m > 2:  # XNNPACK takes a concatenation of 4 inputs, and left one of 16 to TFLite's
+        # one-thread kernel: row by row
+        outputs = [tf.concat(outputs[p * m:(p + 1) * m], axis=-1) for p in range(m)]
+    return tf.nn.depth_to_space(tf.concat(outputs, axis=-1), m)
 
+
+def winograd_conv3x3(x, kernels, bias, relu: bool, tile: int = 2):
+    """3x3 conv, stride 1, zero padding 1, by Winograd F(m x m, 3x3), m = tile (2 or 4):
+    (B, H, W, I) -> (B, H, W, O) for H, W divisible by m; kernels [m+2, m+2, I, O] from
+    `winograd_kernels`. (m+2)^2 products of I*O per m*m outputs instead of 9 m^2: 2.25x
+    (m = 2) or 4x (m = 4) fewer multiply-adds (see _winograd)."""
+    h, w = ops.static_hw(x)
+    m = tile
+    if h % m or w % m:
+        raise ValueError(f"Winograd F({m}x{m}, 3x3) needs sizes divisible by {m}, got {h}x{w}")
+    # Padded by 1, and m - 2 more rows and columns at the end for space-to-depth.
+    return _winograd(x, [[1, m - 1]] * 2, kernels, bias, relu, m, 3, (h // m, w // m))
 
 
 class FusedConv(Block):
     """Stride-1 conv (torch padding) + bias, optionally followed by ReLU; by Winograd
-    F(2x2, 3x3) (`winograd_conv3x3`) when `winograd` (see architecture.use_winograd)."""
+    F(m x m, 3x3) (`winograd_conv3x3`) when `tile` m is 2 or 4 (architecture.winograd_tile)."""
 
-    def __init__(self, kernel, bias, padding: int, relu: bool, winograd: bool = False):
+    def __init__(self, kernel, bias, padding: int, relu: bool, tile: int = 0):
         super().__init__()
         kernel = np.asarray(kernel, np.float32)
-        self.winograd = bool(winograd)
-        self.kernel = _const(winograd_kernels(kernel) if self.winograd else kernel)
+        self.tile = int(tile)
+        self.kernel = _const(winograd_kernels(kernel, self.tile) if self.tile else kernel)
         self.bias = _const(bias)
         self.padding = int(padding)
         self.relu = bool(relu)
 
     def __call__(self, x, taps=None):
-        if self.winograd:
-            return winograd_conv3x3(x, self.kernel, self.bias, self.relu)
+        if self.tile:
+            return winograd_conv3x3(x, self.kernel, self.bias, self.relu, self.tile)
         out = ops.conv2d(x, self.kernel, self.bias, self.padding)
         return tf.nn.relu(out) if self.relu else out
 
 
 def _fused(kernel, bias, padding, relu, size, target) -> FusedConv:
-    winograd = use_winograd(np.shape(kernel), padding, size, target)
-    return FusedConv(kernel, bias, padding, relu, winograd)
+    return FusedConv(kernel, bias, padding, relu,
+                     winograd_tile(np.shape(kernel), padding, size, target))
 
 
 class Stride2Conv(Block):
@@ -191,21 +236,41 @@ def phase_upsample_conv(x, kernel, bias, relu: bool = True):
     return out[:, 1:2 * h + 1, 1:2 * w + 1, :]
 
 
-class FastUpBlock(Block):
-    """UpBlock2d: upsample + conv + BN + ReLU as a phase conv (BN folded) and ReLU; on
-    small inputs (architecture.use_phase_conv) nearest upsample + the folded 3x3 conv, whose
-    weights are 9/16 the size (weight bandwidth, not multiply-adds, bounds them there)."""
+def winograd_phase_conv(x, kernels, bias, relu: bool = True):
+    """phase_upsample_conv with the 2x2 conv by Winograd F(2x2, 2x2): kernels [3, 3, I,
+    4*O] from `phase_winograd_kernels`. 9 products of I*4O per 2x2 outputs instead of 16:
+    1.78x fewer multiply-adds, and transforms of adds and subs only. The (H+1) x (W+1)
+    outputs of the phase conv are computed in whole tiles, for even H (W) one more row
+    (column) of them, outside the crop."""
+    h, w = ops.static_hw(x)
+    tiles = ((h + 2) // 2, (w + 2) // 2)
+    # Padded by 1, then up to the 2 * (tiles + 1) rows (columns) space-to-depth reads.
+    pad = [[1, 2 * t + 1 - n] for t, n in zip(tiles, (h, w))]
+    out = _winograd(x, pad, kernels, bias, relu, 2, 2, tiles)
+    return tf.nn.depth_to_space(out, 2)[:, 1:2 * h + 1, 1:2 * w + 1, :]
 
-    def __init__(self, ref: UpBlock2d, size=None):
+
+class FastUpBlock(Block):
+    """UpBlock2d: upsample + conv + BN + ReLU as a phase conv (BN folded) and ReLU, by
+    Winograd F(2x2, 2x2) where it pays on the target runtime
+    (architecture.use_phase_winograd); on small inputs (architecture.use_phase_conv)
+    nearest upsample + the folded 3x3 conv, whose weights are 9/16 the size (weight
+    bandwidth, not multiply-adds, bounds them there)."""
+
+    def __init__(self, ref: UpBlock2d, size=None, target=None):
         super().__init__()
         if int(ref.conv.kernel.shape[0]) != 3 or ref.conv.padding != 1:
             raise ValueError("the phase rewrite needs a 3x3 conv with padding 1")
         kernel, bias = _folded(ref.conv, ref.norm)
         self.phase = use_phase_conv(size)
-        self.kernel = _const(phase_kernels(kernel) if self.phase else kernel)
+        self.winograd = self.phase and use_phase_winograd(kernel.shape[2], target)
+        self.kernel = _const(phase_winograd_kernels(kernel) if self.winograd else
+                             phase_kernels(kernel) if self.phase else kernel)
         self.bias = _const(np.tile(bias, 4) if self.phase else bias)
 
     def __call__(self, x, taps=None):
+        if self.winograd:
+            return self._tap(taps, winograd_phase_conv(x, self.kernel, self.bias))
         if self.phase:
             return self._tap(taps, phase_upsample_conv(x, self.kernel, self.bias))
         out = ops.conv2d(ops.upsample_nearest2x(x), self.kernel, self.bias, 1)
@@ -240,11 +305,11 @@ class FastEncoder(Encoder):
 
 
 class FastDecoder(Decoder):
-    def __init__(self, ref: Decoder, size=None):
+    def __init__(self, ref: Decoder, size=None, target=None):
         """size: the hourglass input's; up block j (from the deepest) gets size >> (n - j)."""
         Block.__init__(self)
         n = len(ref.up_blocks)
-        self.up_blocks = [FastUpBlock(b, halved(size, n - j))
+        self.up_blocks = [FastUpBlock(b, halved(size, n - j), target)
                           for j, b in enumerate(ref.up_blocks)]
 
 
@@ -252,7 +317,7 @@ class FastHourglass(Hourglass):
     def __init__(self, ref: Hourglass, size=None, target=None):
         Block.__init__(self)
         self.encoder = FastEncoder(ref.encoder, size, target)
-        self.decoder = FastDecoder(ref.decoder, size)
+        self.decoder = FastDecoder(ref.decoder, size, target)
         self.out_filters = ref.out_filters
 
 
@@ -309,7 +374,7 @@ class FastGenerator(OcclusionAwareGenerator):
                             for i, b in enumerate(ref.down_blocks)]
         bottleneck = halved(size, len(ref.down_blocks))
         self.up_blocks = [FastUpBlock(b, None if bottleneck is None else
-                                      (bottleneck[0] << i, bottleneck[1] << i))
+                                      (bottleneck[0] << i, bottleneck[1] << i), target)
                           for i, b in enumerate(ref.up_blocks)]
         self.bottleneck = Sequential({
             name: FastResBlock(getattr(ref.bottleneck, name), bottleneck, target)
@@ -328,9 +393,9 @@ def fast_models(kp_detector: KPDetector, generator: OcclusionAwareGenerator,
                 ) -> tuple[FastKPDetector, FastGenerator]:
     """The exported graphs of two reference-structured models whose weights are loaded.
 
-    winograd: which 3x3 convs of the generator take Winograd F(2x2, 3x3), by runtime
-    target (see architecture.use_winograd: "xnnpack" for TFLite and the SavedModel, "all" or
-    None); kp_winograd: the same for the keypoint detector, None by default: its
+    winograd: which 3x3 convs (and phase convs) of the generator take Winograd, and which
+    tile, by runtime target (see architecture.winograd_tile and use_phase_winograd:
+    "xnnpack" for TFLite and the SavedModel, "all", "all-f4" or None); kp_winograd: the same for the keypoint detector, None by default: its
     temperature-0.1 softmax turns conv rounding into keypoint error ten times over, and
     on XNNPACK the Winograd detector missed the 1e-5 keypoint gate (1.8e-5 on vox-256;
     1e-5 needs every digit), for 2 ms per frame. The models need their frame_shape for
