@@ -46,13 +46,14 @@ all: install
 test: install web
 	$(PY) -m pytest -q
 
-# Speed of every format of a synthetic vox bundle against PyTorch eager (minutes; noisy on
-# a shared machine: it interleaves rounds and reports medians).
+# Speed and memory of every format of a synthetic vox bundle (and OpenVINO on its ONNX
+# files) against PyTorch eager (minutes; noisy on a shared machine: it interleaves rounds
+# and reports medians).
 BENCH := artifacts/bench
 MEDIA := $(wildcard ../shared/media/driving.mp4)
 bench: install
 	$(FC) build --dataset vox --synthetic --force --out $(BENCH)/vox \
-	    --formats savedmodel,tflite,tflite-fp16,tflite-int8,onnx
+	    --formats savedmodel,tflite,tflite-fp16,tflite-int8,onnx,tflite-static,tflite-static-fp16
 	$(FC) bench --bundle $(BENCH)/vox --checkpoint checkpoints/vox-synthetic-seed7.pth.tar \
 	    --threads 1,2 --repeats 5 --json $(BENCH)/vox.json $(if $(MEDIA),--quality-media ../shared/media)
 

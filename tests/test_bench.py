@@ -6,12 +6,14 @@ import json
 import math
 import subprocess
 import sys
+from importlib.util import find_spec
 
 import pytest
 from click.testing import CliRunner
 
 from fomm_convert.bench.backends import BENCH_BACKENDS, bundle_backends
 from fomm_convert.bench.flops import flop_counts
+from fomm_convert.bench.memory import PARTS
 from fomm_convert.cli import cli
 from fomm_convert.spec import load_spec
 
@@ -21,7 +23,8 @@ TINY = config_path("tiny")
 CKPT = FIXTURES / "tiny-seed7.pth.tar"
 RESULT_KEYS = {"backend", "threads", "frames_per_second", "kp_detector_ms",
                "process_kp_driving_ms", "generator_ms", "generator_encoded_ms", "peak_rss_mb",
-               "artifact_mb"}
+               "artifact_mb", "uss_loaded_mb", "uss_ready_mb", "uss_peak_mb", "loading_mb",
+               "loaded_anonymous_mb"}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,9 @@ def test_bench_writes_the_documented_json(bundle, tmp_path):
     assert report["machine"]["matmul_gflops_per_core"] > 0
     assert report["machine"]["cores"] >= 1
     assert report["flop_floor_ms"] > 0
-    backends = ["torch", "tflite", "tflite-int8", "onnx", "savedmodel"]
+    # OpenVINO runs the ONNX files by default where it is installed (bench/backends.py).
+    backends = ["torch", "tflite", "tflite-int8", "onnx", "savedmodel",
+                *(["openvino"] if find_spec("openvino") else [])]
     assert [(r["backend"], r["threads"]) for r in report["results"]] == \
         [(b, t) for t in (1, 2) for b in backends]
     for row in report["results"]:
@@ -56,6 +61,11 @@ def test_bench_writes_the_documented_json(bundle, tmp_path):
             assert isinstance(row[key], float) and math.isfinite(row[key]) and row[key] > 0, \
                 (row["backend"], key, row[key])
         assert row["frames_per_second"] == pytest.approx(1000 / row["frame_ms"])
+        # Private memory (bench/memory.py): never above the resident set, and split into
+        # parts that add up to it.
+        assert row["uss_loaded_mb"] <= row["uss_peak_mb"] <= row["peak_rss_mb"]
+        assert set(row["parts_mb"]) == set(PARTS)
+        assert sum(row["parts_mb"].values()) == pytest.approx(row["uss_ready_mb"], rel=0.05)
         assert len(row["samples_ms"]["frame"]) == 1
         assert row["speedup_vs_torch"] > 0
     # The Markdown table on stdout: a header and one row per result.

@@ -1,9 +1,10 @@
 """The backends a benchmark times: PyTorch eager from the checkpoint (the baseline), one
 per artifact format (formats.FORMATS), then the third-party runtimes over a format's files
-(formats.RUNTIME_FORMATS, timed only when asked for: they need installs of their own); which
-graph each runs and the files it loads."""
+(formats.RUNTIME_FORMATS: OpenVINO by default when it is installed, the browser runtimes
+only when asked for: they need a browser); which graph each runs and the files it loads."""
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 from ..formats import FORMAT_OF_BACKEND, FORMATS, RUNTIME_FORMATS
@@ -14,7 +15,10 @@ _FORMATS = sorted(FORMATS.values(), key=lambda f: f.kind == "savedmodel")
 _FORMAT_OF = {name: FORMATS[FORMAT_OF_BACKEND[name]]
               for name in (*(f.backend for f in _FORMATS), *RUNTIME_FORMATS)}
 BENCH_BACKENDS = ("torch", *_FORMAT_OF)
-DEFAULT_BACKENDS = ("torch", *(f.backend for f in _FORMATS))
+# The in-process third-party runtimes timed by default, with the module each needs.
+_DEFAULT_RUNTIMES = {"openvino": "openvino"}
+DEFAULT_BACKENDS = ("torch", *(f.backend for f in _FORMATS),
+                    *(name for name, module in _DEFAULT_RUNTIMES.items() if find_spec(module)))
 # Which graph (flops.GRAPHS) each backend runs, for its FLOP floor: the TFLite files and the
 # SavedModel hold the XNNPACK-targeted graph, the ONNX files the MLAS-targeted one.
 _GRAPH_OF_KIND = {"tflite": "xnnpack", "savedmodel": "xnnpack", "onnx": "mlas"}

@@ -2,6 +2,16 @@
 row per (backend, threads), and the int8 quality when measured."""
 from __future__ import annotations
 
+import statistics
+
+from .memory import PARTS
+
+
+def _spread(samples) -> float:
+    """(slowest - fastest) / median of a row's frame times."""
+    ordered = sorted(samples)
+    return (ordered[-1] - ordered[0]) / statistics.median(ordered)
+
 
 def markdown(report: dict) -> str:
     m = report["machine"]
@@ -18,18 +28,30 @@ def markdown(report: dict) -> str:
              f"{report['flops']['reference']['frame']:.1f} G, TFLite/SavedModel graph "
              f"{report['flops']['xnnpack']['frame']:.1f} G, ONNX graph "
              f"{report['flops']['mlas']['frame']:.1f} G; floor of the reference frame on one "
-             f"core: {report['flop_floor_ms']:.0f} ms.", "",
-             "| backend | threads | frames/s | frame ms | vs torch | kp_detector ms | "
+             f"core: {report['flop_floor_ms']:.0f} ms.",
+             "Memory (bench/memory.py): USS = private memory, after loading and at its peak; "
+             "its parts after the warm-up (resident pages of the model files, of the "
+             "libraries, anonymous); of the anonymous memory, loading heap = what loading "
+             "added (the runtime's copies of the weights, e.g. XNNPACK's packed weights); "
+             "running = peak USS - USS after loading (activations, kept or transient).",
+             "Spread = (slowest - fastest) / median frame time over the rounds.", "",
+             "| backend | threads | frames/s | frame ms | spread | vs torch | kp_detector ms | "
              "process_kp ms | generator ms | generate (encoded) ms | floor ms | "
-             "peak RSS MB | size MB |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "peak RSS MB | size MB | USS loaded MB | USS peak MB | model files MB | "
+             "libraries MB | anonymous MB | loading heap MB | running MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * 7]
     for r in report["results"]:
         lines.append(
             f"| {r['backend']} | {r['threads']} | {r['frames_per_second']:.2f} | "
-            f"{r['frame_ms']:.1f} | {r.get('speedup_vs_torch', float('nan')):.2f}x | "
+            f"{r['frame_ms']:.1f} | {_spread(r['samples_ms']['frame']):.0%} | "
+            f"{r.get('speedup_vs_torch', float('nan')):.2f}x | "
             f"{r['kp_detector_ms']:.1f} | {r['process_kp_driving_ms']:.2f} | "
             f"{r['generator_ms']:.1f} | {r['generator_encoded_ms']:.1f} | "
-            f"{r['flop_floor_ms']:.0f} | {r['peak_rss_mb']:.0f} | {r['artifact_mb']:.1f} |")
+            f"{r['flop_floor_ms']:.0f} | {r['peak_rss_mb']:.0f} | {r['artifact_mb']:.1f} | "
+            f"{r['uss_loaded_mb']:.0f} | {r['uss_peak_mb']:.0f} | "
+            + " | ".join(f"{r['parts_mb'][part]:.0f}" for part in PARTS)
+            + f" | {r['loaded_anonymous_mb']:.0f} | "
+            f"{r['uss_peak_mb'] - r['uss_loaded_mb']:.0f} |")
     if "int8_quality" in report:
         q = report["int8_quality"]
         lines += ["", f"int8 TFLite vs float32 TFLite on {q['frames']} frames of "

@@ -47,9 +47,9 @@ def bench(bundle: Path, checkpoint: Path, threads=(1, 2), repeats: int = 5, warm
     rate = matmul["gflops"] * 1e9
     results = []
     for count in threads:
-        for worker, peak in _time_thread_count(backends, count, bundle, checkpoint, repeats,
-                                               warmup, say):
-            results.append(_result(worker, peak, flops, rate, bundle, checkpoint))
+        for worker, memory in _time_thread_count(backends, count, bundle, checkpoint,
+                                                 repeats, warmup, say):
+            results.append(_result(worker, memory, flops, rate, bundle, checkpoint))
     baseline = {r["threads"]: r["frames_per_second"] for r in results if r["backend"] == "torch"}
     for r in results:
         if r["threads"] in baseline:
@@ -73,7 +73,8 @@ def bench(bundle: Path, checkpoint: Path, threads=(1, 2), repeats: int = 5, warm
 
 
 def _time_thread_count(backends, count, bundle, checkpoint, repeats, warmup, say):
-    """[(worker, peak RSS MB)] of every backend at one thread count, timed interleaved."""
+    """[(worker, its memory figures)] of every backend at one thread count, timed
+    interleaved."""
     workers = []
     try:
         for name in backends:
@@ -83,15 +84,16 @@ def _time_thread_count(backends, count, bundle, checkpoint, repeats, warmup, say
             say(f"{count} thread(s): round {r + 1}/{repeats}")
             for worker in workers[r % len(workers):] + workers[:r % len(workers)]:
                 worker.round()
-        peaks = [worker.finish() for worker in workers]
+        memory = [worker.finish() for worker in workers]
     finally:
         for worker in workers:
             worker.kill()
-    return list(zip(workers, peaks))
+    return list(zip(workers, memory))
 
 
-def _result(worker, peak, flops, rate, bundle, checkpoint) -> dict:
-    """One row of the report: medians in ms, memory, size and the FLOP floor."""
+def _result(worker, memory, flops, rate, bundle, checkpoint) -> dict:
+    """One row of the report: medians in ms, memory (bench/memory.py), size and the FLOP
+    floor."""
     ms = {name: 1000 * statistics.median(values) for name, values in worker.samples.items()}
     graph = GRAPH_OF[worker.backend]
     return {
@@ -100,7 +102,7 @@ def _result(worker, peak, flops, rate, bundle, checkpoint) -> dict:
         "kp_detector_ms": ms["kp_detector"],
         "process_kp_driving_ms": ms["process_kp_driving"],
         "generator_ms": ms["generator"], "generator_encoded_ms": ms["generator_encoded"],
-        "peak_rss_mb": peak,
+        **memory,
         "artifact_mb": artifact_bytes(worker.backend, bundle, checkpoint) / 2 ** 20,
         "graph": graph, "graph_gflop_per_frame": flops[graph]["frame"] / 1e9,
         "flop_floor_ms": 1000 * flops[graph]["frame"] / (rate * worker.threads),

@@ -1,11 +1,13 @@
 """The timing worker: one backend at one thread count in its own process, so that its
-peak RSS and thread settings are its own; and `Worker`, the parent's handle on it.
+memory and thread settings are its own; and `Worker`, the parent's handle on it.
 
 Started as `python -m fomm_convert.bench --worker BACKEND THREADS BUNDLE CHECKPOINT
-WARMUP`. Protocol (one JSON line each, on the worker's original stdout; anything the
-frameworks print goes to stderr): {"ready": ..., "load_s": ...} (or {"error": message}
-when the backend cannot be opened), then per 'round' line on stdin {"times": {item:
-seconds}}, and on 'quit' {"peak_rss_mb": ...}.
+WARMUP`. Loading and the warm-up are the memory pass (memory.py: stages start, loaded,
+ready, and a USS sampler thread); the timed rounds run after it, without the sampler.
+Protocol (one JSON line each, on the worker's original stdout; anything the frameworks
+print goes to stderr): {"ready": ..., "load_s": ..., "memory": {...}} (or {"error":
+message} when the backend cannot be opened), then per 'round' line on stdin {"times":
+{item: seconds}}, and on 'quit' {"peak_rss_mb": ..., "uss_end_mb": ...}.
 """
 from __future__ import annotations
 
@@ -19,18 +21,23 @@ from pathlib import Path
 
 from ..errors import FommError
 from ..fixtures import demo_inputs
+from ..formats import FORMAT_OF_BACKEND, FORMATS
 from . import BenchError
 from .machine import THREAD_ENV
+from .memory import MB, Sampler, Stages, peak_rss_bytes, uss_bytes
 
 ITEMS = ("frame", "kp_detector", "process_kp_driving", "generator_encoded", "generator")
 
 
-def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _loaded_files(backend_name: str, bundle: str, checkpoint: str) -> list[Path]:
+    """The files a backend loads (a SavedModel's: those under its directories)."""
+    if backend_name == "torch":
+        return [Path(checkpoint)]
+    files = []
+    for path in FORMATS[FORMAT_OF_BACKEND[backend_name]].files():
+        path = Path(bundle) / path
+        files += [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+    return files
 
 
 def _items(backend, spec) -> dict:
@@ -63,19 +70,27 @@ def run_worker(backend_name: str, threads: int, bundle: str, checkpoint: str, wa
         torch.set_num_threads(threads)
         torch.set_num_interop_threads(1)
     from ..bundle.open import open_bundle
+    stages = Stages(_loaded_files(backend_name, bundle, checkpoint))
+    stages.mark("start")
+    sampler = Sampler()
     start = time.perf_counter()
     try:
         opened = open_bundle(bundle, check=False)
         backend = opened.backend(backend_name, checkpoint=checkpoint if backend_name == "torch"
                                  else None, threads=threads)
     except FommError as exc:
+        sampler.stop()
         protocol.write(json.dumps({"error": str(exc)}) + "\n")
         return
+    stages.mark("loaded")
     items = _items(backend, opened.spec)
     for _ in range(warmup):
         for run in items.values():
             run()
-    protocol.write(json.dumps({"ready": True, "load_s": time.perf_counter() - start}) + "\n")
+    stages.mark("ready")
+    memory = stages.report(sampler.stop(), peak_rss_bytes())
+    protocol.write(json.dumps({"ready": True, "load_s": time.perf_counter() - start,
+                               "memory": memory}) + "\n")
     for line in sys.stdin:
         if line.strip() != "round":
             break
@@ -85,7 +100,8 @@ def run_worker(backend_name: str, threads: int, bundle: str, checkpoint: str, wa
             items[name]()
             times[name] = time.perf_counter() - t0
         protocol.write(json.dumps({"times": times}) + "\n")
-    protocol.write(json.dumps({"peak_rss_mb": _peak_rss_mb()}) + "\n")
+    protocol.write(json.dumps({"peak_rss_mb": peak_rss_bytes() / MB,
+                               "uss_end_mb": uss_bytes() / MB}) + "\n")
 
 
 def main(argv=None):
@@ -132,13 +148,17 @@ class Worker:
         for name, seconds in self._read()["times"].items():
             self.samples[name].append(seconds)
 
-    def finish(self) -> float:
+    def finish(self) -> dict:
+        """Quit; the memory figures of the pass, with peak RSS and peak USS over the whole
+        run (the timed rounds included: VmHWM, and the USS at the end)."""
         self.proc.stdin.write("quit\n")
         self.proc.stdin.flush()
-        peak = self._read()["peak_rss_mb"]
+        end = self._read()
         self.proc.wait(timeout=120)
         self.log.close()
-        return peak
+        memory = dict(self.ready["memory"], peak_rss_mb=end["peak_rss_mb"])
+        memory["uss_peak_mb"] = max(memory["uss_peak_mb"], end["uss_end_mb"])
+        return memory
 
     def kill(self):
         if self.proc.poll() is None:
