@@ -1,5 +1,6 @@
 """The `animate` and `reconstruct` jobs: a checked bundle, the inputs prepared as upstream
-demo.py prepares them (`fomm_convert.media`), the streaming loop, the output written
+demo.py prepares them (`fomm_convert.media`), the streaming loop with decoding ahead of
+it and drawing + encoding behind it in threads of their own (stages), the output written
 whole or not at all.
 
 Every input and the output are checked before the backend is loaded, so those errors come
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from ..bundle.open import OpenedBundle, open_bundle
@@ -18,9 +20,14 @@ from ..media import MediaError, open_video, open_writer, output_kind, read_image
 from .best_frame import find_best_frame
 from .drawing import output_frames, source_panel
 from .loop import Reconstruction, Source, animate_frames, reconstruct_frames
-from .progress import ProgressBar, progress
+from .progress import ProgressBar, TimedBackend, progress
+from .stages import Stages
 
 DEFAULT_FPS = 25.0  # for videos whose header gives none
+# The pipeline's bounds (memory: at most this many decoded frames wait for inference, and
+# this many batches, frames and results, for drawing and encoding, whatever the length).
+FRAMES_AHEAD = 8
+BATCHES_BEHIND = 2
 
 
 class AnimateError(FommError):
@@ -44,6 +51,14 @@ class Prepared:
     @property
     def manifest(self) -> dict:
         return self.bundle.manifest
+
+    @property
+    def batch_size(self) -> int:
+        """Frames per generate call when none is asked for: 1 on TFLite, whose XNNPACK
+        runs vox-256 ~12% faster per frame at batch 1 than at 4, with the same bytes out
+        (tests/test_pipeline_animate.py); 4 elsewhere (onnxruntime and torch run a batch
+        of 4 faster per frame)."""
+        return 1 if self.backend_name.startswith("tflite") else 4
 
     @property
     def backend(self):
@@ -112,10 +127,30 @@ def _audio_source(video, out):
         else None
 
 
+def render(stages: Stages, batches, writer, panel, bar):
+    """Each Batch from `batches` (pulled in this thread: inference) drawn and written in a
+    thread of its own, at most BATCHES_BEHIND waiting; the bar counts frames written."""
+    def write(batch):
+        for frame in output_frames(batch, panel):
+            writer.write(frame)
+        bar.update(len(batch.prediction))
+    feed = stages.behind(write, BATCHES_BEHIND, "encode")
+    for batch in batches:
+        feed.put(batch)
+        del batch
+    feed.close()
+
+
 def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative: bool,
-                adapt_scale: bool, batch_size: int = 4, best_frame: bool = False,
+                adapt_scale: bool, batch_size: int | None = None, best_frame: bool = False,
                 visualize: bool = False, stream=None) -> dict:
     """Animate the source with the driving video into `out`; returns a summary.
+
+    Decoding, inference and drawing + encoding run side by side (render); the summary's
+    frames_per_second is end to end: from just after the backend is loaded (the source's
+    preparation included) to the output written and closed; after a --best-frame scan it
+    counts from the scan's end. inference_frames_per_second: the frames over the time in
+    the model calls.
 
     best_frame: the original animates forward from the best frame i to the end and
     backward from i to the start, each relative to frame i, and joins them (the backward
@@ -126,6 +161,7 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative:
     literal join).
     """
     stream = stream if stream is not None else sys.stderr
+    batch_size = prepared.batch_size if batch_size is None else batch_size
     size = frame_size(prepared.spec)
     output_kind(out)  # an unknown output type fails before any work
     check_distinct(out, source_path, driving_path)
@@ -135,33 +171,47 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative:
     summary = {"frames": 0, "fps": fps, "best_frame": None, "audio": False}
     audio = _audio_source(video, out)
     # Opened before any work, so an unwritable output fails first; removed on any failure.
-    with open_writer(out, fps, audio_from=audio) as writer:
+    writer = open_writer(out, fps, audio_from=audio)
+    try:
         backend = prepared.backend
+        start = time.perf_counter()
         source = Source.prepare(backend, source_image)
         panel = source_panel(source) if visualize else None
         kp_initial = keypoints = None
         if best_frame:
-            with progress("best frame", video.frame_count, True, stream) as bar:
-                index, keypoints = find_best_frame(backend, source, video.frames(size), bar)
+            with progress("best frame", video.frame_count, True, stream, start=start) as bar, \
+                    Stages() as stages:
+                frames = stages.ahead(video.frames(size), FRAMES_AHEAD, "decode")
+                index, keypoints = find_best_frame(backend, source, frames, bar)
             kp_initial, summary["best_frame"] = keypoints[index], index
+            start = time.perf_counter()
         total = len(keypoints) if keypoints else video.frame_count
-        with progress("animate", total, keypoints is None, stream) as bar:
-            for batch in animate_frames(backend, source, video.frames(size), relative=relative,
-                                        adapt_scale=adapt_scale, batch_size=batch_size,
-                                        kp_initial=kp_initial, keypoints=keypoints):
-                for frame in output_frames(batch, panel):
-                    writer.write(frame)
-                bar.update(len(batch.prediction))
-        summary["frames"] = writer.count
-    summary.update(audio=audio is not None, frames_per_second=bar.rate())
+        model = TimedBackend(backend)
+        with progress("animate", total, keypoints is None, stream, start=start,
+                      model=model) as bar:
+            with Stages() as stages:
+                frames = stages.ahead(video.frames(size), FRAMES_AHEAD, "decode")
+                batches = animate_frames(model, source, frames, relative=relative,
+                                         adapt_scale=adapt_scale, batch_size=batch_size,
+                                         kp_initial=kp_initial, keypoints=keypoints)
+                render(stages, batches, writer, panel, bar)
+            writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    summary.update(frames=writer.count, audio=audio is not None,
+                   frames_per_second=bar.rate(),
+                   inference_frames_per_second=bar.inference_rate())
     return summary
 
 
-def run_reconstruct(prepared: Prepared, video_path, out=None, *, batch_size: int = 4,
-                    visualize: bool = False, stream=None) -> Reconstruction:
+def run_reconstruct(prepared: Prepared, video_path, out=None, *,
+                    batch_size: int | None = None, visualize: bool = False,
+                    stream=None) -> Reconstruction:
     """The original's reconstruction of a video from its first frame (loop.reconstruct_frames),
     optionally written to `out`."""
     stream = stream if stream is not None else sys.stderr
+    batch_size = prepared.batch_size if batch_size is None else batch_size
     size = frame_size(prepared.spec)
     if out is not None:
         output_kind(out)
@@ -202,7 +252,7 @@ def run_reconstruct(prepared: Prepared, video_path, out=None, *, batch_size: int
 
 
 def animate(bundle, source, driving, out, *, backend: str = "tflite", checkpoint=None,
-            threads=None, relative=None, adapt_scale=None, batch_size: int = 4,
+            threads=None, relative=None, adapt_scale=None, batch_size: int | None = None,
             best_frame: bool = False, visualize: bool = False, notify=print) -> dict:
     """The `animate` command's work: run_animate on a prepared bundle, the normalisation
     defaulting to the bundle spec's; the summary also says which normalisation ran."""
@@ -218,7 +268,8 @@ def animate(bundle, source, driving, out, *, backend: str = "tflite", checkpoint
 
 
 def reconstruct(bundle, video, out=None, *, backend: str = "tflite", checkpoint=None,
-                threads=None, batch_size: int = 4, visualize: bool = False, json_path=None,
+                threads=None, batch_size: int | None = None, visualize: bool = False,
+                json_path=None,
                 notify=print) -> Reconstruction:
     """The `reconstruct` command's work: run_reconstruct, and the L1 report as JSON."""
     prepared = prepare(bundle, backend, checkpoint, threads)

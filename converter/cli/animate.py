@@ -36,9 +36,9 @@ def _common_options(f):
         click.option("--checkpoint", type=click.Path(dir_okay=False),
                      help="For --backend tf/torch: the checkpoint the bundle was built from "
                           "(default: the manifest's)."),
-        click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1),
+        click.option("--batch-size", default=None, type=click.IntRange(1),
                      help="Frames per generator call (memory grows with it, not with the "
-                          "video)."),
+                          "video; default: 1 on TFLite, the fastest there, else 4)."),
         click.option("--threads", type=click.IntRange(1), default=None,
                      help="Threads for the runtime (default: its own choice)."),
     ]
@@ -80,7 +80,8 @@ def animate_command(bundle, backend, checkpoint, batch_size, threads, source, dr
                f"{', with audio' if summary['audio'] else ''}{best}; backend {backend}, "
                f"{'relative' if summary['relative'] else 'absolute'}"
                f"{', adapt-scale' if summary['adapt_scale'] else ''}; "
-               f"{summary['frames_per_second']:.1f} frames/s")
+               f"{summary['frames_per_second']:.1f} frames/s end to end (inference "
+               f"{summary['inference_frames_per_second']:.1f} frames/s)")
 
 
 @click.command("reconstruct")

@@ -16,13 +16,13 @@ from .gif import GIFWriter
 from .images import IMAGE_SUFFIXES, load_image_array, read_image
 from .mp4 import MP4Writer
 from .output import VIDEO_SUFFIXES, open_writer, output_kind
-from .pixels import as_float, to_rgb, to_uint8
+from .pixels import as_float, as_float32, to_rgb, to_uint8
 from .png_dir import FRAME_NAME, PNGDirWriter
 from .resize import resize_like_demo, resize_matrix, resize_taps
 from .video import VideoReader, open_video
 from .writer import FrameWriter
 
 __all__ = ["MediaError", "GIFWriter", "IMAGE_SUFFIXES", "load_image_array", "read_image",
-           "MP4Writer", "VIDEO_SUFFIXES", "open_writer", "output_kind", "as_float", "to_rgb",
-           "to_uint8", "FRAME_NAME", "PNGDirWriter", "resize_like_demo", "resize_matrix",
+           "MP4Writer", "VIDEO_SUFFIXES", "open_writer", "output_kind", "as_float", "as_float32",
+           "to_rgb", "to_uint8", "FRAME_NAME", "PNGDirWriter", "resize_like_demo", "resize_matrix",
            "resize_taps", "VideoReader", "open_video", "FrameWriter"]

@@ -21,6 +21,18 @@ def as_float(image: np.ndarray) -> np.ndarray:
     raise MediaError(f"unsupported image dtype {image.dtype}")
 
 
+def as_float32(image: np.ndarray) -> np.ndarray:
+    """as_float(image) as float32. uint8 (every video frame) is divided in float32 in
+    place: the same 256 values (tests/test_pipeline_animate.py checks each), without the
+    float64 temporaries, whose fresh pages cost 10x the arithmetic."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        out = image.astype(np.float32)
+        out /= np.float32(255)
+        return out
+    return as_float(image).astype(np.float32)
+
+
 def to_uint8(frame: np.ndarray) -> np.ndarray:
     """[0, 1] floats to uint8 as skimage's img_as_ubyte does (rint(x * 255)), clipped."""
     return np.clip(np.rint(np.asarray(frame, np.float64) * 255), 0, 255).astype(np.uint8)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..limits import MAX_PIXELS
 from .errors import MediaError
-from .pixels import as_float
+from .pixels import as_float32
 from .resize import resize_like_demo
 
 
@@ -112,10 +112,12 @@ class VideoReader:
             yield np.frombuffer(raw, np.uint8).reshape(height, width, 3)
 
     def frames(self, shape=None):
-        """float32 (H, W, 3) frames in [0, 1], resized to shape=(H, W) as the demo does."""
+        """float32 (H, W, 3) frames in [0, 1], resized to shape=(H, W) as the demo does
+        (a frame of that size already is only converted: the demo's resize is then the
+        identity)."""
         for frame in self:
-            if shape is None:
-                yield as_float(frame).astype(np.float32)
+            if shape is None or frame.shape[:2] == tuple(shape):
+                yield as_float32(frame)
             else:
                 yield resize_like_demo(frame, shape).astype(np.float32)
 
