@@ -31,8 +31,8 @@ from fomm_convert.architecture import (downsampled_size, generator_channels, hal
                                        hourglass_channels, use_phase_conv)
 from fomm_convert.spec import load_spec
 from fomm_convert.tf_model import ops
-from fomm_convert.tf_model.fast import (phase_upsample_conv, winograd_conv3x3,
-                                        winograd_phase_conv)
+from fomm_convert.tf_model.winograd import (phase_upsample_conv, winograd_conv3x3,
+                                            winograd_phase_conv)
 
 
 def _conv_forms(kernel, bias):

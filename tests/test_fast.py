@@ -18,7 +18,7 @@ from fomm_convert.checkpoint import load_checkpoint
 from fomm_convert.spec import load_spec
 from fomm_convert import algebra, architecture
 from fomm_convert.signatures import signatures
-from fomm_convert.tf_model import fast
+from fomm_convert.tf_model import fast, winograd
 from fomm_convert.tf_model.functions import generate_function
 from fomm_convert.tf_model.weights import build_tf_models
 
@@ -69,8 +69,8 @@ def test_fold_bn_matches_torch_conv_then_batchnorm():
     with torch.no_grad():
         expected_even = nhwc(bn(torch.from_numpy(nchw(torch_conv(even, kernel, bias, 1))))
                              .numpy())
-    winograd = fast.FusedConv(folded_kernel, folded_bias, 1, False, tile=2)
-    assert np.abs(winograd(even).numpy() - expected_even).max() <= OP_TOL
+    by_winograd = fast.FusedConv(folded_kernel, folded_bias, 1, False, tile=2)
+    assert np.abs(by_winograd(even).numpy() - expected_even).max() <= OP_TOL
     assert np.abs(ours_torch - expected).max() <= OP_TOL
     assert np.abs(ours_tf - expected).max() <= OP_TOL
 
@@ -81,11 +81,11 @@ def test_phase_conv_matches_torch_upsample_then_conv(h, w):
     x, kernel, bias = conv_case(rng, 7, 5, 3, h, w)
     up = F.interpolate(torch.from_numpy(nchw(x)), scale_factor=2)  # nearest
     expected = torch_conv(nhwc(up.numpy()), kernel, bias, 1)
-    ours = fast.phase_upsample_conv(x, algebra.phase_kernels(kernel), np.tile(bias, 4),
+    ours = winograd.phase_upsample_conv(x, algebra.phase_kernels(kernel), np.tile(bias, 4),
                                     relu=False).numpy()
     assert ours.shape == expected.shape == (2, 2 * h, 2 * w, 5)
     assert np.abs(ours - expected).max() <= OP_TOL
-    relu = fast.phase_upsample_conv(x, algebra.phase_kernels(kernel), np.tile(bias, 4)).numpy()
+    relu = winograd.phase_upsample_conv(x, algebra.phase_kernels(kernel), np.tile(bias, 4)).numpy()
     assert np.abs(relu - np.maximum(expected, 0)).max() <= OP_TOL
 
 
@@ -95,7 +95,7 @@ def test_winograd_phase_conv_matches_torch_upsample_then_conv(h, w):
     x, kernel, bias = conv_case(rng, 7, 5, 3, h, w)
     up = F.interpolate(torch.from_numpy(nchw(x)), scale_factor=2)  # nearest
     expected = np.maximum(torch_conv(nhwc(up.numpy()), kernel, bias, 1), 0)
-    ours = fast.winograd_phase_conv(x, algebra.phase_winograd_kernels(kernel),
+    ours = winograd.winograd_phase_conv(x, algebra.phase_winograd_kernels(kernel),
                                     np.tile(bias, 4)).numpy()
     assert ours.shape == expected.shape == (2, 2 * h, 2 * w, 5)
     assert np.abs(ours - expected).max() <= OP_TOL
@@ -157,7 +157,7 @@ def test_winograd_matches_torch_conv3x3(tile, h, w, cin, cout, tol, relu):
     expected = torch_conv(x, kernel, bias, 1)
     if relu:
         expected = np.maximum(expected, 0)
-    ours = fast.winograd_conv3x3(x, algebra.winograd_kernels(kernel, tile), bias, relu,
+    ours = winograd.winograd_conv3x3(x, algebra.winograd_kernels(kernel, tile), bias, relu,
                                  tile).numpy()
     assert ours.shape == expected.shape
     assert np.abs(ours - expected).max() <= tol
@@ -169,10 +169,10 @@ WINOGRAD_FORMS = {(2, 3): algebra.WINOGRAD[2], (4, 3): algebra.WINOGRAD[4],
 
 @pytest.mark.parametrize("form", list(WINOGRAD_FORMS))
 def test_winograd_transforms_of_the_tf_graph_are_the_algebra_matrices(form):
-    """fast.TRANSFORMS (shared sums for F(4x4, 3x3)) applied to unit vectors give the rows
+    """winograd.TRANSFORMS (shared sums for F(4x4, 3x3)) applied to unit vectors give the rows
     of B^T and A^T, exactly."""
     bt, _, at = WINOGRAD_FORMS[form]
-    forward, backward = fast.TRANSFORMS[form]
+    forward, backward = winograd.TRANSFORMS[form]
     for matrix, transform in ((bt, forward), (at, backward)):
         units = list(np.eye(matrix.shape[1]))
         np.testing.assert_array_equal(np.array(transform(units)), matrix)
@@ -195,7 +195,7 @@ class OpCount:
 def test_flop_model_counts_the_transform_ops_of_the_tf_graph(form):
     from fomm_convert.bench.flops import TF_TRANSFORM_OPS
     counts = []
-    for transform in fast.TRANSFORMS[form]:
+    for transform in winograd.TRANSFORMS[form]:
         counter = [0]
         transform([OpCount(counter) for _ in range(sum(form) - 1)])
         counts.append(counter[0])
@@ -205,7 +205,7 @@ def test_flop_model_counts_the_transform_ops_of_the_tf_graph(form):
 def test_winograd_f4_needs_sizes_divisible_by_4():
     x, kernel, bias = conv_case(np.random.default_rng(3), 3, 3, 3, 6, 8)
     with pytest.raises(ValueError, match="divisible by 4"):
-        fast.winograd_conv3x3(x, algebra.winograd_kernels(kernel, 4), bias, False, 4)
+        winograd.winograd_conv3x3(x, algebra.winograd_kernels(kernel, 4), bias, False, 4)
 
 
 def test_winograd_needs_3x3_pad_1_and_an_even_size():

@@ -20,7 +20,7 @@ def _conv(h, w, k, cin, cout, pad):
 
 
 # (tile m, taps r) -> the elementwise ops of one 1-D input and one 1-D output transform of
-# the TF graph's Winograd F(m x m, r x r) (tf_model/fast.py TRANSFORMS; tests/test_fast.py
+# the TF graph's Winograd F(m x m, r x r) (tf_model/winograd.py TRANSFORMS; tests/test_fast.py
 # counts them).
 TF_TRANSFORM_OPS = {(2, 3): (4, 4), (4, 3): (17, 13), (2, 2): (2, 2)}
 

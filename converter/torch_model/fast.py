@@ -57,7 +57,7 @@ def _folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[np.ndarray, np.ndarr
 
 class FusedConv(nn.Module):
     """conv + bias [+ ReLU]; by Winograd F(m x m, 3x3) when `tile` m is 2 or 4
-    (architecture.winograd_tile; the TF twin of F(2x2, 3x3) is converter/tf_model/fast.py).
+    (architecture.winograd_tile; the TF twin of F(2x2, 3x3) is converter/tf_model/winograd.py).
 
     The Winograd form is laid out for onnxruntime's threads: every step is one op it runs
     in parallel (a strided slice per tile entry and adds between them ran on one thread:
