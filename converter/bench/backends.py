@@ -44,11 +44,17 @@ def bundle_backends(bundle: Path) -> list[str]:
     return found
 
 
-def artifact_bytes(backend: str, bundle: Path, checkpoint: Path) -> int:
-    """Bytes of the files a backend loads (torch: the checkpoint file)."""
+def loaded_files(backend: str, bundle: Path, checkpoint: Path) -> list[Path]:
+    """The files a backend loads (torch: the checkpoint; a SavedModel: every file under its
+    directories)."""
     if backend == "torch":
-        return Path(checkpoint).stat().st_size
+        return [Path(checkpoint)]
     files = []
     for path in _files(backend, Path(bundle)):
         files += [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-    return sum(p.stat().st_size for p in files)
+    return files
+
+
+def artifact_bytes(backend: str, bundle: Path, checkpoint: Path) -> int:
+    """Bytes of the files a backend loads."""
+    return sum(p.stat().st_size for p in loaded_files(backend, bundle, checkpoint))

@@ -21,23 +21,12 @@ from pathlib import Path
 
 from ..errors import FommError
 from ..fixtures import demo_inputs
-from ..formats import FORMAT_OF_BACKEND, FORMATS
 from . import BenchError
+from .backends import loaded_files
 from .machine import THREAD_ENV
 from .memory import MB, Sampler, Stages, peak_rss_bytes, uss_bytes
 
 ITEMS = ("frame", "kp_detector", "process_kp_driving", "generator_encoded", "generator")
-
-
-def _loaded_files(backend_name: str, bundle: str, checkpoint: str) -> list[Path]:
-    """The files a backend loads (a SavedModel's: those under its directories)."""
-    if backend_name == "torch":
-        return [Path(checkpoint)]
-    files = []
-    for path in FORMATS[FORMAT_OF_BACKEND[backend_name]].files():
-        path = Path(bundle) / path
-        files += [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-    return files
 
 
 def _items(backend, spec) -> dict:
@@ -70,7 +59,7 @@ def run_worker(backend_name: str, threads: int, bundle: str, checkpoint: str, wa
         torch.set_num_threads(threads)
         torch.set_num_interop_threads(1)
     from ..bundle.open import open_bundle
-    stages = Stages(_loaded_files(backend_name, bundle, checkpoint))
+    stages = Stages(loaded_files(backend_name, bundle, checkpoint))
     stages.mark("start")
     sampler = Sampler()
     start = time.perf_counter()
