@@ -39,7 +39,8 @@ HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras")
 # packages whole, and these modules.
 LITE_PACKAGES = ("cli", "animation", "bundle", "media", "checkpoint", *LEAVES)
 LITE = ("", "api", "pipeline", "pipeline.predict", "pipeline.inspect", "pipeline.progress",
-        "runtime", "runtime.base", "runtime.batching", "runtime.tflite_backend",
+        "runtime", "runtime.base", "runtime.batching", "runtime.tflite_backend", "runtime.litert_c",
+        "runtime.file_pages",
         "runtime.onnx_backend", "runtime.openvino_backend", "runtime.browser", "runtime.browser.backend",
         "runtime.browser.session", "runtime.browser.server", "runtime.browser.chromium",
         "runtime.browser.protocol", "runtime.browser.placement", "export",

@@ -2,6 +2,7 @@
 precision, signatures, encode-once, metadata without tensorflow, determinism, op report."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -517,3 +518,15 @@ def test_static_files_run_on_the_gpu(config, tmp_path):
                             "it again in LiteRT.js WebGPU)")
             total = sum(r["count"] for r in part)
             assert (record["ops"], record["gpu_ops"]) == (total, total - sum(cpu.values()))
+
+
+def test_files_must_declare_the_contract(spec, bundle):
+    """The runtime writes a dynamic output wherever it is told, so the backend sizes the
+    outputs by the contract and loads no file whose signatures declare other shapes: here
+    the files of one frame size under a spec of another."""
+    other = dataclasses.replace(spec, frame_shape=(spec.frame_shape[0] * 2,
+                                                   *spec.frame_shape[1:]))
+    with pytest.raises(ValueError, match=r"kp_detector\.tflite: signature serving_default's "
+                                         r"inputs are image \[-1, 64, 64, 3\], not image "
+                                         r"\[-1, 128, 64, 3\]$"):
+        load_backend("tflite", spec=other, bundle=bundle)

@@ -10,14 +10,15 @@
   call that holds the GIL, can escape it (peak RSS cannot).
 - What holds it: each mapping of /proc/self/smaps is in one part (parts): the model
   files (the weights as loaded, where a runtime maps its files: resident pages of them),
-  the other files (the runtimes' libraries) and anonymous memory (heaps, anonymous and
-  memory-file mappings: everything a runtime allocates). The parts add up to the USS of
+  the other files (the runtimes' libraries), XNNPACK's in-memory weight cache (the packed
+  weights of the TFLite backend, a memory file) and anonymous memory (heaps, anonymous and
+  other memory-file mappings: everything else a runtime allocates). The parts add up to the USS of
   that moment (smaps_rollup's, read as well, checks it). Stages tell the anonymous memory
   apart: what loading added (loaded_anonymous: the runtime's own copies of the weights -
-  XNNPACK's packed weights, which the TFLite backend makes at load; onnxruntime's
-  initializers and prepacked weights; and the runtime's import), and what the first call
-  of every item added (first_calls_anonymous: activation arenas and workspaces, and
-  whatever a runtime prepares on first use).
+  onnxruntime's initializers and prepacked weights, and the runtime's import), and what
+  the first call of every item added (first_calls_anonymous: activation arenas and
+  workspaces, and whatever a runtime prepares on first use, e.g. the weights XNNPACK
+  unpacks from float16 to float32).
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ import threading
 from pathlib import Path
 
 MB = 2 ** 20
-PARTS = ("model_files", "libraries", "anonymous")
+PARTS = ("model_files", "libraries", "packed_weights", "anonymous")
+# The memory file XNNPACK's in-memory weight cache packs into (runtime/litert_c.py).
+WEIGHT_CACHE = "/memfd:XNNPack in-memory weight cache"
 
 
 def uss_bytes(rollup: str = "/proc/self/smaps_rollup") -> int:
@@ -48,6 +51,8 @@ def peak_rss_bytes(status: str = "/proc/self/status") -> int:
 def _part(name: str, files: set[str]) -> str:
     if name in files:
         return "model_files"
+    if name.startswith(WEIGHT_CACHE):
+        return "packed_weights"
     if name.startswith("/") and not name.startswith("/memfd:"):
         return "libraries"
     return "anonymous"  # [heap], [stack], anonymous and memory-file mappings

@@ -13,6 +13,11 @@ def _spread(samples) -> float:
     return (ordered[-1] - ordered[0]) / statistics.median(ordered)
 
 
+def _speedup(row) -> str:
+    """The row's speed-up against PyTorch eager; a dash when torch was not measured."""
+    return f"{row['speedup_vs_torch']:.2f}x" if "speedup_vs_torch" in row else "-"
+
+
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [f"# fomm-convert bench: {report['spec']} {'x'.join(map(str, report['frame_shape']))}",
@@ -31,20 +36,22 @@ def markdown(report: dict) -> str:
              f"core: {report['flop_floor_ms']:.0f} ms.",
              "Memory (bench/memory.py): USS = private memory, after loading and at its peak; "
              "its parts after the warm-up (resident pages of the model files, of the "
-             "libraries, anonymous); of the anonymous memory, loading heap = what loading "
-             "added (the runtime's copies of the weights, e.g. XNNPACK's packed weights); "
-             "running = peak USS - USS after loading (activations, kept or transient).",
+             "libraries, XNNPACK's packed weights, anonymous); of the anonymous memory, "
+             "loading heap = what loading added (the runtime's copies of the weights, e.g. "
+             "onnxruntime's initializers); running = peak USS - USS after loading (what the "
+             "first calls add: activations, kept or transient, and XNNPACK's packing, "
+             "done at a signature's first call).",
              "Spread = (slowest - fastest) / median frame time over the rounds.", "",
              "| backend | threads | frames/s | frame ms | spread | vs torch | kp_detector ms | "
              "process_kp ms | generator ms | generate (encoded) ms | floor ms | "
              "peak RSS MB | size MB | USS loaded MB | USS peak MB | model files MB | "
-             "libraries MB | anonymous MB | loading heap MB | running MB |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * 7]
+             "libraries MB | packed weights MB | anonymous MB | loading heap MB | running MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * 8]
     for r in report["results"]:
         lines.append(
             f"| {r['backend']} | {r['threads']} | {r['frames_per_second']:.2f} | "
             f"{r['frame_ms']:.1f} | {_spread(r['samples_ms']['frame']):.0%} | "
-            f"{r.get('speedup_vs_torch', float('nan')):.2f}x | "
+            f"{_speedup(r)} | "
             f"{r['kp_detector_ms']:.1f} | {r['process_kp_driving_ms']:.2f} | "
             f"{r['generator_ms']:.1f} | {r['generator_encoded_ms']:.1f} | "
             f"{r['flop_floor_ms']:.0f} | {r['peak_rss_mb']:.0f} | {r['artifact_mb']:.1f} | "
