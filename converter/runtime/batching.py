@@ -15,6 +15,16 @@ from ..signatures import DRIVING, SOURCE, Signature
 Arrays = dict[str, np.ndarray]
 
 
+def call_batch(signature: Signature, inputs: Arrays) -> int:
+    """The batch of a call's outputs: its driving inputs' (they share one), else its
+    largest source-role input's; 1 for a call of scalar flags alone."""
+    driving = [len(inputs[t.name]) for t in signature.inputs
+               if t.batch == DRIVING and t.name in inputs]
+    return driving[0] if driving else max(
+        (len(inputs[t.name]) for t in signature.inputs
+         if t.batch is not None and t.name in inputs), default=1)
+
+
 def call_per_example(call_one: Callable[[Arrays], Arrays], signature: Signature,
                      inputs: Arrays) -> Arrays:
     """call_one(batch-1 inputs) -> outputs, applied to each example of `inputs`."""
@@ -25,7 +35,7 @@ def call_per_example(call_one: Callable[[Arrays], Arrays], signature: Signature,
     if len(driving) > 1:
         raise ValueError(f"{signature.model} {signature.name}: driving inputs of different "
                          f"batches {sorted(driving)}")
-    count = driving.pop() if driving else max(batches.values(), default=1)
+    count = call_batch(signature, inputs)
     for t in signature.inputs:
         if t.batch == SOURCE and batches.get(t.name) not in (1, count):
             raise ValueError(f"{signature.model} {signature.name}: {t.name} has batch "

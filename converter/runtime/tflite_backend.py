@@ -16,9 +16,9 @@ from pathlib import Path
 
 from ..errors import one_line
 from ..formats import tflite_filename
-from ..signatures import DRIVING, MODELS, Signature, signatures
+from ..signatures import MODELS, Signature, signatures
 from .base import SignatureBackend, check_inputs
-from .batching import call_per_example
+from .batching import call_batch, call_per_example
 from .file_pages import release_file_pages
 from .litert_c import CompiledModel, LiteRtError
 
@@ -48,13 +48,6 @@ def _show(shapes: dict) -> str:
     return ", ".join(f"{name} {list(shape)}" for name, shape in sorted(shapes.items()))
 
 
-def _batch(contract: Signature, inputs) -> int:
-    """The batch of a call's outputs: the driving inputs', else the source's."""
-    batched = [t for t in contract.inputs if t.batch is not None]
-    driving = [len(inputs[t.name]) for t in batched if t.batch == DRIVING]
-    return driving[0] if driving else max(len(inputs[t.name]) for t in batched)
-
-
 class TFLiteBackend(SignatureBackend):
     def __init__(self, spec, bundle, precision: str = "fp32", static: bool = False,
                  threads: int | None = None):
@@ -77,7 +70,7 @@ class TFLiteBackend(SignatureBackend):
         check_inputs(f"{self.paths[model].name} {signature}", contract.input_names, inputs)
 
         def run(args):
-            batch = _batch(contract, args)
+            batch = call_batch(contract, args)
             return self.models[model].run(signature, args, {
                 t.name: t.full_shape(batch) for t in contract.outputs})
         outputs = call_per_example(run, contract, inputs) if self.static else run(inputs)
