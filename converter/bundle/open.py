@@ -14,6 +14,7 @@ from ..formats import FORMAT_OF_BACKEND
 from ..paths import CHECKPOINTS, SYNTHETIC_NAME
 from .artifacts import check_artifacts
 from .manifest import MANIFEST, BundleError, check_files, read_manifest, unlisted_files
+from .models_check import check_format, check_formats
 from .schema import check_identity, validate_manifest
 
 # The backends that run a bundle's artifacts (formats.FORMAT_OF_BACKEND); the others take a
@@ -115,8 +116,9 @@ def _loaded(checkpoint):
 class OpenedBundle:
     """A bundle whose manifest has been read (and its files checked) and its spec resolved."""
 
-    def __init__(self, path, manifest: dict, spec):
+    def __init__(self, path, manifest: dict, spec, gated=()):
         self.path, self.manifest, self.spec = Path(path), manifest, spec
+        self.gated = set(gated)  # formats whose model files have passed models_check
 
     @property
     def synthetic(self) -> bool:
@@ -156,6 +158,10 @@ class OpenedBundle:
         built from, checked against the manifest's weight hashes."""
         self.check_backend(name, checkpoint)
         if name in FORMAT_OF_BACKEND:
+            fmt = FORMAT_OF_BACKEND[name]
+            if fmt not in self.gated:  # no runtime is the first to parse a model file
+                check_format(self.path, self.spec, fmt)
+                self.gated.add(fmt)
             return open_backend(name, self.spec, bundle=self.path, threads=threads)
         return open_backend(name, self.spec, checkpoint=self.load_checkpoint(checkpoint),
                             threads=threads)
@@ -173,4 +179,5 @@ def open_bundle(path, *, check: bool = True) -> OpenedBundle:
             raise BundleError(f"{path}: does not verify ({len(problems)} file problem(s): "
                               + "; ".join(problems) + ")")
         check_artifacts(path, manifest, spec)
-    return OpenedBundle(path, manifest, spec)
+        check_formats(path, spec, manifest["formats"])
+    return OpenedBundle(path, manifest, spec, gated=manifest["formats"] if check else ())

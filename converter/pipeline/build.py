@@ -207,6 +207,7 @@ def _checkpoint_info(checkpoint, weights: dict) -> dict:
 def _make(spec, checkpoint, weights, formats, version, final, stage, progress):
     """The model work: TF graph, per-layer parity, every format exported into the staged
     bundle and checked end to end, its reports written. Returns (reports, quality)."""
+    from ..bundle.models_check import check_format
     from ..export.metadata import model_metadata
     from ..parity.end_to_end import format_parity
     from ..parity.layers import layer_parity
@@ -245,6 +246,7 @@ def _make(spec, checkpoint, weights, formats, version, final, stage, progress):
         EXPORTERS[FORMATS[name].kind](exports, FORMATS[name], progress)
     for name in formats:
         fmt = FORMATS[name]
+        check_format(tmp, spec, name)  # our own files pass the gate users' bundles pass
         candidate = load_backend(fmt.backend, spec=spec, bundle=tmp)
         reports[name] = format_parity(reference, candidate, spec.frame_shape, fmt.profile)
         progress.step(f"end-to-end parity {name} ({fmt.profile}): {verdict(reports[name])}")
