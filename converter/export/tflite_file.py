@@ -97,25 +97,53 @@ class TFLiteFileError(FommError, ValueError):
     """A file that is not a readable .tflite flatbuffer."""
 
 
+_U16, _U32, _I32 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<i")
+
+
 class Table:
+    """One flatbuffer table at `pos` of `buf`, read with struct (the flatbuffers package's
+    own reader costs ~10x more per field, which a whole graph of thousands of tensors
+    feels). Every position is checked to lie inside the buffer before it is read."""
+    __slots__ = ("buf", "pos", "_fields")
+
     def __init__(self, buf, pos):
-        self.tab = flatbuffers.table.Table(buf, pos)
+        self.buf, self.pos = buf, pos
+        vtable = pos - self._read(_I32, pos)
+        count = max(0, self._read(_U16, vtable) // 2 - 2)  # after its size and the table's
+        if vtable + 4 + 2 * count > len(buf):
+            raise ValueError("a vtable runs past the end of the file")
+        self._fields = struct.unpack_from(f"<{count}H", buf, vtable + 4)
+
+    def _read(self, kind: struct.Struct, pos: int):
+        if pos < 0 or pos + kind.size > len(self.buf):
+            raise ValueError(f"an offset ({pos}) outside the file")
+        return kind.unpack_from(self.buf, pos)[0]
 
     def _offset(self, field):
-        return self.tab.Offset(4 + 2 * field)
+        return self._fields[field] if field < len(self._fields) else 0
+
+    def _indirect(self, pos):
+        return pos + self._read(_U32, pos)
 
     def scalar(self, field, flags, default=0):
         o = self._offset(field)
-        return self.tab.Get(flags, self.tab.Pos + o) if o else default
+        return self._read(flags.packer_type, self.pos + o) if o else default
 
     def string(self, field):
         o = self._offset(field)
-        return self.tab.String(self.tab.Pos + o).decode("utf-8") if o else None
+        if not o:
+            return None
+        start = self._indirect(self.pos + o)
+        length = self._read(_U32, start)
+        if start + 4 + length > len(self.buf):
+            raise ValueError("a string runs past the end of the file")
+        return bytes(self.buf[start + 4:start + 4 + length]).decode("utf-8")
 
     def _vector(self, o, item_size):
         """(start, length) of the vector at offset o, checked to lie inside the file."""
-        start, length = self.tab.Vector(o), self.tab.VectorLen(o)
-        if start + length * item_size > len(self.tab.Bytes):
+        where = self._indirect(self.pos + o)
+        start, length = where + 4, self._read(_U32, where)
+        if start + length * item_size > len(self.buf):
             raise ValueError(f"a vector of {length} entries runs past the end of the file")
         if item_size == 4 and length > TFLITE_MAX_ENTRIES:
             raise ValueError(f"a table vector of {length} entries (at most "
@@ -127,25 +155,38 @@ class Table:
         if not o:
             return []
         start, length = self._vector(o, 4)
-        return [Table(self.tab.Bytes, self.tab.Indirect(start + 4 * i)) for i in range(length)]
+        return [Table(self.buf, self._indirect(start + 4 * i)) for i in range(length)]
 
     def ints(self, field, flags=flatbuffers.number_types.Int32Flags):
         o = self._offset(field)
         if not o:
             return None
-        self._vector(o, flags.bytewidth)
-        return self.tab.GetVectorAsNumpy(flags, o).tolist()
+        start, length = self._vector(o, flags.bytewidth)
+        return np.frombuffer(self.buf, np.dtype(flags.packer_type.format), length, start).tolist()
 
     def length(self, field):
         o = self._offset(field)
-        return self.tab.VectorLen(o) if o else 0
+        return self._read(_U32, self._indirect(self.pos + o)) if o else 0
+
+    def present(self, field) -> bool:
+        return bool(self._offset(field))
+
+    def table(self, field):
+        """The table at `field`, None when absent."""
+        o = self._offset(field)
+        return Table(self.buf, self._indirect(self.pos + o)) if o else None
+
+    def span(self, field):
+        """(start, length) of the byte vector at `field` inside the file, None if absent."""
+        o = self._offset(field)
+        return self._vector(o, 1) if o else None
 
     def bytes(self, field):
         o = self._offset(field)
         if not o:
             return None
         start, length = self._vector(o, 1)
-        return bytes(self.tab.Bytes[start:start + length])
+        return bytes(self.buf[start:start + length])
 
 
 U32 = flatbuffers.number_types.Uint32Flags
@@ -192,7 +233,7 @@ def _reading(name):
 def _root(buf):
     if bytes(buf[4:8]) != FILE_IDENTIFIER:
         raise ValueError("no TFL3 identifier")
-    return Table(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
+    return Table(buf, _U32.unpack_from(buf, 0)[0])
 
 
 def _metadata(model: Table) -> dict[str, bytes]:
@@ -203,7 +244,7 @@ def _metadata(model: Table) -> dict[str, bytes]:
         data = buffer.bytes(0)
         if data is None:  # large models keep buffers after the flatbuffer (offset, size)
             offset, size = buffer.scalar(1, U64), buffer.scalar(2, U64)
-            data = bytes(model.tab.Bytes[offset:offset + size])
+            data = bytes(model.buf[offset:offset + size])
         out[entry.string(0)] = data
     return out
 

@@ -31,8 +31,7 @@ PLACEMENT_FILE = Path(__file__).with_name("webgpu_placement.json")
 
 def _options(op: Table) -> Table | None:
     """An operator's builtin options table (Operator field 4), if it has one."""
-    offset = op.tab.Offset(4 + 2 * 4)
-    return Table(op.tab.Bytes, op.tab.Indirect(op.tab.Pos + offset)) if offset else None
+    return op.table(4)
 
 
 def _builtin_names() -> dict[int, str]:
