@@ -50,6 +50,10 @@ MAX_INPUT_BYTES = 2 ** 31
 # inspect and verify without an interpreter: vox's generator has 4454 buffers and 2259
 # tensors in one subgraph; a junk file's vector of millions would make as many objects.
 TFLITE_MAX_ENTRIES = 1 << 16
+# The batch of one call on a dynamic .tflite file: the shape proof (bundle/models_check)
+# holds for every batch up to it (TFLite computes shapes in int32). MAX_INPUT_BYTES holds
+# at most 43690 frames of the smallest config (64x64), so no input that passes is refused.
+TFLITE_MAX_CALL_BATCH = 1 << 16
 
 
 # ------------------------------------------------------------- bundles (bundle/, build)
