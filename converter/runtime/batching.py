@@ -25,6 +25,24 @@ def call_batch(signature: Signature, inputs: Arrays) -> int:
          if t.batch is not None and t.name in inputs), default=1)
 
 
+def check_shapes(signature: Signature, inputs: Arrays, max_batch: int) -> int:
+    """The call's batch N, once every input has the contract's shape: driving inputs of
+    batch N, source inputs of batch 1 or N, 1 <= N <= max_batch, flags scalars (a file's
+    shapes are proven for these calls only: bundle/models_check). ValueError otherwise."""
+    batch = call_batch(signature, inputs)
+    if not 1 <= batch <= max_batch:
+        raise ValueError(f"{signature.model} {signature.name}: a batch of {batch} (it takes "
+                         f"1 to {max_batch})")
+    for t in signature.inputs:
+        shape = tuple(np.shape(inputs[t.name]))
+        allowed = [tuple(t.full_shape(b)) for b in ((1, batch) if t.batch == SOURCE else
+                                                      (batch,))]
+        if shape not in allowed:
+            raise ValueError(f"{signature.model} {signature.name}: {t.name} has shape "
+                             f"{list(shape)}, not {' or '.join(str(list(a)) for a in allowed)}")
+    return batch
+
+
 def call_per_example(call_one: Callable[[Arrays], Arrays], signature: Signature,
                      inputs: Arrays) -> Arrays:
     """call_one(batch-1 inputs) -> outputs, applied to each example of `inputs`."""

@@ -7,8 +7,10 @@ once). XNNPACK prepares a signature's subgraph at its first call, after which th
 pages are handed back (file_pages.py: they are not read again). Inputs are resized to
 each call's shapes, so any batch works, including a source batch of 1 beside a driving
 batch of N; the outputs take the contract's shapes (signatures.py) for that batch, and a
-file must declare the contract's signatures, tensors and shapes to be loaded at all. The
-static files (batch 1) are called once per example (runtime.batching).
+file must declare the contract's signatures, tensors and shapes to be loaded at all. A
+call's inputs must be of the contract's shapes (batching.check_shapes): the calls whose
+output shapes bundle/models_check proves before a file is loaded. The static files
+(batch 1) are called once per example (runtime.batching).
 """
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ from pathlib import Path
 
 from ..errors import one_line
 from ..formats import tflite_filename
+from ..limits import TFLITE_MAX_CALL_BATCH
 from ..signatures import MODELS, Signature, signatures
 from .base import SignatureBackend, check_inputs
-from .batching import call_batch, call_per_example
+from .batching import call_batch, call_per_example, check_shapes
 from .file_pages import release_file_pages
 from .litert_c import CompiledModel, LiteRtError
 
@@ -68,6 +71,7 @@ class TFLiteBackend(SignatureBackend):
     def call(self, model, signature, inputs):
         contract = self.signatures[model][signature]
         check_inputs(f"{self.paths[model].name} {signature}", contract.input_names, inputs)
+        check_shapes(contract, inputs, TFLITE_MAX_CALL_BATCH)
 
         def run(args):
             batch = call_batch(contract, args)
