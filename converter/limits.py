@@ -51,9 +51,12 @@ MAX_INPUT_BYTES = 2 ** 31
 # tensors in one subgraph; a junk file's vector of millions would make as many objects.
 TFLITE_MAX_ENTRIES = 1 << 16
 # The batch of one call on a dynamic .tflite file: the shape proof (bundle/models_check)
-# holds for every batch up to it (TFLite computes shapes in int32). MAX_INPUT_BYTES holds
-# at most 43690 frames of the smallest config (64x64), so no input that passes is refused.
-TFLITE_MAX_CALL_BATCH = 1 << 16
+# holds for every batch up to it, every dimension and shape value inside int32, as TFLite
+# computes them. The largest call a valid input makes is predict's detector on every
+# frame (MAX_INPUT_BYTES: 2730 frames of 256x256); vox-256's generator holds a dimension
+# of 66564 x batch (its Winograd tiles), inside int32 up to a batch of 32261, and 4x
+# that at 512x512, up to 8065.
+TFLITE_MAX_CALL_BATCH = 4096
 
 
 # ------------------------------------------------------------- bundles (bundle/, build)

@@ -5,7 +5,9 @@ The one home of these facts: the TF functions (SavedModel, TFLite), the ONNX wra
 the metadata every file carries and every runtime backend read them from here. Images are
 NHWC float32 in [0, 1]; keypoints (B, K, 2) as (x, y) in [-1, 1]; jacobians (B, K, 2, 2).
 Every tensor but the flags has a leading batch of one of two roles: DRIVING (the batch of
-driving frames) or SOURCE (1, or the driving batch; the artifacts broadcast it).
+driving frames) or SOURCE (1, or the driving batch; the artifacts broadcast it). Source
+inputs that one call makes (a keypoint set's value and jacobian, encode_source's outputs)
+are one group and share their batch.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class TensorInfo:
     batch: str | None  # DRIVING, SOURCE, or None (a scalar flag)
     meaning: str
     dtype: str = "float32"
+    group: str = ""  # tensors of one group share their batch ("": a group of its own)
 
     def full_shape(self, batch="B") -> list:
         """The shape with the batch axis (`batch`: a number, a symbol or None) in front."""
@@ -93,11 +96,12 @@ def signatures(spec) -> dict[str, dict[str, Signature]]:
     jac = spec.estimate_jacobian
 
     def kp(prefix, what, batch, value="value", jacobian="jacobian"):
+        group = prefix or value
         rows = [TensorInfo(prefix if prefix else value, s["value"], batch,
-                           f"{what} keypoints, {KEYPOINTS}")]
+                           f"{what} keypoints, {KEYPOINTS}", group=group)]
         if jac:
             rows.append(TensorInfo(f"{prefix}_jacobian" if prefix else jacobian, s["jacobian"],
-                                   batch, f"{what} jacobians, {JACOBIAN}"))
+                                   batch, f"{what} jacobians, {JACOBIAN}", group=group))
         return tuple(rows)
 
     def image(name, batch, meaning=IMAGE):
@@ -122,9 +126,9 @@ def signatures(spec) -> dict[str, dict[str, Signature]]:
     if not spec.generator["estimate_occlusion_map"]:
         del diagnostics["occlusion_map"]
     encoded = (TensorInfo("source_features", s["source_features"], SOURCE,
-                          "the generator's encoding of the source"),
+                          "the generator's encoding of the source", group="encode_source"),
                TensorInfo("source_down", s["source_down"], SOURCE,
-                          "the source at the dense-motion resolution"))
+                          "the source at the dense-motion resolution", group="encode_source"))
     table = {
         "kp_detector": {"serving_default": ((image("image", DRIVING),), kp_out)},
         "process_kp_driving": {"serving_default": (
@@ -135,8 +139,8 @@ def signatures(spec) -> dict[str, dict[str, Signature]]:
             "serving_default": ((image("source_image", SOURCE),) + generator_kps,
                                 tuple(diagnostics.values())),
             "encode_source": ((image("source_image", SOURCE),), encoded),
-            "generate": (tuple(TensorInfo(t.name, t.shape, t.batch, "from encode_source")
-                               for t in encoded) + generator_kps,
+            "generate": (tuple(TensorInfo(t.name, t.shape, t.batch, "from encode_source",
+                                          group=t.group) for t in encoded) + generator_kps,
                          (diagnostics["prediction"],))},
     }
     return {model: {name: Signature(model, name, inputs, outputs)

@@ -104,20 +104,22 @@ class Table:
     """One flatbuffer table at `pos` of `buf`, read with struct (the flatbuffers package's
     own reader costs ~10x more per field, which a whole graph of thousands of tensors
     feels). Every position is checked to lie inside the buffer before it is read."""
-    __slots__ = ("buf", "pos", "_fields")
+    __slots__ = ("buf", "pos", "_fields", "_vtables")
 
-    def __init__(self, buf, pos):
+    def __init__(self, buf, pos, vtables=None):
         self.buf, self.pos = buf, pos
+        self._vtables = {} if vtables is None else vtables  # shared by a file's tables
         vtable = pos - self._read(_I32, pos)
-        count = max(0, self._read(_U16, vtable) // 2 - 2)  # after its size and the table's
-        if vtable + 4 + 2 * count > len(buf):
-            raise ValueError("a vtable runs past the end of the file")
-        self._fields = struct.unpack_from(f"<{count}H", buf, vtable + 4)
+        fields = self._vtables.get(vtable)
+        if fields is None:
+            count = max(0, self._read(_U16, vtable) // 2 - 2)  # after its size and the table's
+            fields = self._vtables[vtable] = struct.unpack_from(f"<{count}H", buf, vtable + 4)
+        self._fields = fields
 
     def _read(self, kind: struct.Struct, pos: int):
-        if pos < 0 or pos + kind.size > len(self.buf):
+        if pos < 0:  # unpack_from counts a negative position from the end
             raise ValueError(f"an offset ({pos}) outside the file")
-        return kind.unpack_from(self.buf, pos)[0]
+        return kind.unpack_from(self.buf, pos)[0]  # struct.error past the end
 
     def _offset(self, field):
         return self._fields[field] if field < len(self._fields) else 0
@@ -155,14 +157,16 @@ class Table:
         if not o:
             return []
         start, length = self._vector(o, 4)
-        return [Table(self.buf, self._indirect(start + 4 * i)) for i in range(length)]
+        return [Table(self.buf, self._indirect(start + 4 * i), self._vtables)
+                for i in range(length)]
 
     def ints(self, field, flags=flatbuffers.number_types.Int32Flags):
         o = self._offset(field)
         if not o:
             return None
         start, length = self._vector(o, flags.bytewidth)
-        return np.frombuffer(self.buf, np.dtype(flags.packer_type.format), length, start).tolist()
+        return list(struct.unpack_from(f"<{length}{flags.packer_type.format[-1]}", self.buf,
+                                       start))
 
     def length(self, field):
         o = self._offset(field)
@@ -174,7 +178,7 @@ class Table:
     def table(self, field):
         """The table at `field`, None when absent."""
         o = self._offset(field)
-        return Table(self.buf, self._indirect(self.pos + o)) if o else None
+        return Table(self.buf, self._indirect(self.pos + o), self._vtables) if o else None
 
     def span(self, field):
         """(start, length) of the byte vector at `field` inside the file, None if absent."""

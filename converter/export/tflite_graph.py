@@ -187,6 +187,8 @@ def _set(table: Table, kinds: dict, names) -> tuple:
     a vector with entries, a table, a scalar other than 0."""
     found = []
     for (number, kind), name in zip(kinds.items(), names):
+        if not table.present(number):
+            continue
         if kind == VECTOR:
             held = table.length(number) > 0
         elif kind == TABLE:

@@ -27,12 +27,14 @@ def call_batch(signature: Signature, inputs: Arrays) -> int:
 
 def check_shapes(signature: Signature, inputs: Arrays, max_batch: int) -> int:
     """The call's batch N, once every input has the contract's shape: driving inputs of
-    batch N, source inputs of batch 1 or N, 1 <= N <= max_batch, flags scalars (a file's
-    shapes are proven for these calls only: bundle/models_check). ValueError otherwise."""
+    batch N, source inputs of batch 1 or N (one for a group), 1 <= N <= max_batch, flags
+    scalars (a file's shapes are proven for these calls only: bundle/models_check).
+    ValueError otherwise."""
     batch = call_batch(signature, inputs)
     if not 1 <= batch <= max_batch:
         raise ValueError(f"{signature.model} {signature.name}: a batch of {batch} (it takes "
                          f"1 to {max_batch})")
+    groups = {}
     for t in signature.inputs:
         shape = tuple(np.shape(inputs[t.name]))
         allowed = [tuple(t.full_shape(b)) for b in ((1, batch) if t.batch == SOURCE else
@@ -40,6 +42,11 @@ def check_shapes(signature: Signature, inputs: Arrays, max_batch: int) -> int:
         if shape not in allowed:
             raise ValueError(f"{signature.model} {signature.name}: {t.name} has shape "
                              f"{list(shape)}, not {' or '.join(str(list(a)) for a in allowed)}")
+        if t.batch == SOURCE:
+            first = groups.setdefault(t.group or t.name, (t.name, shape[0]))
+            if first[1] != shape[0]:
+                raise ValueError(f"{signature.model} {signature.name}: {first[0]} has batch "
+                                 f"{first[1]} and {t.name} {shape[0]}; one call made both")
     return batch
 
 

@@ -16,9 +16,10 @@ export/tflite_graph.py) and must be, in full:
 - every buffer inside the file, every constant's bytes its shape times its type's size,
   quantization vectors the size of their axis;
 - shapes proven from the input shapes alone (tflite_shapes.infer) for every batch from 1
-  to limits.TFLITE_MAX_CALL_BATCH, with each source input of batch 1 or the batch (the
-  runtime backend calls nothing else): the outputs are the contract's for the call's
-  batch. Static files are proven for batch 1, their only one.
+  to limits.TFLITE_MAX_CALL_BATCH, with each group of source inputs of batch 1 or the
+  batch (the runtime backend calls nothing else: runtime.batching.check_shapes): the
+  outputs are the contract's for the call's batch. Static files are proven for batch 1,
+  their only one.
 
 A file that fails is one ModelFileError line naming the file, the op (index and type) or
 tensor, and the rule.
@@ -37,7 +38,7 @@ from ...signatures import DRIVING, MODELS, SOURCE, signatures
 from . import ModelFileError
 from .tflite_dims import BATCH
 from .tflite_rules import INTEGER, Arg, ShapeError, shown
-from .tflite_shapes import RULES, infer
+from .tflite_shapes import RULES, infer, steps
 
 FLOAT32 = 0
 # Tensor types our files hold, with their sizes: float32, float16 (fp16 weights), int32,
@@ -248,55 +249,60 @@ class _Subgraph:
                 written.add(t)
         for t, info in self.outputs.items():
             self.refuse(t in written, f"output {info.name} is written by no op")
+        self.plan = steps(self.subgraph.operators, self.names)
 
     def prove_shapes(self):
-        """The contract's output shapes for every batch (and source batches 1 or it)."""
-        sources = [t for t, info in self.inputs.items() if info.batch == SOURCE]
+        """The contract's output shapes for every batch (and source batches 1 or it).
+        The first case runs every op; the others, only those a source input reaches."""
+        groups = {}  # source inputs that share a batch (signatures.py: one call made them)
+        for t, info in self.inputs.items():
+            if info.batch == SOURCE:
+                groups.setdefault(info.group or info.name, []).append(t)
         driving = any(info.batch == DRIVING for info in self.inputs.values())
-        reach, memo = self.reach(sources), {}
-        for ones in itertools.product(*([(False, True)] * (0 if self.static else len(sources)))):
-            single = {t for t, one in zip(sources, ones) if one}
-            mask = sum(1 << i for i, one in enumerate(ones) if one)
-            shapes = self.shapes(single, memo, [mask & r for r in reach])
-            batch = 1 if self.static else BATCH
-            called = batch if driving or len(single) < len(sources) else 1
+        batch = 1 if self.static else BATCH
+        sources = {t for members in groups.values() for t in members}
+        base, memo, reached = self.constants(), {}, self.reached(sources)
+        for ones in itertools.product(*([(False, True)] * (0 if self.static else len(groups)))):
+            single = {t for one, members in zip(ones, groups.values()) if one for t in members}
+            state = self.run(dict(base), single, memo, reached if any(ones) else None)
+            if not any(ones):
+                base = state
+            called = batch if driving or single != sources else 1
             for t, info in self.outputs.items():
                 want = tuple(info.full_shape(called))
-                self.refuse(shapes[t] == want, f"output {info.name} would be "
-                            f"{shown(shapes[t])}, not {shown(want)}"
+                self.refuse(state[t].shape == want, f"output {info.name} would be "
+                            f"{shown(state[t].shape)}, not {shown(want)}"
                             f"{_case(single, self.inputs)}")
 
-    def shapes(self, single: set, memo=None, keys=None) -> dict:
-        """{tensor: shape} with the source inputs in `single` of batch 1, the others of
-        the batch (tflite_shapes.infer; memo and keys: its memo)."""
-        batch = 1 if self.static else BATCH
+    def constants(self) -> dict:
+        """{tensor: Arg} of the constants, with the values of the small integer ones."""
         state = {}
         for t in self.constant:
             tensor = self.tensors[t]
             value = self.constant_value(tensor)
             state[t] = Arg(tuple(tensor.shape), None if value is None else
                            np.array(value, dtype=object).reshape(tensor.shape), tensor.type)
+        return state
+
+    def reached(self, tensors: set) -> list:
+        """The indices of the ops that depend on any of `tensors`, in order."""
+        reached, order = set(tensors), []
+        for index, op in enumerate(self.subgraph.operators):
+            if any(t in reached for t in op.inputs):
+                reached.update(op.outputs)
+                order.append(index)
+        return order
+
+    def run(self, state: dict, single: set, memo=None, order=None) -> dict:
+        """`state` with the inputs (those in `single` of batch 1, the others of the batch)
+        and every tensor the ops in `order` (default: all) write (tflite_shapes.infer)."""
+        batch = 1 if self.static else BATCH
         for t, info in self.inputs.items():
             state[t] = Arg(tuple(info.full_shape(1 if t in single else batch)), None, FLOAT32)
         try:
-            return infer(self.subgraph.operators, self.names, [t.type for t in self.tensors],
-                         state, memo, keys)
+            return infer(self.plan, [t.type for t in self.tensors], state, memo, order)
         except ShapeError as exc:
             raise _Refused(f"{self.where}{_case(single, self.inputs)}: {exc}") from None
-
-    def reach(self, sources) -> list:
-        """For each op, the source inputs (bits in `sources` order) it depends on: an op
-        none of whose inputs changes between two cases has the same outputs in both."""
-        masks = {t: 1 << i for i, t in enumerate(sources)}
-        out = []
-        for op in self.subgraph.operators:
-            mask = 0
-            for t in op.inputs:
-                mask |= masks.get(t, 0)
-            for t in op.outputs:
-                masks[t] = mask
-            out.append(mask)
-        return out
 
     def constant_value(self, tensor):
         """The values of a small integer constant (the shape operands'), else None."""
@@ -313,7 +319,8 @@ def signature_shapes(graph, key: str, contract, static: bool, ones=()) -> dict:
     signature = next(s for s in graph.signatures if s.key == key)
     checked = _Subgraph(graph, signature, contract, static)
     checked.check()
-    return checked.shapes({t for t, info in checked.inputs.items() if info.name in ones})
+    single = {t for t, info in checked.inputs.items() if info.name in ones}
+    return {t: arg.shape for t, arg in checked.run(checked.constants(), single).items()}
 
 
 def _case(single: set, inputs: dict) -> str:

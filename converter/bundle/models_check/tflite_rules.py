@@ -23,11 +23,12 @@ class ShapeError(ValueError):
 
 class Arg:
     """A tensor during the proof: its shape, its values when known (an object array of
-    ints and Polys), its type."""
-    __slots__ = ("shape", "value", "type")
+    ints and Polys; `key`: them as a tuple), its type."""
+    __slots__ = ("shape", "value", "type", "key")
 
     def __init__(self, shape, value, type_):
         self.shape, self.value, self.type = shape, value, type_
+        self.key = None if value is None else tuple(value.reshape(-1).tolist())
 
 
 def need(condition, message):

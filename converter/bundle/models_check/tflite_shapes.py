@@ -80,45 +80,60 @@ VALUE_OPS = frozenset({"ADD", "SUB", "MUL", "FLOOR_DIV", "MAXIMUM", "MINIMUM", "
                        "SLICE", "GATHER"})
 
 
-def infer(ops, names, types, state: dict, memo=None, keys=None) -> dict:
-    """Every tensor's shape after running `ops` (a subgraph's Operators in execution order;
-    names[i]: op i's type; types[t]: tensor t's type) from `state` ({tensor: Arg} of its
-    inputs and constants, the values of small integer constants known). Returns {tensor:
-    shape}; ShapeError("op <i> (<TYPE>): <the rule broken>") for an op whose shapes are
-    not proven. With `memo` (a dict kept across calls) and keys[i] (what op i's inputs
-    depend on in this call), an op whose key was seen takes its outputs from memo."""
-    for index, (op, name) in enumerate(zip(ops, names)):
-        if memo is not None:
-            seen = memo.get((index, keys[index]))
-            if seen is not None:
-                state.update(zip(op.outputs, seen))
-                continue
-        rule = RULES[name]
+class Step(NamedTuple):
+    """One op, ready to be run by infer."""
+    name: str
+    rule: Rule
+    options: dict  # its options, with its type under "op"
+    inputs: tuple
+    outputs: tuple
+
+
+def steps(ops, names) -> list:
+    """The Steps of a subgraph's Operators in execution order (names[i]: op i's type)."""
+    return [Step(name, RULES[name], dict(op.options or {}, op=name), op.inputs, op.outputs)
+            for op, name in zip(ops, names)]
+
+
+def infer(plan, types, state: dict, memo: dict | None = None, order=None) -> dict:
+    """`state` ({tensor: Arg} of the inputs and constants, the values of small integer
+    constants known) with every tensor `plan` (steps()) writes added, shapes proven;
+    types[t]: tensor t's type; order: the indices of the steps to run (default: all).
+    ShapeError("op <i> (<TYPE>): <the rule broken>") for an op whose shapes are not
+    proven. `memo`, kept across calls on one plan, holds each op's outputs by its inputs'
+    shapes and values: the same inputs make the same outputs, so a call with other input
+    shapes recomputes only what they change."""
+    for index in range(len(plan)) if order is None else order:
+        step = plan[index]
+        args = [state[i] for i in step.inputs]
+        key = (index, *((a.shape, a.key) for a in args)) if memo is not None else None
+        seen = memo.get(key) if memo is not None else None
+        if seen is not None:
+            state.update(zip(step.outputs, seen))
+            continue
         try:
-            args = [state[i] for i in op.inputs]
-            for position, what in rule.operands.items():
+            for position, what in step.rule.operands.items():
                 need(args[position].value is not None,
                      lambda: f"its {what} (input {position}) is neither a constant nor "
                      f"computed from the input shapes")
-            options = dict(op.options or {}, op=name)
-            results = rule.shapes(options, args, len(op.outputs))
-            need(len(results) == len(op.outputs), lambda: f"{len(op.outputs)} outputs")
-            for t, (shape, value) in zip(op.outputs, results):
+            results = step.rule.shapes(step.options, args, len(step.outputs))
+            need(len(results) == len(step.outputs), lambda: f"{len(step.outputs)} outputs")
+            for t, (shape, value) in zip(step.outputs, results):
                 _check_shape(shape)
-                keep = (value is not None and name in VALUE_OPS and types[t] in INTEGER
+                keep = (value is not None and step.name in VALUE_OPS and types[t] in INTEGER
                         and np.size(value) <= VALUE_MAX)
                 if keep:
                     value = np.asarray(value, dtype=object)
                     _check_values(value)
                 state[t] = Arg(shape, value if keep else None, types[t])
         except (ShapeError, Undecided) as exc:
-            raise ShapeError(f"op {index} ({name}): {exc}") from None
+            raise ShapeError(f"op {index} ({step.name}): {exc}") from None
         except _MALFORMED as exc:  # shapes a rule does not expect (a rank too small, ...)
-            raise ShapeError(f"op {index} ({name}): its inputs are not what {name} takes "
-                             f"({type(exc).__name__})") from None
+            raise ShapeError(f"op {index} ({step.name}): its inputs are not what {step.name} "
+                             f"takes ({type(exc).__name__})") from None
         if memo is not None:
-            memo[(index, keys[index])] = [state[t] for t in op.outputs]
-    return {t: arg.shape for t, arg in state.items()}
+            memo[key] = [state[t] for t in step.outputs]
+    return state
 
 
 def _check_shape(shape):
