@@ -302,7 +302,7 @@ class _Subgraph:
         try:
             return infer(self.plan, [t.type for t in self.tensors], state, memo, order)
         except ShapeError as exc:
-            raise _Refused(f"{self.where}{_case(single, self.inputs)}: {exc}") from None
+            self.refuse(False, f"{exc}{_case(single, self.inputs)}", exc.op)
 
     def constant_value(self, tensor):
         """The values of a small integer constant (the shape operands'), else None."""

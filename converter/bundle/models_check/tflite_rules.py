@@ -18,7 +18,11 @@ INTEGER = (INT32, INT64)
 
 
 class ShapeError(ValueError):
-    pass
+    """A shape not proven: the rule broken, and the index of the op (None: not yet known)."""
+
+    def __init__(self, message: str, op: int | None = None):
+        super().__init__(message)
+        self.op = op
 
 
 class Arg:

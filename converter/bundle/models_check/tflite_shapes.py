@@ -99,10 +99,10 @@ def infer(plan, types, state: dict, memo: dict | None = None, order=None) -> dic
     """`state` ({tensor: Arg} of the inputs and constants, the values of small integer
     constants known) with every tensor `plan` (steps()) writes added, shapes proven;
     types[t]: tensor t's type; order: the indices of the steps to run (default: all).
-    ShapeError("op <i> (<TYPE>): <the rule broken>") for an op whose shapes are not
-    proven. `memo`, kept across calls on one plan, holds each op's outputs by its inputs'
-    shapes and values: the same inputs make the same outputs, so a call with other input
-    shapes recomputes only what they change."""
+    ShapeError(the rule broken, the op's index) for an op whose shapes are not proven.
+    `memo`, kept across calls on one plan, holds each op's outputs by its inputs' shapes
+    and values: the same inputs make the same outputs, so a call with other input shapes
+    recomputes only what they change."""
     for index in range(len(plan)) if order is None else order:
         step = plan[index]
         args = [state[i] for i in step.inputs]
@@ -120,17 +120,18 @@ def infer(plan, types, state: dict, memo: dict | None = None, order=None) -> dic
             need(len(results) == len(step.outputs), lambda: f"{len(step.outputs)} outputs")
             for t, (shape, value) in zip(step.outputs, results):
                 _check_shape(shape)
+                # A fused activation (RELU on an ADD, ...) clamps what the rule computed.
                 keep = (value is not None and step.name in VALUE_OPS and types[t] in INTEGER
-                        and np.size(value) <= VALUE_MAX)
+                        and not step.options.get("activation") and np.size(value) <= VALUE_MAX)
                 if keep:
                     value = np.asarray(value, dtype=object)
                     _check_values(value)
                 state[t] = Arg(shape, value if keep else None, types[t])
         except (ShapeError, Undecided) as exc:
-            raise ShapeError(f"op {index} ({step.name}): {exc}") from None
+            raise ShapeError(str(exc), index) from None
         except _MALFORMED as exc:  # shapes a rule does not expect (a rank too small, ...)
-            raise ShapeError(f"op {index} ({step.name}): its inputs are not what {step.name} "
-                             f"takes ({type(exc).__name__})") from None
+            raise ShapeError(f"its inputs are not what {step.name} takes "
+                             f"({type(exc).__name__})", index) from None
         if memo is not None:
             memo[key] = [state[t] for t in step.outputs]
     return state
