@@ -13,7 +13,7 @@ its union type alone. Lite: flatbuffers and numpy only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import flatbuffers
 
@@ -86,8 +86,7 @@ _VECTOR_OPTIONS = {17: ("new_shape", 0), 30: ("squeeze_dims", 0)}
 SMALL_BUFFER = 256  # bytes of a buffer read along (the values of shape operands)
 
 
-@dataclass(frozen=True)
-class Buffer:
+class Buffer(NamedTuple):
     size: int  # bytes of data (0: none)
     start: int  # where the data starts in the file
     external: bool  # held past the flatbuffer (offset, size) rather than in it
@@ -95,8 +94,7 @@ class Buffer:
     data: bytes | None = None  # the bytes of a buffer of at most SMALL_BUFFER inside the file
 
 
-@dataclass(frozen=True)
-class Quantization:
+class Quantization(NamedTuple):
     scale: int  # entries of each vector
     zero_point: int
     min: int
@@ -105,8 +103,7 @@ class Quantization:
     details: bool  # custom quantization details (a union)
 
 
-@dataclass(frozen=True)
-class Tensor:
+class Tensor(NamedTuple):
     name: str
     type: int
     shape: tuple
@@ -120,8 +117,7 @@ class Tensor:
         return self.signature if self.signature is not None else self.shape
 
 
-@dataclass(frozen=True)
-class Operator:
+class Operator(NamedTuple):
     opcode: int  # index into Graph.codes
     inputs: tuple
     outputs: tuple
@@ -130,15 +126,13 @@ class Operator:
     extras: tuple = ()  # fields present beyond the builtin ones (custom options, ...)
 
 
-@dataclass(frozen=True)
-class OpCode:
+class OpCode(NamedTuple):
     builtin: int  # max(deprecated_builtin_code, builtin_code), as the runtime reads it
     custom: str | None
     version: int
 
 
-@dataclass(frozen=True)
-class SubGraph:
+class SubGraph(NamedTuple):
     name: str | None
     tensors: tuple
     inputs: tuple
@@ -146,23 +140,21 @@ class SubGraph:
     operators: tuple
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(NamedTuple):
     key: str
     subgraph: int
     inputs: tuple  # ((name, tensor index), ...)
     outputs: tuple
 
 
-@dataclass(frozen=True)
-class Graph:
+class Graph(NamedTuple):
     size: int  # the file's bytes
     codes: tuple
     subgraphs: tuple
     buffers: tuple
     signatures: tuple
     metadata: tuple  # ((name, buffer index), ...)
-    unread: tuple = field(default=())  # Model fields present that are not modelled
+    unread: tuple = ()  # Model fields present that are not modelled
 
 
 def read_graph(source) -> Graph:
