@@ -147,8 +147,12 @@ class _Subgraph:
 
     def refuse(self, condition, message, op=None):
         if not condition:
-            where = self.where if op is None else f"op {op} ({self.names[op]}) of {self.where}"
-            raise _Refused(f"{where}: {message}")
+            self.fail(message, op)
+
+    def fail(self, message, op=None):
+        """The refusal, naming the op (by its index) or else the signature."""
+        where = self.where if op is None else f"op {op} ({self.names[op]}) of {self.where}"
+        raise _Refused(f"{where}: {message}")
 
     def check(self):
         buffers = self.graph.buffers
@@ -165,34 +169,35 @@ class _Subgraph:
         return self.tensors[index]
 
     def check_tensors(self):
+        buffers = self.graph.buffers
         for index, tensor in enumerate(self.tensors):
-            where = f"tensor {index} ({tensor.name})"
-            self.refuse(not tensor.extras, f"{where} holds {', '.join(tensor.extras)} (ours "
-                                           f"hold none)")
-            self.refuse(tensor.type in TYPE_SIZES, f"{where} has type {tensor.type}, not one "
-                                                   f"of ours")
-            self.refuse(tensor.buffer < len(self.graph.buffers), f"{where}: no buffer "
-                                                                 f"{tensor.buffer}")
-            self.refuse(all(d >= 0 for d in tensor.shape)
-                        and all(d >= -1 for d in tensor.declared)
-                        and len(tensor.declared) == len(tensor.shape),
-                        f"{where} declares shape {list(tensor.declared)}")
-            buffer = self.graph.buffers[tensor.buffer]
-            if buffer.size:
+            if tensor.extras:
+                self.fail(f"{_tensor(index, tensor)} holds {', '.join(tensor.extras)} (ours "
+                          f"hold none)")
+            if tensor.type not in TYPE_SIZES:
+                self.fail(f"{_tensor(index, tensor)} has type {tensor.type}, not one of ours")
+            if tensor.buffer >= len(buffers):
+                self.fail(f"{_tensor(index, tensor)}: no buffer {tensor.buffer}")
+            if not (len(tensor.declared) == len(tensor.shape) and min(tensor.shape, default=0)
+                    >= 0 and min(tensor.declared, default=0) >= -1):
+                self.fail(f"{_tensor(index, tensor)} declares shape {list(tensor.declared)}")
+            held = buffers[tensor.buffer].size
+            if held:
                 size = TYPE_SIZES[tensor.type]
                 for d in tensor.shape:
                     size *= d
-                self.refuse(tuple(tensor.declared) == tuple(tensor.shape),
-                            f"{where} is a constant declared {list(tensor.declared)}")
-                self.refuse(buffer.size == size, f"{where} is a constant of "
-                            f"{list(tensor.shape)} x {TYPE_SIZES[tensor.type]} bytes held in "
-                            f"{buffer.size} bytes")
+                if tuple(tensor.declared) != tuple(tensor.shape):
+                    self.fail(f"{_tensor(index, tensor)} is a constant declared "
+                              f"{list(tensor.declared)}")
+                if held != size:
+                    self.fail(f"{_tensor(index, tensor)} is a constant of "
+                              f"{list(tensor.shape)} x {TYPE_SIZES[tensor.type]} bytes held "
+                              f"in {held} bytes")
             q = tensor.quantization
-            if q is not None:
-                self.refuse(not q.details and q.scale == q.zero_point and (
+            if q is not None and not (not q.details and q.scale == q.zero_point and (
                     q.scale <= 1 or 0 <= q.dimension < len(tensor.shape)
-                    and q.scale == tensor.shape[q.dimension]),
-                    f"{where}: its quantization does not fit its shape")
+                    and q.scale == tensor.shape[q.dimension])):
+                self.fail(f"{_tensor(index, tensor)}: its quantization does not fit its shape")
 
     def check_signature(self):
         sides = (("input", self.signature.inputs, self.subgraph.inputs, self.contract.inputs),
@@ -232,20 +237,22 @@ class _Subgraph:
             name = self.names[index] = op_name(codes[op.opcode])
             self.refuse(_op_rule(name) is None, _op_rule(name), index)
             rule = RULES[name]
-            self.refuse(not op.extras, f"holds {', '.join(op.extras)}", index)
-            self.refuse(op.options_type == rule.options, f"options of type "
-                        f"{op.options_type}, not {rule.options}", index)
-            self.refuse(len(op.inputs) == rule.inputs if rule.inputs else len(op.inputs) >= 1,
-                        f"{len(op.inputs)} inputs", index)
-            self.refuse(len(op.outputs) >= 1, "no output", index)
+            if op.extras:
+                self.fail(f"holds {', '.join(op.extras)}", index)
+            if op.options_type != rule.options:
+                self.fail(f"options of type {op.options_type}, not {rule.options}", index)
+            if not (len(op.inputs) == rule.inputs if rule.inputs else op.inputs):
+                self.fail(f"{len(op.inputs)} inputs", index)
+            if not op.outputs:
+                self.fail("no output", index)
             for position, t in enumerate(op.inputs):
-                self.refuse(0 <= t < len(self.tensors) and t in written,
-                            f"input {position} is tensor {t}, which nothing wrote before",
-                            index)
+                if t not in written:  # written holds tensor indices only
+                    self.fail(f"input {position} is tensor {t}, which nothing wrote before",
+                              index)
             for t in op.outputs:
-                self.refuse(0 <= t < len(self.tensors) and t not in written,
-                            f"writes tensor {t}, which is a constant, an input or written "
-                            f"before", index)
+                if t in written or not 0 <= t < len(self.tensors):
+                    self.fail(f"writes tensor {t}, which is a constant, an input or written "
+                              f"before", index)
                 written.add(t)
         for t, info in self.outputs.items():
             self.refuse(t in written, f"output {info.name} is written by no op")
@@ -321,6 +328,10 @@ def signature_shapes(graph, key: str, contract, static: bool, ones=()) -> dict:
     checked.check()
     single = {t for t, info in checked.inputs.items() if info.name in ones}
     return {t: arg.shape for t, arg in checked.run(checked.constants(), single).items()}
+
+
+def _tensor(index: int, tensor) -> str:
+    return f"tensor {index} ({tensor.name})"
 
 
 def _case(single: set, inputs: dict) -> str:
