@@ -143,9 +143,10 @@ class CompiledModel:
             wanted.append(shape)
         held = self._held[key]
         if self._shapes.get(key) != shapes:
+            self._shapes.pop(key, None)
             self._resize(signature, args)
-            self._shapes[key] = shapes
             held = self._before_binding(key, signature, wanted)
+            self._shapes[key] = shapes  # checked: the next call of these shapes needs no check
         # The runtime checks each array against the size it holds for its tensor, which
         # for an output shaped while running is the previous run's until it runs.
         outputs = [guarded_empty(shape, max(_count(shape), _count(before)))
