@@ -40,11 +40,12 @@ HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras")
 LITE_PACKAGES = ("cli", "animation", "bundle", "media", "checkpoint", *LEAVES)
 LITE = ("", "api", "pipeline", "pipeline.predict", "pipeline.inspect", "pipeline.progress",
         "runtime", "runtime.base", "runtime.batching", "runtime.tflite_backend", "runtime.litert_c",
-        "runtime.file_pages",
+        "runtime.file_pages", "runtime.litert_library", "runtime.guarded",
         "runtime.onnx_backend", "runtime.openvino_backend", "runtime.browser", "runtime.browser.backend",
         "runtime.browser.session", "runtime.browser.server", "runtime.browser.chromium",
         "runtime.browser.protocol", "runtime.browser.placement", "export",
-        "export.tflite_file", "export.gpu_rules", "export.tflite_ops", "spec", "specs")
+        "export.tflite_file", "export.tflite_graph", "export.gpu_rules", "export.tflite_ops",
+        "spec", "specs")
 
 
 def is_lite(name: str) -> bool:
