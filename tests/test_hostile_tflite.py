@@ -86,6 +86,7 @@ def tensor(model, sub, shape, kind=FLOAT32, data: np.ndarray | None = None,
     """A new tensor of `sub` (a constant when `data` is given)."""
     t = schema.TensorT()
     t.shape, t.type, t.name = list(shape), kind, f"evil{len(sub.tensors)}"
+    t.hasRank = True
     t.shapeSignature = list(signature) if signature is not None else None
     t.buffer = 0
     if data is not None:
