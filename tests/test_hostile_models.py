@@ -331,6 +331,19 @@ SAVEDMODEL_CASES = [
 ]
 
 
+def test_an_unchecked_bundle_gates_the_format_it_opens(built, tmp_path):
+    """bench opens a bundle without checking its files: the backend it opens is gated."""
+    pytest.importorskip("tensorflow")
+    from fomm_convert.bundle.models_check import ModelFileError
+    from fomm_convert.bundle.open import open_bundle
+    bundle, _, _ = attacked(built, tmp_path, _call_target(lambda meta: "WriteFile"),
+                            "savedmodel/")
+    opened = open_bundle(bundle, check=False)
+    opened.backend("onnx")  # the other format is not in question
+    with pytest.raises(ModelFileError, match=r"names 'WriteFile', which is no function"):
+        opened.backend("savedmodel")
+
+
 LIVE = """
 import sys, tensorflow as tf
 model = tf.saved_model.load(sys.argv[1])
