@@ -76,6 +76,10 @@ ARTIFACT_METADATA_MAX_BYTES = 1 << 20
 # variables/): vox-256's generator 4.5 MB, its detector 0.46 MB. 64 MiB is 14x the largest
 # and bounds what the gate's parse (about 10x the bytes in memory) may cost.
 SAVED_MODEL_MAX_BYTES = 64 << 20
+# Values of one constant in a SavedModel graph: TensorFlow fills a constant's whole shape
+# from a single value, so a few bytes can declare gigabytes. Ours hold at most 67280 (the
+# vox-256 detector's; vox-512's: VOX512); 2**22 (16 MiB of float32) is 60x that.
+SAVED_MODEL_MAX_CONSTANT = 1 << 22
 # fingerprint.pb: five hashes and a version, 56-58 bytes in ours.
 FINGERPRINT_MAX_BYTES = 4096
 # variables/variables.index: one entry per variable, vox-256's generator 5.3 KB.

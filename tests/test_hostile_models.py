@@ -229,6 +229,29 @@ def _call_target(name_of):
     return edit
 
 
+def _remote_workers(meta):
+    """The serving call's runtime configuration naming a cluster of remote workers."""
+    from tensorflow.core.protobuf import config_pb2
+    config = config_pb2.ConfigProto()
+    config.cluster_def.job.add(name="worker").tasks[0] = "evil.example:2222"
+    call = next(n for n in _functions(meta)["wrapper"].node_def if n.op == "PartitionedCall")
+    call.attr["config_proto"].s = config.SerializeToString()
+
+
+def _huge_constant(meta):
+    """A float constant declaring 2**40 values from one (TensorFlow fills the shape)."""
+    library = meta.graph_def.library.function
+    const = next(n for f in library if "process_kp" in f.signature.name
+                 and "wrapper" not in f.signature.name for n in f.node_def
+                 if n.op == "Const" and n.attr["value"].tensor.dtype == 1)
+    tensor = const.attr["value"].tensor
+    tensor.ClearField("tensor_content")
+    tensor.ClearField("float_val")
+    tensor.float_val.append(0.0)
+    tensor.tensor_shape.ClearField("dim")
+    tensor.tensor_shape.dim.add(size=1 << 40)
+
+
 def _write_in_restore(bundle: Path, outside: Path) -> list[Path]:
     marker = outside / "written-by-restore"
 
@@ -317,6 +340,13 @@ SAVEDMODEL_CASES = [
      rf"{GRAPH}: function '__inference_signature_wrapper_process_kp_\d+' node \d+ "
      r"'PartitionedCall' \(op PartitionedCall\) attr 'f': calls the checkpoint function "
      r"'__inference__traced_restore_\d+' \(only the saver's own nodes may\)"),
+    ("call-configured-for-remote-workers", lambda b, o: _edit_graph(b, _remote_workers),
+     rf"{GRAPH}: function '__inference_signature_wrapper_process_kp_\d+' node \d+ "
+     r"'PartitionedCall' \(op PartitionedCall\) attr 'config_proto': not the runtime "
+     r"configuration our exporter writes"),
+    ("constant-of-a-terabyte", lambda b, o: _edit_graph(b, _huge_constant),
+     rf"{GRAPH}: function '__inference_process_kp_\d+' node \d+ '[^']+' \(op Const\) attr "
+     r"'value': a constant of shape \[1099511627776\] \(at most 4194304 values"),
     ("extra-op-in-a-checkpoint-function", _write_in_restore,
      rf"{GRAPH}: checkpoint function '__inference__traced_restore_\d+' node \d+ "
      r"'marker_write' \(op WriteFile\): not a save/restore op"),
@@ -342,6 +372,36 @@ def test_an_unchecked_bundle_gates_the_format_it_opens(built, tmp_path):
     opened.backend("onnx")  # the other format is not in question
     with pytest.raises(ModelFileError, match=r"names 'WriteFile', which is no function"):
         opened.backend("savedmodel")
+
+
+def _utf8(data: bytes) -> bytes:
+    at = data.index(b"saver_filename")
+    return data[:at] + b"\xff" + data[at + 1:]
+
+
+MALFORMED_GRAPHS = [
+    ("empty", lambda data: b"", r"schema version 0 with 0 meta graphs \(ours: version 1, one\)"),
+    ("truncated", lambda data: data[:-100], r"not a SavedModel protobuf \(.+\)"),
+    ("not-utf8", _utf8, r"not a SavedModel protobuf \(.*bad UTF-8\)"),
+    ("too-large", None, r"67108865 bytes, more than a SavedModel graph can be \(67108864\)"),
+]
+
+
+@pytest.mark.parametrize("damage, expected", [c[1:] for c in MALFORMED_GRAPHS],
+                         ids=[c[0] for c in MALFORMED_GRAPHS])
+def test_a_malformed_graph_file_is_one_line(built, tmp_path, damage, expected):
+    from fomm_convert.bundle.models_check import ModelFileError, check_format
+    from fomm_convert.bundle.open import checked_manifest
+    bundle = copy(built, tmp_path / "b")
+    path = bundle / GRAPH
+    if damage is None:  # sparse: no 64 MiB written
+        with open(path, "r+b") as f:
+            f.truncate((64 << 20) + 1)
+    else:
+        path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ModelFileError) as caught:
+        check_format(bundle, checked_manifest(bundle)[1], "savedmodel")
+    assert re.fullmatch(rf"{re.escape(str(path))}: {expected}", str(caught.value))
 
 
 LIVE = """

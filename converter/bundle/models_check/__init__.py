@@ -21,7 +21,7 @@ import stat
 from pathlib import Path
 
 from ...formats import FORMATS
-from ..manifest import BundleError, bundle_files
+from ..manifest import BundleError, bundle_files, read_bounded
 
 
 class ModelFileError(BundleError):
@@ -57,6 +57,15 @@ def folder_files(bundle: Path, rel: str) -> dict[str, int]:
             raise ModelFileError(f"{path}: not a folder")
     try:
         return bundle_files(path)
+    except BundleError as exc:
+        raise ModelFileError(str(exc)) from None
+
+
+def read_model_file(path: Path, limit: int, what: str) -> bytes:
+    """A model file's bytes, at most `limit` of them (manifest.read_bounded: a regular
+    file, not a link)."""
+    try:
+        return read_bounded(path, limit, what)
     except BundleError as exc:
         raise ModelFileError(str(exc)) from None
 

@@ -23,16 +23,16 @@ them), fingerprint.pb its metrics' (content hashes only); no other file may be t
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from ...limits import FINGERPRINT_MAX_BYTES, SAVED_MODEL_MAX_BYTES
+from ...limits import FINGERPRINT_MAX_BYTES, SAVED_MODEL_MAX_BYTES, SAVED_MODEL_MAX_CONSTANT
 from ...signatures import MODELS, signatures
-from ..manifest import read_bounded
-from . import ModelFileError, expect_files, folder_files
-from .savedmodel_rules import (CHECKPOINT_OPS, COLLECTIONS, INIT_OP, MODEL_OPS, OBJECT_KINDS,
-                               SERVING_METHOD, TAGS, TENSOR_DTYPES, USER_OBJECTS)
+from . import ModelFileError, expect_files, folder_files, read_model_file
+from .savedmodel_rules import (CALL_ATTRS, CHECKPOINT_OPS, COLLECTIONS, INIT_OP, MODEL_OPS,
+                               OBJECT_KINDS, SERVING_METHOD, TAGS, TENSOR_DTYPES, USER_OBJECTS)
 from .tf_checkpoint import VARIABLE_FILES, check_variables
-from .tf_proto import ProtoError, entries, read_canonical, refused
+from .tf_proto import ProtoError, entries, read_canonical, refused, signed
 
 GRAPH, FINGERPRINT = "saved_model.pb", "fingerprint.pb"
 FILES = (GRAPH, FINGERPRINT, *VARIABLE_FILES)
@@ -54,7 +54,7 @@ def check_savedmodel(folder: Path, contract: dict) -> None:
     path = folder / GRAPH
     try:
         _fingerprint(folder / FINGERPRINT)
-        saved = read_canonical(read_bounded(path, SAVED_MODEL_MAX_BYTES, "SavedModel graph"),
+        saved = read_canonical(read_model_file(path, SAVED_MODEL_MAX_BYTES, "SavedModel graph"),
                                "SavedModel")
         meta = _Graph(saved, contract)
     except ProtoError as exc:
@@ -65,7 +65,7 @@ def check_savedmodel(folder: Path, contract: dict) -> None:
 def _fingerprint(path: Path):
     """fingerprint.pb: content hashes and a version only (ours has no uuid)."""
     try:
-        read_canonical(read_bounded(path, FINGERPRINT_MAX_BYTES, "SavedModel fingerprint"),
+        read_canonical(read_model_file(path, FINGERPRINT_MAX_BYTES, "SavedModel fingerprint"),
                        "FingerprintDef")
     except ProtoError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
@@ -160,6 +160,9 @@ class _Graph:
         for entry in attrs:
             value = entry.value
             kind = value.WhichOneof("value")
+            if kind == "s" and entry.key in CALL_ATTRS and value.s != CALL_ATTRS[entry.key]:
+                raise ProtoError(f"{where()} attr {entry.key!r}: not the runtime "
+                                 f"configuration our exporter writes")
             if kind == "tensor":
                 _tensor(value.tensor, where, entry.key)
             elif kind == "func":
@@ -274,7 +277,7 @@ class _Graph:
             node_id, path = stack.pop()
             node = graph.nodes[node_id]
             if node.HasField("variable"):
-                shape = tuple(int(d.size) for d in node.variable.shape.dim)
+                shape = tuple(signed(d.size) for d in node.variable.shape.dim)
                 found[f"{path}/.ATTRIBUTES/VARIABLE_VALUE"] = shape
             for ref in node.children:
                 if ref.node_id not in seen:
@@ -300,6 +303,11 @@ def _tensor(tensor, where, key: str):
     if tensor.dtype not in TENSOR_DTYPES:
         raise ProtoError(f"{where()} attr {key!r}: a constant of dtype {tensor.dtype} (ours: "
                          f"{', '.join(map(str, sorted(TENSOR_DTYPES)))})")
+    dims = [signed(d.size) for d in tensor.tensor_shape.dim]
+    if min(dims, default=0) < 0 or math.prod(dims) > SAVED_MODEL_MAX_CONSTANT:
+        raise ProtoError(f"{where()} attr {key!r}: a constant of shape {dims} (at most "
+                         f"{SAVED_MODEL_MAX_CONSTANT} values; TensorFlow fills a shape from "
+                         f"one value)")
 
 
 def _output_names(signature_defs, key: str) -> list[str]:

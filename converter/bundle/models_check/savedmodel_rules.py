@@ -43,6 +43,14 @@ USER_OBJECTS = frozenset({"_generic_user_object", "trackable_list_wrapper", "sig
 # The dtypes of constants anywhere (float32 values, int32 shapes and indices, the
 # checkpoint functions' tensor names): no resource (20) or variant (21) handle.
 TENSOR_DTYPES = frozenset({1, 3, 7})
+# The string attributes of the call ops (PartitionedCall, StatefulPartitionedCall) that
+# configure the runtime that runs the called function: a ConfigProto can name remote
+# workers (cluster_def) and graph rewriters. Ours: one CPU, no GPU, and TensorFlow's
+# defaults for the rest, the same bytes in every file; no config string, the default
+# executor.
+CALL_ATTRS = {"config_proto": b"\n\x07\n\x03CPU\x10\x01\n\x07\n\x03GPU\x10\x002\x02J\x008\x01"
+                              b"\x82\x01\x00\x92\x01\x02J\x00",
+              "config": b"", "executor_type": b""}
 TAGS = ("serve",)
 SERVING_METHOD = "tensorflow/serving/predict"
 # The init op's signature key and the collection TF1's loader runs as the main op.

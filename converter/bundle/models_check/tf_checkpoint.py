@@ -19,10 +19,10 @@ import os
 import struct
 from pathlib import Path
 
-from ...limits import CHECKPOINT_INDEX_MAX_BYTES, CHECKPOINT_OBJECT_GRAPH_MAX_BYTES
-from ..manifest import read_bounded
-from . import ModelFileError
-from .tf_proto import ProtoError, read_canonical, refused
+from ...limits import (CHECKPOINT_INDEX_MAX_BYTES, CHECKPOINT_MAX_TENSOR_BYTES,
+                       CHECKPOINT_OBJECT_GRAPH_MAX_BYTES)
+from . import ModelFileError, read_model_file
+from .tf_proto import ProtoError, read_canonical, refused, signed
 
 INDEX, DATA = "variables/variables.index", "variables/variables.data-00000-of-00001"
 VARIABLE_FILES = (INDEX, DATA)
@@ -36,7 +36,7 @@ def check_variables(folder: Path, variables: dict[str, tuple]) -> None:
     """`folder`/variables against the SavedModel's variables ({checkpoint key: shape})."""
     index = folder / INDEX
     try:
-        entries = _table(read_bounded(index, CHECKPOINT_INDEX_MAX_BYTES, "checkpoint index"))
+        entries = _table(read_model_file(index, CHECKPOINT_INDEX_MAX_BYTES, "checkpoint index"))
         _check_entries(folder, entries, variables)
     except ProtoError as exc:
         raise ModelFileError(f"{index}: {exc}") from None
@@ -134,12 +134,15 @@ def _check_entries(folder: Path, entries: dict[str, bytes], variables: dict[str,
             refused(entry, "its entry")
         except ProtoError as exc:
             raise ProtoError(f"key {key!r}: {exc}") from None
-        shape = tuple(int(d.size) for d in entry.shape.dim)
+        shape = tuple(signed(d.size) for d in entry.shape.dim)
         if key == OBJECT_GRAPH_KEY:
             dtype, want_shape, want_size = STRING, (), None
         else:
             dtype, want_shape = FLOAT32, variables[key]
             want_size = 4 * math.prod(want_shape)
+            if min(want_shape, default=0) < 0 or want_size > CHECKPOINT_MAX_TENSOR_BYTES:
+                raise ProtoError(f"key {key!r}: a variable of shape {list(want_shape)} (at "
+                                 f"most {CHECKPOINT_MAX_TENSOR_BYTES} bytes)")
         if (entry.dtype != dtype or shape != want_shape or entry.shard_id != 0
                 or (want_size is not None and entry.size != want_size)
                 or entry.offset + entry.size > data_size):

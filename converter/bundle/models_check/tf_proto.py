@@ -170,10 +170,13 @@ REFUSED = {message: [(name, reason) for _, name, _, _, reason in _rows(text) if 
 
 @cache
 def _classes() -> dict:
+    """The message types, proto3 as TensorFlow's (strings must be UTF-8, repeated numbers
+    packed) with explicit presence on every singular field (`optional`), so that a value
+    written at its default is kept and the canonical form compares byte for byte."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
     field_type = descriptor_pb2.FieldDescriptorProto
     file = descriptor_pb2.FileDescriptorProto(name=f"{_PACKAGE}.proto", package=_PACKAGE,
-                                              syntax="proto2")  # proto2: explicit presence
+                                              syntax="proto3")
     for message, text in _ROWS.items():
         proto = file.message_type.add(name=message)
         if message in ONEOF:
@@ -183,9 +186,11 @@ def _classes() -> dict:
                 field_type.LABEL_REPEATED if repeated else field_type.LABEL_OPTIONAL))
             if message in ONEOF:
                 field.oneof_index = 0
+            elif not repeated:  # proto3 `optional`: a synthetic oneof of its own
+                field.proto3_optional, field.oneof_index = True, len(proto.oneof_decl)
+                proto.oneof_decl.add(name=f"_{name}")
             if kind in _SCALARS:
                 field.type = getattr(field_type, _SCALARS[kind])
-                field.options.packed = repeated and kind not in ("str", "bytes")  # as proto3
             else:
                 field.type, field.type_name = field_type.TYPE_MESSAGE, f".{_PACKAGE}.{kind}"
     pool = descriptor_pool.DescriptorPool()
@@ -242,6 +247,11 @@ def refused(message, where):
         if len(getattr(message, name)):
             raise ProtoError(f"{where() if callable(where) else where}: holds {name} "
                              f"({reason})")
+
+
+def signed(value: int) -> int:
+    """An int64 field's value (the types here read every varint as uint64)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def entries(pairs, where: str) -> dict:
