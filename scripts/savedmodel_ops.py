@@ -5,9 +5,9 @@ each saved_model.pb is read with TensorFlow's own proto classes, a reader indepe
 gate's. Prints, per place (the graph and the functions outside the checkpoint functions;
 the checkpoint functions), each op type with the configs whose files hold it, the
 object-graph kinds, user-object identifiers, constants' dtypes, the call ops' runtime
-configurations and the largest constant of each config, and whether each file
-passes the whole gate (models_check.savedmodel.check_savedmodel); exits 1 when the
-allowlists miss any or a file fails.
+configurations, the nodes' devices and the largest constant of each config, and whether
+each file passes the whole gate (models_check.savedmodel.check_savedmodel); exits 1 when
+the allowlists miss any or a file fails.
 
     .venv/bin/python scripts/savedmodel_ops.py [--configs vox,tiny,...]
 """
@@ -25,8 +25,9 @@ from tensorflow.core.protobuf import saved_model_pb2
 from fomm_convert.bundle.models_check import ModelFileError
 from fomm_convert.bundle.models_check.savedmodel import check_savedmodel
 from fomm_convert.bundle.models_check.savedmodel_rules import (CHECKPOINT_OPS, MODEL_OPS,
-                                                               CALL_ATTRS, OBJECT_KINDS,
-                                                               TENSOR_DTYPES, USER_OBJECTS)
+                                                               CALL_ATTRS, DEVICES,
+                                                               OBJECT_KINDS, TENSOR_DTYPES,
+                                                               USER_OBJECTS)
 from fomm_convert.checkpoint import checkpoint_from_object
 from fomm_convert.export.savedmodel import export_savedmodels
 from fomm_convert.signatures import MODELS, signatures
@@ -69,10 +70,12 @@ def facts(path: Path, found: dict):
     where = str(path)
     for node in meta_graph.graph_def.node:
         found["model", node.op].add(where)
+        found["device", node.device].add(where)
     for function in meta_graph.graph_def.library.function:
         place = "checkpoint" if function.signature.name in checkpoint_functions else "model"
         for node in function.node_def:
             found[place, node.op].add(where)
+            found["device", node.device].add(where)
             for key, value in node.attr.items():
                 for tensor in [value.tensor] * value.HasField("tensor") + list(value.list.tensor):
                     found["dtype", tensor.dtype].add(where)
@@ -105,7 +108,7 @@ def main():
             print(f"{name}: exported and gated", file=sys.stderr)
     allowed = {"model": MODEL_OPS, "checkpoint": CHECKPOINT_OPS, "kind": OBJECT_KINDS,
                "user_object": USER_OBJECTS, "dtype": TENSOR_DTYPES,
-               "call_attr": set(CALL_ATTRS.items())}
+               "call_attr": set(CALL_ATTRS.items()), "device": DEVICES}
     largest = defaultdict(int)
     for (place, size), files in found.items():
         for config in {Path(f).parts[-4] for f in files} if place == "size" else ():

@@ -238,6 +238,13 @@ def _remote_workers(meta):
     call.attr["config_proto"].s = config.SerializeToString()
 
 
+def _remote_device(meta):
+    """A node of the model placed on a task of a remote job."""
+    wrapper = _functions(meta)["wrapper"]
+    next(n for n in wrapper.node_def if n.op == "PartitionedCall").device = \
+        "/job:evil/replica:0/task:0/device:CPU:0"
+
+
 def _huge_constant(meta):
     """A float constant declaring 2**40 values from one (TensorFlow fills the shape)."""
     library = meta.graph_def.library.function
@@ -344,6 +351,10 @@ SAVEDMODEL_CASES = [
      rf"{GRAPH}: function '__inference_signature_wrapper_process_kp_\d+' node \d+ "
      r"'PartitionedCall' \(op PartitionedCall\) attr 'config_proto': not the runtime "
      r"configuration our exporter writes"),
+    ("node-on-a-remote-task", lambda b, o: _edit_graph(b, _remote_device),
+     rf"{GRAPH}: function '__inference_signature_wrapper_process_kp_\d+' node \d+ "
+     r"'PartitionedCall' \(op PartitionedCall\): placed on '/job:evil/replica:0/task:0/"
+     r"device:CPU:0' \(ours: '', '/device:CPU:\*', '/device:CPU:0'\)"),
     ("constant-of-a-terabyte", lambda b, o: _edit_graph(b, _huge_constant),
      rf"{GRAPH}: function '__inference_process_kp_\d+' node \d+ '[^']+' \(op Const\) attr "
      r"'value': a constant of shape \[1099511627776\] \(at most 4194304 values"),
@@ -402,6 +413,62 @@ def test_a_malformed_graph_file_is_one_line(built, tmp_path, damage, expected):
     with pytest.raises(ModelFileError) as caught:
         check_format(bundle, checked_manifest(bundle)[1], "savedmodel")
     assert re.fullmatch(rf"{re.escape(str(path))}: {expected}", str(caught.value))
+
+
+def _table_file(entries: dict[bytes, bytes]) -> bytes:
+    """A LevelDB table (TensorFlow's checkpoint index format) of sorted entries: one data
+    block, an empty metaindex block, an index block, the footer (checksums left 0)."""
+    import struct
+
+    def varint(n):
+        out = bytearray()
+        while n >= 0x80:
+            out.append(n & 0x7F | 0x80)
+            n >>= 7
+        return bytes(out + bytes([n]))
+
+    def block(items):
+        body = b"".join(varint(0) + varint(len(k)) + varint(len(v)) + k + v for k, v in items)
+        return body + struct.pack("<II", 0, 1)
+
+    data = block(sorted(entries.items()))
+    meta = block([])
+    out = data + b"\0" * 5
+    meta_handle = varint(len(out)) + varint(len(meta))
+    out += meta + b"\0" * 5
+    index = block([(max(entries), varint(0) + varint(len(data)))])
+    index_handle = varint(len(out)) + varint(len(index))
+    out += index + b"\0" * 5
+    handles = meta_handle + index_handle
+    return out + handles + b"\0" * (40 - len(handles)) + struct.pack("<Q", 0xDB4775248B80FB57)
+
+
+def test_a_checkpoint_entry_outside_the_data_file_is_refused(built, tmp_path):
+    """The detector's index rewritten (a consistent table) with one variable's entry
+    pointing past the end of the data file: refused before TensorFlow's reader sees it."""
+    pytest.importorskip("tensorflow")
+    from tensorflow.core.protobuf import tensor_bundle_pb2
+    from fomm_convert.bundle.models_check import ModelFileError, check_format
+    from fomm_convert.bundle.models_check.tf_checkpoint import _table
+    from fomm_convert.bundle.open import checked_manifest
+    bundle = copy(built, tmp_path / "b")
+    index = bundle / "savedmodel" / "kp_detector" / "variables" / "variables.index"
+    entries = {k.encode(): v for k, v in _table(index.read_bytes()).items()}
+    key = next(k for k in entries if k.endswith(b"VARIABLE_VALUE"))
+    entry = tensor_bundle_pb2.BundleEntryProto.FromString(entries[key])
+    entry.offset = 1 << 40
+    entries[key] = entry.SerializeToString(deterministic=True)
+    index.write_bytes(_table_file(entries))
+    with pytest.raises(ModelFileError) as caught:
+        check_format(bundle, checked_manifest(bundle)[1], "savedmodel")
+    assert re.fullmatch(rf"{re.escape(str(index))}: key '{key.decode()}': dtype 1, shape "
+                        rf"\[[\d, ]+\], 1099511627776\+\d+ bytes \(ours: dtype 1, shape "
+                        rf"\[[\d, ]+\], inside variables/variables\.data-00000-of-00001 of "
+                        rf"\d+ bytes\)", str(caught.value)), str(caught.value)
+    entry.offset = 0
+    entries[key] = entry.SerializeToString(deterministic=True)
+    index.write_bytes(_table_file(entries))  # the control: the same table, in range
+    check_format(bundle, checked_manifest(bundle)[1], "savedmodel")
 
 
 LIVE = """

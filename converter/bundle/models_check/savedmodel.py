@@ -29,8 +29,9 @@ from pathlib import Path
 from ...limits import FINGERPRINT_MAX_BYTES, SAVED_MODEL_MAX_BYTES, SAVED_MODEL_MAX_CONSTANT
 from ...signatures import MODELS, signatures
 from . import ModelFileError, expect_files, folder_files, read_model_file
-from .savedmodel_rules import (CALL_ATTRS, CHECKPOINT_OPS, COLLECTIONS, INIT_OP, MODEL_OPS,
-                               OBJECT_KINDS, SERVING_METHOD, TAGS, TENSOR_DTYPES, USER_OBJECTS)
+from .savedmodel_rules import (CALL_ATTRS, CHECKPOINT_OPS, COLLECTIONS, DEVICES, INIT_OP,
+                               MODEL_OPS, OBJECT_KINDS, SERVING_METHOD, TAGS, TENSOR_DTYPES,
+                               USER_OBJECTS)
 from .tf_checkpoint import VARIABLE_FILES, check_variables
 from .tf_proto import ProtoError, entries, read_canonical, refused, signed
 
@@ -127,12 +128,10 @@ class _Graph:
         for i, node in enumerate(self.meta.graph_def.node):
             def where():
                 return f"graph node {i} {node.name!r} (op {node.op})"
-            if node.name in self.checkpoint:
-                self._references(node.attr, where, allowed=self.checkpoint[node.name])
-            elif node.op not in MODEL_OPS:
-                raise ProtoError(f"{where()}: {_NOT_OURS}")
+            if node.name in self.checkpoint:  # its op checked with the saver
+                self._node(node, where, {node.op}, "", allowed=self.checkpoint[node.name])
             else:
-                self._references(node.attr, where)
+                self._node(node, where, MODEL_OPS, _NOT_OURS)
 
     def _function(self, name: str, function):
         checkpoint = name in self.checkpoint.values()
@@ -144,13 +143,20 @@ class _Graph:
             def where():
                 return f"{kind} {name!r} node {i} {node.name!r} (op {node.op})"
             if checkpoint:
-                if node.op not in CHECKPOINT_OPS:
-                    raise ProtoError(f"{where()}: not a save/restore op")
-                self._references(node.attr, where, allowed=None)
+                self._node(node, where, CHECKPOINT_OPS, "not a save/restore op", allowed=None)
             else:
-                if node.op not in MODEL_OPS:
-                    raise ProtoError(f"{where()}: {_NOT_OURS}")
-                self._references(node.attr, where)
+                self._node(node, where, MODEL_OPS, _NOT_OURS)
+
+    def _node(self, node, where, ops, rule: str, allowed: str | None = ""):
+        """A node: its op one of `ops` (else `rule`), placed on no device but the local CPU
+        (a device string can name a remote task), its attributes' references as
+        _references holds them."""
+        if node.op not in ops:
+            raise ProtoError(f"{where()}: {rule}")
+        if node.device not in DEVICES:
+            raise ProtoError(f"{where()}: placed on {node.device!r} (ours: "
+                             f"{', '.join(map(repr, sorted(DEVICES)))})")
+        self._references(node.attr, where, allowed)
 
     def _references(self, attrs, where, allowed: str | None = ""):
         """Every function the attributes (AttrEntry, of a node or a function) name: a

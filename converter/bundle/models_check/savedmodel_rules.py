@@ -51,6 +51,9 @@ TENSOR_DTYPES = frozenset({1, 3, 7})
 CALL_ATTRS = {"config_proto": b"\n\x07\n\x03CPU\x10\x01\n\x07\n\x03GPU\x10\x002\x02J\x008\x01"
                               b"\x82\x01\x00\x92\x01\x02J\x00",
               "config": b"", "executor_type": b""}
+# Where nodes are placed: nowhere, or (the saver's constants and file ops) the local CPU;
+# a device string can name a task of a remote job.
+DEVICES = frozenset({"", "/device:CPU:0", "/device:CPU:*"})
 TAGS = ("serve",)
 SERVING_METHOD = "tensorflow/serving/predict"
 # The init op's signature key and the collection TF1's loader runs as the main op.

@@ -72,25 +72,36 @@ def _block(buf: bytes, offset: int, size: int, limit: int) -> bytes:
     return buf[offset:offset + size]
 
 
-def _block_entries(block: bytes):
-    """(key, value) of a block, keys rebuilt from their shared prefixes."""
+def _block_entries(block: bytes) -> list[tuple[bytes, bytes]]:
+    """(key, value) of a block, keys rebuilt from their shared prefixes. TensorFlow seeks a
+    key by a binary search over the block's restart points, then reads on: each restart
+    point must be the start of an entry that shares nothing with the one before, the first
+    at 0, so that a seek reads the entries read here."""
     if len(block) < 4:
         raise ProtoError("a block too short for its restart count")
-    restarts, = struct.unpack_from("<I", block, len(block) - 4)
-    end = len(block) - 4 * (restarts + 1)
-    if restarts < 1 or end < 0:
-        raise ProtoError(f"a block with {restarts} restart points in {len(block)} bytes")
-    pos, key = 0, b""
+    count, = struct.unpack_from("<I", block, len(block) - 4)
+    end = len(block) - 4 * (count + 1)
+    if count < 1 or end < 0:
+        raise ProtoError(f"a block with {count} restart points in {len(block)} bytes")
+    out, starts, pos, key = [], set(), 0, b""
     while pos < end:
+        start = pos
         shared, pos = _varint(block, pos, end)
         unshared, pos = _varint(block, pos, end)
         size, pos = _varint(block, pos, end)
         if shared > len(key) or pos + unshared + size > end:
             raise ProtoError("a block entry runs past its block")
+        if shared == 0:
+            starts.add(start)
         key = key[:shared] + block[pos:pos + unshared]
         pos += unshared
-        yield key, block[pos:pos + size]
+        out.append((key, block[pos:pos + size]))
         pos += size
+    restarts = struct.unpack_from(f"<{count}I", block, end)
+    if restarts[0] != 0 or list(restarts) != sorted(set(restarts)) or not starts >= set(
+            restarts):
+        raise ProtoError("a block whose restart points are not the starts of its entries")
+    return out
 
 
 def _table(buf: bytes) -> dict[str, bytes]:
