@@ -79,6 +79,21 @@ VERSION_MAX_CHARS = 64
 PARITY_REPORT_MAX_BYTES = 16 << 20
 # Our metadata JSON inside one artifact (TFLite entry, ONNX metadata_props): ~5 KB.
 ARTIFACT_METADATA_MAX_BYTES = 1 << 20
+# A SavedModel's saved_model.pb (the graph and its functions; the weights are in
+# variables/): vox-256's generator 4.5 MB, its detector 0.46 MB. 64 MiB is 14x the largest
+# and bounds what the gate's parse (about 10x the bytes in memory) may cost.
+SAVED_MODEL_MAX_BYTES = 64 << 20
+# Values of one constant in a SavedModel graph: TensorFlow fills a constant's whole shape
+# from a single value, so a few bytes can declare gigabytes. Ours hold at most 67280 (the
+# vox-256 detector's; vox-512's: VOX512); 2**22 (16 MiB of float32) is 60x that.
+SAVED_MODEL_MAX_CONSTANT = 1 << 22
+# fingerprint.pb: five hashes and a version, 56-58 bytes in ours.
+FINGERPRINT_MAX_BYTES = 4096
+# variables/variables.index: one entry per variable, vox-256's generator 5.3 KB.
+CHECKPOINT_INDEX_MAX_BYTES = 1 << 20
+# The checkpoint's object graph (a string tensor in the data file): ~75 bytes an object,
+# the tiny detector's 5.5 KB.
+CHECKPOINT_OBJECT_GRAPH_MAX_BYTES = 4 << 20
 # Message nesting in an .onnx file (graphs inside node attributes, If/Loop bodies): ours
 # have none; 16 bounds the reader's recursion.
 ONNX_MAX_NESTING = 16

@@ -53,19 +53,24 @@ def command(*args, cwd, env=None, timeout=300):
     return python("-m", "fomm_convert.cli", *args, cwd=cwd, env=env, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """One tiny synthetic bundle; its checkpoint stays in the build's working folder."""
-    work = tmp_path_factory.mktemp("hostile")
+def build_tiny(work: Path, formats: str) -> SimpleNamespace:
+    """A tiny synthetic bundle of `formats` built in `work`/build (its checkpoint stays
+    there: verify run from that folder finds it)."""
     (work / "build").mkdir()
     out = work / "bundles" / "tiny"
     result = command("build", "--config", TINY, "--synthetic", "--seed", "7", "--formats",
-                     "tflite,onnx", "--out", out, cwd=work / "build")
+                     formats, "--out", out, cwd=work / "build")
     assert result.returncode == 0, result.stdout + result.stderr
     archive, = out.parent.glob("fomm-tiny-*.tar.gz")
-    return SimpleNamespace(bundle=out, archive=archive,
+    return SimpleNamespace(bundle=out, archive=archive, cwd=work / "build",
                            checkpoint=work / "build" / "checkpoints"
                            / "tiny-synthetic-seed7.pth.tar")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One tiny synthetic bundle; its checkpoint stays in the build's working folder."""
+    return build_tiny(tmp_path_factory.mktemp("hostile"), "tflite,onnx")
 
 
 def copy(built, dest: Path) -> Path:

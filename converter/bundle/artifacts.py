@@ -1,6 +1,6 @@
 """Each artifact of a bundle says what it is (its embedded metadata, export/metadata.py):
 that must be the model of its file name, of this bundle's version, dataset and frame
-shape; ONNX external data must be the bundle's own weights file, inside its range.
+shape. (What a model file may hold is models_check's.)
 
 A swapped, foreign or unreadable artifact is one BundleError line naming the file.
 Lite: the TFLite flatbuffer and the ONNX protobuf are read without a framework.
@@ -12,11 +12,11 @@ import struct
 from pathlib import Path
 
 from ..errors import one_line
-from ..formats import FORMATS, METADATA_NAME, ONNX_FILES, ONNX_WEIGHTS_FILE, tflite_filename
+from ..formats import FORMATS, METADATA_NAME, ONNX_FILES, tflite_filename
 from ..limits import ARTIFACT_METADATA_MAX_BYTES
 from ..signatures import MODELS
 from .manifest import BundleError
-from .onnx_proto import EXTERNAL, onnx_facts
+from .onnx_proto import onnx_facts
 from .schema import shown
 
 # What reading untrusted bytes with the flatbuffers and protobuf readers may raise.
@@ -37,7 +37,6 @@ def check_artifacts(bundle, manifest: dict, spec) -> None:
                 path = bundle / "tflite" / tflite_filename(model, fmt.precision, fmt.static)
                 _check_metadata(path, _tflite_metadata(path), {**expected, "model": model})
         elif fmt.kind == "onnx":
-            weights = bundle / "onnx" / ONNX_WEIGHTS_FILE
             for (model, _), file_name in ONNX_FILES.items():
                 path = bundle / "onnx" / file_name
                 try:
@@ -47,7 +46,6 @@ def check_artifacts(bundle, manifest: dict, spec) -> None:
                                       f"({one_line(exc)})") from None
                 _check_metadata(path, _json(path, facts.metadata.get(METADATA_NAME)),
                                 {**expected, "model": model})
-                _check_external(path, facts.tensors, weights.stat().st_size)
 
 
 def _tflite_metadata(path: Path) -> dict:
@@ -86,21 +84,3 @@ def _check_metadata(path: Path, metadata: dict, expected: dict):
             raise BundleError(f"{path}: its metadata gives {field} "
                               f"{shown(metadata.get(field))}, the bundle's is {shown(value)} "
                               f"(a file from another bundle or model)")
-
-
-def _check_external(path: Path, tensors, weights_size: int):
-    """External data only from the bundle's weights file beside it, inside its size."""
-    for tensor in tensors:
-        where = f"{path}: tensor {shown(tensor.name)}"
-        location = tensor.external_data.get("location")
-        if tensor.data_location != EXTERNAL or location != ONNX_WEIGHTS_FILE:
-            raise BundleError(f"{where}: its external data must be {ONNX_WEIGHTS_FILE} beside "
-                              f"it, not {shown(location)}")
-        try:
-            offset = int(tensor.external_data.get("offset", "0"))
-            length = int(tensor.external_data["length"])
-        except (KeyError, ValueError):
-            raise BundleError(f"{where}: no valid external data offset and length") from None
-        if offset < 0 or length < 0 or offset + length > weights_size:
-            raise BundleError(f"{where}: its external data ({offset}+{length} bytes) lies "
-                              f"outside {ONNX_WEIGHTS_FILE} ({weights_size} bytes)")

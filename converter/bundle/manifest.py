@@ -54,9 +54,9 @@ def bundle_version(spec_dict: dict, weights_sha256: dict, formats, synthetic: bo
     return f"{converter}-{'synthetic-' if synthetic else ''}{digest}"
 
 
-def read_json(path: Path, limit: int, what: str):
-    """A JSON file of at most `limit` bytes: a regular file, not a link (opened without
-    following one, and without blocking on a FIFO). One-line BundleError otherwise."""
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a file of at most `limit` bytes: a regular file, not a link (opened
+    without following one, and without blocking on a FIFO). One-line BundleError otherwise."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
                      | getattr(os, "O_NONBLOCK", 0))
@@ -73,7 +73,12 @@ def read_json(path: Path, limit: int, what: str):
         if info.st_size > limit:
             raise BundleError(f"{path}: {info.st_size} bytes, more than a {what} can be "
                               f"({limit})")
-        data = f.read(limit + 1)
+        return f.read(limit + 1)
+
+
+def read_json(path: Path, limit: int, what: str):
+    """A JSON file of at most `limit` bytes (read_bounded). One-line BundleError otherwise."""
+    data = read_bounded(path, limit, what)
     try:
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:

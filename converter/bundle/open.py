@@ -1,5 +1,6 @@
 """Opening a bundle, in one place: its manifest validated (bundle/schema.py) and checked
-against its files and artifacts, its spec, the checkpoint it was built from (its weights
+against its files and artifacts, its model files through the gate (bundle/models_check)
+before any runtime parses one, its spec, the checkpoint it was built from (its weights
 checked against the manifest; a missing synthetic one is made again in memory, never
 written) and any backend, from the bundle's artifacts or from a checkpoint.
 
@@ -82,7 +83,8 @@ def synthetic_in_memory(spec, seed: int, path: Path):
 def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None):
     """The named backend for a spec: a bundle backend runs `bundle`'s artifacts, a
     checkpoint backend (tf, torch) converts `checkpoint` (a path or a loaded Checkpoint).
-    Every failure is a one-line BundleError."""
+    Every failure is a one-line BundleError. It runs no gate: a bundle's backend is opened
+    through OpenedBundle.backend, which does."""
     from ..runtime import CHECKPOINT_BACKENDS, backend_names, load_backend
     if name not in backend_names():
         raise BundleError(f"unknown backend '{name}' (known: {', '.join(backend_names())})")
@@ -169,8 +171,9 @@ class OpenedBundle:
 
 def open_bundle(path, *, check: bool = True) -> OpenedBundle:
     """A bundle's manifest (validated, consistent) and spec; with `check`, its files must
-    match the manifest (sizes and sha256; nothing else in it, no link) and each artifact's
-    metadata the bundle, else a BundleError naming each problem."""
+    match the manifest (sizes and sha256; nothing else in it, no link), each artifact's
+    metadata the bundle and every format's model files pass the gate, else a BundleError
+    naming the problem. Unchecked (bench), a format is gated when its backend is opened."""
     path = Path(path)
     manifest, spec = checked_manifest(path)
     if check:

@@ -1,7 +1,7 @@
 """What an artifact or a checkpoint holds (`fomm-convert inspect`).
 
-- `inspect FILE.tflite|FILE.onnx`: the metadata and signatures, with the lite runtime only
-  (no TensorFlow, torch or onnx package).
+- `inspect FILE.tflite|FILE.onnx`: the metadata and signatures, read by our own readers
+  (no runtime parses the file; no TensorFlow, torch or onnx package).
 - `inspect --config C --checkpoint K`: every checkpoint tensor, the weight-table rule that
   took it (or dropped it) and its TF variable, plus the ignored top-level entries.
 """
@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ..errors import FommError, one_line
-from ..formats import METADATA_NAME
+from ..formats import METADATA_NAME, ONNX_WEIGHTS_FILE
 
 
 def describe_artifact(path: Path) -> dict:
@@ -33,29 +33,25 @@ def describe_artifact(path: Path) -> dict:
 
 
 def _describe_onnx(path: Path) -> dict:
-    import onnxruntime as ort  # the lite runtime reads ONNX metadata; no onnx package
+    """Read by our own protobuf walk (no runtime parses it), after the ONNX gate's checks
+    of the file (standard domains; external data only from generator.weights beside it)."""
+    from ..bundle.models_check.onnx import check_onnx_file
+    from ..bundle.onnx_proto import onnx_facts
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        meta = session.get_modelmeta()
-    except Exception as exc:  # onnxruntime's own types (InvalidProtobuf, Fail, ...)
-        raise FommError(f"{path}: not a readable ONNX model ({_short(exc)})") from None
-    props = dict(meta.custom_metadata_map)
+        facts = onnx_facts(path)
+    except (ValueError, OSError, RecursionError) as exc:
+        raise FommError(f"{path}: not a readable ONNX model ({one_line(exc)})") from None
+    weights = path.parent / ONNX_WEIGHTS_FILE
+    check_onnx_file(path, weights.stat().st_size if weights.is_file() else None, facts)
+    props = dict(facts.metadata)
     try:
         metadata = json.loads(props.pop(METADATA_NAME, "null"))
     except (ValueError, RecursionError) as exc:
         raise FommError(f"{path}: its {METADATA_NAME} metadata is not JSON "
                         f"({one_line(exc)})") from None
     return {"file": str(path), "metadata": metadata, "other_metadata": props,
-            "description": meta.description,
-            "inputs": [(i.name, i.shape) for i in session.get_inputs()],
-            "outputs": [(o.name, o.shape) for o in session.get_outputs()]}
-
-
-def _short(exc: BaseException) -> str:
-    """onnxruntime's message without its '[ONNXRuntimeError] : 7 : INVALID_PROTOBUF :'
-    prefix, cut short."""
-    text = one_line(exc).rsplit(" : ", 1)[-1].strip()
-    return text if len(text) <= 160 else text[:160] + "..."
+            "description": facts.description, "inputs": facts.inputs,
+            "outputs": facts.outputs}
 
 
 def describe_checkpoint(config: str, checkpoint: str) -> str:

@@ -1,14 +1,14 @@
 """`fomm-convert web --serve`: a written site served read-only on 127.0.0.1, as the browser
 backends' server serves files (runtime/browser/server.py: served_file, send): every
 response cross-origin isolated (threaded wasm needs it), nothing outside the site's folder,
-files streamed."""
+files streamed, a malformed path answered 400 with one line on stderr."""
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote
 
-from ..runtime.browser.server import send, served_file
+from ..runtime.browser.server import (BadPath, QuietHandler, bad_request, send, served_file,
+                                      url_path)
 from .web import SITE_JSON, WebError
 
 
@@ -18,10 +18,7 @@ def site_server(site, port: int = 0) -> ThreadingHTTPServer:
     if not (root / SITE_JSON).is_file():
         raise WebError(f"{site}: no {SITE_JSON}: not a site written by `fomm-convert web`")
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # each file the page loads is not worth a line
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self):
             self.respond(head_only=False)
 
@@ -29,7 +26,10 @@ def site_server(site, port: int = 0) -> ThreadingHTTPServer:
             self.respond(head_only=True)
 
         def respond(self, head_only: bool):
-            path = served_file(root, unquote(self.path.split("?", 1)[0]).lstrip("/"))
+            try:
+                path = served_file(root, url_path(self.path))
+            except BadPath as exc:
+                return bad_request(self, exc)
             if path is None:
                 send(self, 404, head_only=head_only)
             else:

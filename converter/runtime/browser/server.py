@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import queue
+import re
 import shutil
 import sys
 import threading
@@ -31,13 +32,66 @@ ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin",
              "Cross-Origin-Resource-Policy": "same-origin", "Cache-Control": "no-store"}
 
 
+class BadPath(ValueError):
+    """A request target that is no URL path of a file (answered 400)."""
+
+
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_PATH_MAX, _NAME_MAX = 4096, 255  # Linux's limits on a path and on one name in it, in bytes
+
+
+def url_path(target: str) -> str:
+    """The decoded path of a request target, without its leading '/', query or fragment;
+    BadPath when it is malformed: not a path, characters a URL does not hold, a '%' without
+    two hex digits, not UTF-8 once decoded, a control character (NUL included) or longer
+    than a file path can be."""
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    if not path.startswith("/"):
+        raise BadPath("not a path (it must start with '/')")
+    if not path.isascii() or any(c <= " " or c == "\x7f" for c in path):
+        raise BadPath("characters a URL does not hold")
+    if _PERCENT.search(path):
+        raise BadPath("a '%' not followed by two hex digits")
+    try:
+        text = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        raise BadPath("not UTF-8 once decoded") from None
+    if any(c < " " or c == "\x7f" for c in text):
+        raise BadPath("a control character once decoded")
+    parts = text.encode().split(b"/")
+    if len(text.encode()) > _PATH_MAX or max(map(len, parts)) > _NAME_MAX:
+        raise BadPath("longer than a file path can be")
+    return text.lstrip("/")
+
+
 def served_file(base: Path, relative: str) -> Path | None:
-    """The file a URL path (relative to `base`, unquoted) names: a folder's index.html; None
-    when it is missing or resolves outside `base`."""
-    path = (base / (relative or "index.html")).resolve()
-    if path.is_dir():
-        path = path / "index.html"
-    return path if path.is_file() and path.is_relative_to(base) else None
+    """The file a URL path (relative to `base`, from url_path) names: a folder's
+    index.html; None when it is missing, unreadable or resolves outside `base`."""
+    try:
+        path = (base / (relative or "index.html")).resolve()
+        if path.is_dir():
+            path = path / "index.html"
+        return path if path.is_file() and path.is_relative_to(base) else None
+    except (OSError, RuntimeError):  # a link loop, a name the file system refuses
+        return None
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """Logs nothing of the traffic (the page's files and calls are not the user's business),
+    one line on stderr for each request refused as malformed."""
+
+    def log_message(self, *args):
+        pass
+
+    def log_error(self, format, *args):  # the request line itself is malformed
+        sys.stderr.write(f"{self.client_address[0]}: {format % args}\n")
+
+
+def bad_request(handler: BaseHTTPRequestHandler, reason) -> None:
+    """Answer 400 and say so in one line on stderr (the servers log nothing else)."""
+    sys.stderr.write(f"{handler.client_address[0]}: 400 for {handler.path[:80]!r}: "
+                     f"{reason}\n")
+    send(handler, 400, f"bad request: {reason}\n".encode(), "text/plain; charset=utf-8")
 
 
 def send(handler: BaseHTTPRequestHandler, status: int, body: bytes | Path = b"",
@@ -114,9 +168,10 @@ class HarnessServer:
             self.changed.notify_all()
         return True
 
-    def file(self, url_path: str) -> Path | None:
-        """The served file of a URL path, or None (missing, or outside its folder)."""
-        relative = unquote(url_path).lstrip("/")
+    def file(self, target: str) -> Path | None:
+        """The served file of a request target, or None (missing, or outside its folder);
+        BadPath when the target is malformed."""
+        relative = url_path(target)
         prefix, _, rest = relative.partition("/")
         if prefix in self.roots and prefix:
             return served_file(self.roots[prefix], rest)
@@ -129,14 +184,11 @@ class HarnessServer:
 
 
 def _handler(server: HarnessServer):
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         # Headers and body go out as two writes: with Nagle's algorithm the body waits for
         # the browser's delayed ACK (~25 ms per call).
         disable_nagle_algorithm = True
         protocol_version = "HTTP/1.1"  # keep-alive: no new connection per call
-
-        def log_message(self, *args):  # the page's traffic is not the user's business
-            pass
 
         def reply(self, status: int, body: bytes | Path = b"", kind: str | None = None):
             send(self, status, body, kind)
@@ -147,7 +199,10 @@ def _handler(server: HarnessServer):
                 return self.reply(200, json.dumps(server.config).encode(), TYPES[".json"])
             if path == "/api/job":
                 return self.job()
-            found = server.file(path)
+            try:
+                found = server.file(self.path)
+            except BadPath as exc:
+                return bad_request(self, exc)
             self.reply(404) if found is None else self.reply(200, found)
 
         def job(self):
