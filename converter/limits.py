@@ -84,8 +84,9 @@ ARTIFACT_METADATA_MAX_BYTES = 1 << 20
 # and bounds what the gate's parse (about 10x the bytes in memory) may cost.
 SAVED_MODEL_MAX_BYTES = 64 << 20
 # Values of one constant in a SavedModel graph: TensorFlow fills a constant's whole shape
-# from a single value, so a few bytes can declare gigabytes. Ours hold at most 67280 (the
-# vox-256 detector's; vox-512's: VOX512); 2**22 (16 MiB of float32) is 60x that.
+# from a single value, so a few bytes can declare gigabytes. Ours hold at most 67280, in
+# every spec and vox-512 alike (scripts/savedmodel_ops.py); 2**22 (16 MiB of float32) is
+# 60x that.
 SAVED_MODEL_MAX_CONSTANT = 1 << 22
 # fingerprint.pb: five hashes and a version, 56-58 bytes in ours.
 FINGERPRINT_MAX_BYTES = 4096

@@ -16,7 +16,10 @@ held to what export/savedmodel.py writes:
   and holds only the kinds of objects we write: no resource, asset, constant or captured
   tensor, nothing a registered class revives, no saveable object's restore function;
 - the init op (`__saved_model_init_op`, the main-op collection) is a bare NoOp;
-- the signatures are the contract's, and no constant is a resource or a variant.
+- no node is placed on another device than the local CPU, every call runs with our
+  runtime configuration (a ConfigProto can name remote workers);
+- the signatures are the contract's; no constant is a resource or a variant, nor declares
+  more values than limits.SAVED_MODEL_MAX_CONSTANT (TensorFlow fills a shape from one).
 
 The variables/ files are TensorFlow's checkpoint reader's to parse (tf_checkpoint checks
 them), fingerprint.pb its metrics' (content hashes only); no other file may be there.
