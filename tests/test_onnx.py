@@ -409,6 +409,7 @@ def test_winograd_conv_runs_in_onnxruntime_at_any_batch(tmp_path, tile, tol):
         assert np.abs(ours - expected).max() <= tol
 
 
+@pytest.mark.slow
 def test_vox256_matches_oracle(tmp_path, vox256_checkpoint):
     """The full-size case, on the files a build ships (the generator's 64x64 layers by
     Winograd F(4x4, 3x3)), through predict at the oracle's generator rows, with the oracle

@@ -224,6 +224,7 @@ def vox256(tmp_path_factory, vox256_checkpoint):
     return spec, root, oracle, inputs
 
 
+@pytest.mark.slow
 def test_vox256_fp32_matches_oracle(vox256):
     """Through predict at the oracle's generator rows, with the oracle policy of
     test_torch_reference. The tight one is the keypoints: the original itself is 9.3e-6
@@ -235,6 +236,7 @@ def test_vox256_fp32_matches_oracle(vox256):
     assert len(assert_matches_oracle(ours, oracle)) == 20
 
 
+@pytest.mark.slow
 def test_vox256_fp16_matches_oracle(vox256):
     """Every float16 output within 1e-2 of the original, keypoints by the float32 policy
     (oracle_policy.fp16_errors). With float16 detector weights, keypoints were 7.7e-3 off,

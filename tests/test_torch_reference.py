@@ -54,6 +54,7 @@ def test_predict_matches_oracle_tiny(tmp_path, case, checkpoint):
     assert np.abs(ac["gen_prediction"] - ours["gen_prediction"]).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_predict_matches_oracle_vox256(tmp_path, vox256_checkpoint):
     oracle = np.load(ORACLE / "vox-256.npz")
     inputs = tmp_path / "in.npz"

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, ROOT, config_path
 
+# pip builds the wheel and installs its lite extra from the registry into a fresh venv.
+pytestmark = [pytest.mark.slow, pytest.mark.network]
+
 LITE_ONLY = ("torch", "tensorflow", "onnx")
 
 
