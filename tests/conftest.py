@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,16 @@ def missing_tool(message: str):
     pytest.skip(message)
 
 
+def require_module(name: str, extra: str = "dev"):
+    """An optional module (a dev or convert dependency), imported, else missing_tool naming
+    the extra that installs it."""
+    import importlib
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        missing_tool(f"needs {name.split('.')[0]}: pip install 'fomm-convert[{extra}]'")
+
+
 def require_browser():
     """Debian's chromium and the pinned JS runtimes (web/node_modules), else missing_tool."""
     from fomm_convert.runtime.browser import BrowserError
@@ -44,15 +55,35 @@ def require_browser():
         missing_tool(str(exc))
 
 
+def as_a_user(argv: list) -> list:
+    """argv such that file modes bind it: as root, through util-linux's setpriv without the
+    capabilities that override them (root writes into a 0o555 folder otherwise)."""
+    if os.geteuid() != 0:
+        return list(argv)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        missing_tool("needs setpriv (util-linux) to run a command as root with file modes "
+                     "binding it")
+    return [setpriv, "--inh-caps=-all",
+            "--bounding-set=-dac_override,-dac_read_search,-fowner", "--", *argv]
+
+
 def config_path(name: str) -> str:
     """A spec name, or the fixture path of one of the oracle's extra configs."""
     return str(FIXTURES / "configs" / f"{name}.yaml") if name in EXTRA_CONFIGS else name
 
 
-def require_oracle(*names):
-    missing = [n for n in names if not (ORACLE / n).exists()]
+def require_shared(*names):
+    """Files of ../shared (the oracle data, the sample media), else missing_tool: an oracle
+    test never passes by skipping in CI."""
+    missing = [n for n in names if not (SHARED / n).exists()]
     if missing:
-        pytest.skip(f"needs ../shared/oracle/{', '.join(missing)}")
+        missing_tool(f"needs {', '.join(f'../shared/{n}' for n in missing)} (the project's "
+                     "shared data, laid beside the checkout)")
+
+
+def require_oracle(*names):
+    require_shared(*(f"oracle/{n}" for n in names))
 
 
 @pytest.fixture(scope="session")

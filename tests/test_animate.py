@@ -22,7 +22,8 @@ from fomm_convert.cli import cli
 from fomm_convert.keypoints import detect_frame
 from fomm_convert.pipeline.predict import predict
 
-from conftest import FIXTURES, ORACLE, ROOT, SHARED, config_path
+from conftest import (FIXTURES, ORACLE, ROOT, SHARED, config_path, require_module,
+                      require_shared)
 
 TINY = config_path("tiny")
 CKPT = str(FIXTURES / "tiny-seed7.pth.tar")
@@ -96,7 +97,7 @@ def backend(bundle, name="tflite"):
 # ------------------------------------------------------------------------ resize parity
 
 def test_resize_matches_skimage():
-    skimage = pytest.importorskip("skimage.transform")
+    skimage = require_module("skimage.transform")
     rng = np.random.default_rng(0)
     cases = [((402, 402, 4), (256, 256)), ((256, 256, 3), (64, 64)), ((50, 70, 3), (64, 64)),
              ((64, 64, 3), (200, 130)), ((300, 37, 3), (64, 90)), ((5, 7, 1), (64, 64)),
@@ -119,9 +120,7 @@ def test_resize_matches_skimage():
 def test_source_and_driving_match_the_oracle():
     """source.png resized to 256x256 and flipped is the oracle's `source`; frames 40..47
     of driving.mp4 decoded with imageio-ffmpeg are its `driving`."""
-    needed = [MEDIA / "source.png", MEDIA / "driving.mp4", ORACLE / "vox-256.npz"]
-    if not all(p.exists() for p in needed):
-        pytest.skip("needs ../shared/media and ../shared/oracle/vox-256.npz")
+    require_shared("media/source.png", "media/driving.mp4", "oracle/vox-256.npz")
     with np.load(ORACLE / "vox-256.npz") as data:
         source, driving, rows = data["source"], data["driving"], data["driving_frame_indices"]
     ours = media.read_image(MEDIA / "source.png", (256, 256))

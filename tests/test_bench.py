@@ -17,7 +17,7 @@ from fomm_convert.bench.memory import PARTS
 from fomm_convert.cli import cli
 from fomm_convert.spec import load_spec
 
-from conftest import FIXTURES, ROOT, SHARED, config_path
+from conftest import FIXTURES, ROOT, SHARED, config_path, require_shared
 
 TINY = config_path("tiny")
 CKPT = FIXTURES / "tiny-seed7.pth.tar"
@@ -106,9 +106,8 @@ def test_flop_counts_of_vox_match_the_field_notes():
 
 
 def test_int8_quality_on_the_sample_media(bundle):
+    require_shared("media/source.png", "media/driving.mp4")
     media = SHARED / "media"
-    if not (media / "source.png").exists() or not (media / "driving.mp4").exists():
-        pytest.skip("needs ../shared/media/source.png and driving.mp4")
     from fomm_convert.bench.run import int8_quality
     quality = int8_quality(bundle, media / "source.png", media / "driving.mp4", frames=3)
     assert quality["frames"] == 3

@@ -31,7 +31,8 @@ from fomm_convert.cli import cli
 from fomm_convert.pipeline.web import SITE_JSON, write_site
 from fomm_convert.pipeline.web_server import site_server, url_of
 
-from conftest import ROOT, SHARED, build_in_process_of_its_own, missing_tool, require_browser
+from conftest import (ROOT, SHARED, build_in_process_of_its_own, missing_tool, require_browser,
+                      require_module, require_shared)
 from devtools import Browser
 
 MEDIA = SHARED / "media"
@@ -52,11 +53,18 @@ STATE = """(() => { const r = document.getElementById('result');
                               notice: document.getElementById('notice').textContent}); })()"""
 
 
+# Every site carries the runtimes' files from web/node_modules; the page runs in chromium.
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module", autouse=True)
+def web_tools():
+    require_browser()
+
+
 @pytest.fixture(scope="module")
 def browser_tools():
-    require_browser()
-    if not (MEDIA / "source.png").is_file() or not (MEDIA / "driving.mp4").is_file():
-        missing_tool(f"needs {MEDIA}/source.png and driving.mp4 (the shared sample media)")
+    require_shared("media/source.png", "media/driving.mp4")
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +318,7 @@ def test_page_resize_and_8_bit_conversion_match_skimage(tmp_path):
     defaults (shrinking, growing, non-square, grey-like, translucent RGBA) within the 1e-6
     animate's numpy port is held to; 8-bit conversion exactly animate's rule (media/pixels.py:
     rint(x * 255) in float64, halves to even)."""
-    resize = pytest.importorskip("skimage.transform").resize
+    resize = require_module("skimage.transform").resize
     node = shutil.which("node")
     if node is None:
         missing_tool("needs node (apt-get install nodejs) to run the page's resize")
