@@ -9,18 +9,18 @@ from __future__ import annotations
 from numbers import Real
 from pathlib import Path
 
+from ..limits import BENCH_REPORT_MAX_BYTES
 from . import BenchError
 
 PLOT_EXTRA = "pip install 'fomm-convert[plot]'"
-# A bench JSON: ~3 KB a row with its samples (9 backends x 2 thread counts: ~60 KB).
-REPORT_MAX_BYTES = 16 << 20
 
 
 def read_report(path) -> dict:
-    """A bench JSON (bench --json) with what a plot needs checked: one-line BenchError."""
+    """A bench JSON (bench --json) with what a plot needs checked: one-line BenchError.
+    Bounded and refused as a bundle's JSON files are (bundle.manifest.read_json)."""
     from ..bundle.manifest import BundleError, read_json
     try:
-        report = read_json(Path(path), REPORT_MAX_BYTES, "bench report")
+        report = read_json(Path(path), BENCH_REPORT_MAX_BYTES, "bench report")
     except BundleError as exc:
         raise BenchError(str(exc)) from None
     check_report(report, path)
@@ -96,7 +96,8 @@ def plot(report: dict, path) -> Path:
                 mb_ys.append(ys[-1])
                 mb.append(row["uss_peak_mb"])
         label = f"{count} thread{'s' if count > 1 else ''}"
-        time_axis.barh(ys, ms, height, xerr=[low, high], label=label, capsize=2)
+        spread = [low, high] if any(low) or any(high) else None  # no samples: no bar
+        time_axis.barh(ys, ms, height, xerr=spread, label=label, capsize=2)
         memory_axis.barh(mb_ys, mb, height, label=label)
     time_axis.set_yticks(range(len(backends)), backends)
     time_axis.invert_yaxis()
