@@ -24,7 +24,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import FIXTURES, ROOT, as_a_user
+from conftest import FIXTURES, as_a_user
 from fomm_convert import limits, media
 from fomm_convert.animation import jobs
 from fomm_convert.cli import cli
@@ -709,4 +709,3 @@ def test_errors_are_fomm_errors():
     from fomm_convert.export.tflite_file import TFLiteFileError
     from fomm_convert.synth import SynthError
     assert issubclass(TFLiteFileError, FommError) and issubclass(SynthError, FommError)
-    assert ROOT.exists()
