@@ -173,10 +173,9 @@ def test_file_driving_frames_equal_animate(browser_tools, bundle, clips, tmp_pat
     expected = animate_frames(bundle, backend, clips[0], tmp_path / "animate")
     assert ours.shape[:3] == expected.shape[:3] == (CLIP_FRAMES, height, width)
     diff = np.abs(ours[..., :3].astype(int) - expected)
-    within = float((diff <= 1).mean())
-    print(f"{runtime}: {within:.6%} of values within 1/255 of animate's, "
-          f"{float((diff == 0).mean()):.4%} equal, max {diff.max()}/255")
-    assert within >= 0.999, (within, diff.max())
+    print(f"{runtime}: {float((diff == 0).mean()):.4%} of values equal to animate's, "
+          f"max {diff.max()}/255")
+    assert diff.max() <= 1, f"{int((diff > 1).sum())} values off by up to {diff.max()}/255"
     page.wait_for("(() => { const a = document.getElementById('download');"
                   " return !a.hidden && a.href.startsWith('blob:'); })()", 30,
                   "the recorded WebM's download link")
