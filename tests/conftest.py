@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -114,6 +115,24 @@ def tiny_bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "tiny-a"
     build_in_process_of_its_own(out, "--formats", ",".join(FORMAT_NAMES))
     return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_bundle(tmp_path_factory) -> SimpleNamespace:
+    """A tiny bundle (tflite, onnx) of seed-7 synthetic weights, built from a working folder
+    as a user builds one: its checkpoint stays in that folder's checkpoints/."""
+    work = tmp_path_factory.mktemp("synthetic")
+    (work / "build").mkdir()
+    out = work / "bundles" / "tiny"
+    result = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config",
+                             config_path("tiny"), "--synthetic", "--seed", "7", "--formats",
+                             "tflite,onnx", "--out", str(out)], cwd=work / "build",
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    archive, = out.parent.glob("fomm-tiny-*.tar.gz")
+    return SimpleNamespace(bundle=out, archive=archive,
+                           checkpoint=work / "build" / "checkpoints"
+                           / "tiny-synthetic-seed7.pth.tar")
 
 
 def build_in_process_of_its_own(out: Path, *extra, config=None, checkpoint=TINY_CHECKPOINT):

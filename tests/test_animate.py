@@ -189,15 +189,10 @@ def test_absolute_mode_equals_predict(bundle, files, tmp_path):
     assert np.abs(png_frames(tmp_path / "abs").astype(int) - expected).max() <= 1
 
 
-def test_synthetic_bundle_says_so(bundle, files, tmp_path):
+def test_synthetic_bundle_says_so(bundle, synthetic_bundle, files, tmp_path):
     # A bundle built from synthetic weights (its manifest's flag cannot be edited in: the
     # version digest covers it).
-    synthetic = tmp_path / "synthetic"
-    built = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config", TINY,
-                            "--synthetic", "--out", str(synthetic), "--formats", "tflite"],
-                           cwd=tmp_path, capture_output=True, text=True)
-    assert built.returncode == 0, built.stdout + built.stderr
-    result = ok(run("animate", "--bundle", synthetic, "--source", files["source"],
+    result = ok(run("animate", "--bundle", synthetic_bundle.bundle, "--source", files["source"],
                     "--driving", files["driving"], "--out", tmp_path / "o.gif"))
     notice = [line for line in result.stderr.splitlines() if "synthetic" in line]
     assert len(notice) == 1 and "not a trained model" in notice[0]

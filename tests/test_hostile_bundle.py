@@ -21,7 +21,6 @@ import sys
 import tarfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -54,18 +53,10 @@ def command(*args, cwd, env=None, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """One tiny synthetic bundle; its checkpoint stays in the build's working folder."""
-    work = tmp_path_factory.mktemp("hostile")
-    (work / "build").mkdir()
-    out = work / "bundles" / "tiny"
-    result = command("build", "--config", TINY, "--synthetic", "--seed", "7", "--formats",
-                     "tflite,onnx", "--out", out, cwd=work / "build")
-    assert result.returncode == 0, result.stdout + result.stderr
-    archive, = out.parent.glob("fomm-tiny-*.tar.gz")
-    return SimpleNamespace(bundle=out, archive=archive,
-                           checkpoint=work / "build" / "checkpoints"
-                           / "tiny-synthetic-seed7.pth.tar")
+def built(synthetic_bundle):
+    """The session's tiny synthetic bundle; its checkpoint stays in the build's working
+    folder. Tests copy it before they change anything."""
+    return synthetic_bundle
 
 
 def copy(built, dest: Path) -> Path:
