@@ -26,6 +26,30 @@ SPEC_TABLES = {"vox": "vox-256", "vox-adv": "vox-adv-256", "taichi": "taichi-256
 EXTRA_CONFIGS = ["tiny", "tiny-pad", "tiny-single-jac", "tiny-nojac", "tiny-noocc", "vox-512"]
 
 
+def builds(fixture):
+    """Marks a fixture that builds a bundle, exports model files or makes a full-size model
+    (minutes of CPU): every test that uses it, directly or through another fixture, is
+    `slow` (pytest_collection_modifyitems)."""
+    fixture.builds = True
+    return fixture
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the marks
+def pytest_collection_modifyitems(items):
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = [d for ds in info.name2fixturedefs.values() for d in ds] if info else []
+        if any(getattr(d.func, "builds", False) for d in defs):
+            item.add_marker(pytest.mark.slow)
+
+
+def fast_first(first, *rest) -> list:
+    """Parametrize cases: `first` runs in every tier, the rest are `slow` (a matrix whose one
+    case catches what the fast tier is for)."""
+    return [first, *(pytest.param(*(case if isinstance(case, tuple) else (case,)),
+                                  marks=pytest.mark.slow) for case in rest)]
+
+
 def missing_tool(message: str):
     """A test's tool (a browser, a runtime) is missing: fail in CI (CI=true), skip elsewhere
     with the message, which names what to install."""
@@ -88,6 +112,7 @@ def require_oracle(*names):
 
 
 @pytest.fixture(scope="session")
+@builds
 def vox256_checkpoint(tmp_path_factory) -> Path:
     """The oracle's vox-256 seed-7 weights, regenerated with its own script and checked."""
     require_oracle("make_weights.py", "vox-256.json", "statedicts/vox-256.json")
@@ -107,6 +132,7 @@ TINY_CHECKPOINT = FIXTURES / "tiny-seed7.pth.tar"
 
 
 @pytest.fixture(scope="session")
+@builds
 def tiny_bundle(tmp_path_factory) -> Path:
     """A bundle of every format of the tiny oracle config, built as a user runs the CLI: in a
     process of its own (TF names traced functions by a per-process counter, so two builds
@@ -118,6 +144,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+@builds
 def synthetic_bundle(tmp_path_factory) -> SimpleNamespace:
     """A tiny bundle (tflite, onnx) of seed-7 synthetic weights, built from a working folder
     as a user builds one: its checkpoint stays in that folder's checkpoints/."""

@@ -22,7 +22,7 @@ from fomm_convert.cli import cli
 from fomm_convert.keypoints import detect_frame
 from fomm_convert.pipeline.predict import predict
 
-from conftest import (FIXTURES, ORACLE, ROOT, SHARED, config_path, require_module,
+from conftest import (FIXTURES, ORACLE, ROOT, SHARED, builds, config_path, require_module,
                       require_shared)
 
 TINY = config_path("tiny")
@@ -60,6 +60,7 @@ def png_frames(directory) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
+@builds
 def bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "tiny"
     result = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config", TINY,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import FIXTURES, config_path
+from conftest import FIXTURES, builds, config_path
 
 import fomm_convert
 from fomm_convert.errors import FommError
@@ -13,6 +13,7 @@ from fomm_convert.media import open_video, open_writer, read_image, to_uint8
 
 
 @pytest.fixture(scope="module")
+@builds
 def bundle_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("api") / "tiny"
     return fomm_convert.build(config_path("tiny"), FIXTURES / "tiny-seed7.pth.tar",

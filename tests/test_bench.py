@@ -17,7 +17,8 @@ from fomm_convert.bench.memory import PARTS
 from fomm_convert.cli import cli
 from fomm_convert.spec import load_spec
 
-from conftest import FIXTURES, ROOT, SHARED, config_path, require_module, require_shared
+from conftest import (FIXTURES, ROOT, SHARED, builds, config_path, require_module,
+                      require_shared)
 
 TINY = config_path("tiny")
 CKPT = FIXTURES / "tiny-seed7.pth.tar"
@@ -28,6 +29,7 @@ RESULT_KEYS = {"backend", "threads", "frames_per_second", "kp_detector_ms",
 
 
 @pytest.fixture(scope="module")
+@builds
 def bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "tiny"
     result = subprocess.run(

@@ -102,6 +102,7 @@ def test_existing_version_needs_force(bundle):
     assert result.exit_code != 0 and "pass --force" in result.output
 
 
+@pytest.mark.slow  # a build up to its TFLite files' parity gate
 def test_parity_failure_leaves_no_bundle_and_a_report(tmp_path, monkeypatch):
     import fomm_convert.parity.end_to_end as e2e
     from fomm_convert.parity.compare import Tolerances
@@ -118,6 +119,7 @@ def test_parity_failure_leaves_no_bundle_and_a_report(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "strict.parity-failed.json").read_text())["tflite"]
 
 
+@pytest.mark.slow  # builds (SIGKILL: twice)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_build_leaves_no_bundle(tmp_path, sig):
     out = tmp_path / "killed"

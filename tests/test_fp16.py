@@ -24,7 +24,7 @@ from fomm_convert.tf_model.fast import fast_models
 from fomm_convert.tf_model.functions import model_functions
 from fomm_convert.tf_model.weights import build_tf_models
 
-from conftest import FIXTURES, config_path
+from conftest import FIXTURES, builds, config_path
 from oracle_policy import reduced_errors
 
 # The oracle's cases with recorded outputs: config -> checkpoint.
@@ -44,6 +44,7 @@ def export_variants(spec, checkpoint, root, precisions=("fp32", "fp16")):
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
+@builds
 def case(request, tmp_path_factory):
     name = request.param
     spec = load_spec(config_path(name))

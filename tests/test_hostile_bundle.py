@@ -491,6 +491,7 @@ def test_read_only_out_is_found_before_the_work(tmp_path):
     assert list(parent.iterdir()) == []
 
 
+@pytest.mark.slow  # a build up to its SavedModel writer
 def test_disk_full_in_build_is_one_line(tmp_path):
     """A file-size limit makes the first large write fail (EFBIG, as ENOSPC would), here
     inside TensorFlow's SavedModel writer: one line, nothing left."""
@@ -506,6 +507,7 @@ def test_disk_full_in_build_is_one_line(tmp_path):
 
 
 # ------------------------------------------------------------------ concurrency, kills
+@pytest.mark.slow  # a whole build beside the refused one
 def test_a_second_build_into_the_same_place_fails_at_once(tmp_path):
     out = tmp_path / "out"
     args = ["-m", "fomm_convert.cli", "build", "--config", TINY, "--checkpoint", CKPT,
@@ -595,6 +597,7 @@ def test_kill_at_each_step_of_moving_into_place(built, tmp_path, force):
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+@pytest.mark.slow  # builds until killed, then again
 def test_killed_build_at_a_random_moment_leaves_nothing_half(tmp_path):
     """A real build killed (SIGKILL) at a random moment: no bundle or a whole one with its
     archive; its scratch and temporary files only inside the staging folder, which the

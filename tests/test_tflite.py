@@ -33,7 +33,7 @@ from fomm_convert.tf_model.fast import fast_models
 from fomm_convert.tf_model.functions import model_functions
 from fomm_convert.tf_model.weights import build_tf_models
 
-from conftest import FIXTURES, ORACLE, ROOT, config_path, require_oracle
+from conftest import FIXTURES, ORACLE, ROOT, builds, config_path, require_oracle
 from oracle_policy import assert_matches_oracle, profile_tolerance as tolerance, reduced_errors
 
 CHECKPOINT = FIXTURES / "tiny-seed7.pth.tar"
@@ -57,6 +57,7 @@ def spec():
 
 
 @pytest.fixture(scope="module")
+@builds
 def bundle(tmp_path_factory, spec):
     """A bundle-shaped directory: savedmodel/<model>/ and tflite/ in every precision."""
     root = tmp_path_factory.mktemp("bundle")
@@ -498,6 +499,7 @@ def static_tflite(spec, checkpoint, out) -> dict:
     return {m: convert_savedmodel(sources[m], "fp32") for m in ("kp_detector", "generator")}
 
 
+@pytest.mark.slow  # exports every config's static files
 @pytest.mark.parametrize("config", sorted(STATIC_CONFIGS))
 def test_static_files_run_on_the_gpu(config, tmp_path):
     files = static_tflite(load_spec(config_path(config)), STATIC_CONFIGS[config], tmp_path)

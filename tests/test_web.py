@@ -31,8 +31,8 @@ from fomm_convert.cli import cli
 from fomm_convert.pipeline.web import SITE_JSON, write_site
 from fomm_convert.pipeline.web_server import site_server, url_of
 
-from conftest import (ROOT, SHARED, build_in_process_of_its_own, missing_tool, require_browser,
-                      require_module, require_shared)
+from conftest import (ROOT, SHARED, build_in_process_of_its_own, builds, missing_tool,
+                      require_browser, require_module, require_shared)
 from devtools import Browser
 
 MEDIA = SHARED / "media"
@@ -68,6 +68,7 @@ def browser_tools():
 
 
 @pytest.fixture(scope="module")
+@builds
 def bundle(tmp_path_factory):
     """The tiny bundle with the ONNX and static TFLite files only (without the static
     float16 files: a site of those is refused), built as a user builds it."""
