@@ -48,7 +48,8 @@ test: install web
 	$(PY) -m pytest -q
 
 # A venv that exists is used as it is (no registry is reached); a missing one is made.
-test-fast: | $(STAMP)
+test-fast:
+	@[ -x $(PY) ] || $(MAKE) --no-print-directory install
 	$(PY) -m pytest -q -m "not slow and not browser and not network"
 
 # Speed and memory of every format of a synthetic vox bundle (and OpenVINO on its ONNX
