@@ -2,9 +2,9 @@
 import os
 
 # TensorFlow's oneDNN convolutions put vox-256 keypoints past the keypoint tolerance, its
-# Eigen ones at the original's own level (figures: docs/performance.md, "Keypoints and
-# oneDNN"). The converter wants exactness; the fast path is TFLite. Set before any import
-# of tensorflow; an explicit setting by the user wins.
+# Eigen ones at the original's own level (the figures:
+# docs/performance.md, "Keypoints and oneDNN"). The converter wants exactness; the fast path
+# is TFLite. Set before any import of tensorflow; an explicit setting by the user wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 # TensorFlow's C++ INFO/WARNING lines (loader chatter, CPU feature notes) would bury the
 # converter's own progress lines.

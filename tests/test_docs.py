@@ -23,6 +23,8 @@ PATH = re.compile(r"(?<![\w./-])((?:%s)/[\w./<>-]*[\w>])" % "|".join(
 # Not the repository's: a bundle's own files (README, "The bundle"), and what make web
 # installs.
 ELSEWHERE = re.compile(r"^parity/(report|weights)\b|^web/node_modules(/|$)")
+# A section named in prose: (README, "Python API"), docs/design.md, "Rewrites".
+SECTION = re.compile(r'\(?(README|CONTRIBUTING\.md|docs/[\w-]+\.md), "([^"\n]+)"')
 LINK = re.compile(r"\]\(([^)#\s]+)(#[^)\s]*)?\)")
 MARKDOWN = ("README.md", "CONTRIBUTING.md",
             *(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")))
@@ -96,6 +98,16 @@ def heading_anchor(heading: str) -> str:
     """GitHub's anchor of a Markdown heading."""
     text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
     return text.replace(" ", "-")
+
+
+def test_every_section_named_in_comments_and_docs_exists():
+    named = [(doc, section, path) for path in tracked() if not path.startswith("tests/fixtures/")
+             for doc, section in SECTION.findall(prose(path))]
+    assert len(named) >= 5
+    for doc, section, path in named:
+        text = (ROOT / ("README.md" if doc == "README" else doc)).read_text()
+        headings = re.findall(r"^#+ (.+)$", text, re.M)
+        assert any(h.startswith(section) for h in headings), f"{path}: {doc}, {section!r}"
 
 
 def test_links_between_docs_land():
