@@ -1,11 +1,12 @@
-# One command sets up and runs the demo (make demo), one runs the tests (make test).
+# One command sets up and runs the demo (make demo), one runs the tests (make test); make
+# test-fast runs the tests of none of the slow, browser and network tiers (CONTRIBUTING.md).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 FC     := $(VENV)/bin/fomm-convert
 STAMP  := $(VENV)/.installed
 
-.PHONY: install web demo test all bench clean
+.PHONY: install web demo test test-fast all bench clean
 
 # The venv holds the toolchain pinned in pyproject.toml; rebuilt only when that changes.
 install: $(STAMP)
@@ -45,6 +46,11 @@ all: install
 
 test: install web
 	$(PY) -m pytest -q
+
+# A venv that exists is used as it is (no registry is reached); a missing one is made.
+test-fast:
+	@[ -x $(PY) ] || $(MAKE) --no-print-directory install
+	$(PY) -m pytest -q -m "not slow and not browser and not network"
 
 # Speed and memory of every format of a synthetic vox bundle (and OpenVINO on its ONNX
 # files) against PyTorch eager (minutes; noisy on a shared machine: it interleaves rounds

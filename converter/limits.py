@@ -1,5 +1,5 @@
 """Bounds on what an input may make us do, checked before the work: each a stated number
-with the reason for it (README, "Limits"). Exceeding one is a one-line refusal."""
+with the reason for it (docs/security.md). Exceeding one is a one-line refusal."""
 from __future__ import annotations
 
 
@@ -77,6 +77,9 @@ FILE_NAME_MAX_BYTES = 255
 VERSION_MAX_CHARS = 64
 # parity/report.json, which verify reads: ~40 KB per format (every format of vox: ~250 KB).
 PARITY_REPORT_MAX_BYTES = 16 << 20
+# A bench report that `bench --from-json` draws: ~3 KB a row with its samples (every
+# backend at 2 thread counts: ~60 KB).
+BENCH_REPORT_MAX_BYTES = 16 << 20
 # Our metadata JSON inside one artifact (TFLite entry, ONNX metadata_props): ~5 KB.
 ARTIFACT_METADATA_MAX_BYTES = 1 << 20
 # A SavedModel's saved_model.pb (the graph and its functions; the weights are in

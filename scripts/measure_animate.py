@@ -9,7 +9,8 @@ median here) weigh on both alike; the ratio of each job to the mean of the two r
 around it is what the issue's 95% goal compares.
 
     .venv/bin/python scripts/measure_animate.py --bundle DIR [--backend tflite]
-        [--threads 2] [--rounds 3] [--source media/source.png --driving media/driving.mp4]
+        [--threads 2] [--rounds 3]
+        [--source ../shared/media/source.png --driving ../shared/media/driving.mp4]
 """
 from __future__ import annotations
 

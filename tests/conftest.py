@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -24,12 +26,46 @@ SPEC_TABLES = {"vox": "vox-256", "vox-adv": "vox-adv-256", "taichi": "taichi-256
 EXTRA_CONFIGS = ["tiny", "tiny-pad", "tiny-single-jac", "tiny-nojac", "tiny-noocc", "vox-512"]
 
 
+def builds(fixture):
+    """Marks a fixture that builds a bundle, exports model files or makes a full-size model
+    (minutes of CPU): every test that uses it, directly or through another fixture, is
+    `slow` (pytest_collection_modifyitems)."""
+    fixture.builds = True
+    return fixture
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the marks
+def pytest_collection_modifyitems(items):
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = [d for ds in info.name2fixturedefs.values() for d in ds] if info else []
+        if any(getattr(d.func, "builds", False) for d in defs):
+            item.add_marker(pytest.mark.slow)
+
+
+def fast_first(first, *rest) -> list:
+    """Parametrize cases: `first` runs in every tier, the rest are `slow` (a matrix whose one
+    case catches what the fast tier is for)."""
+    return [first, *(pytest.param(*(case if isinstance(case, tuple) else (case,)),
+                                  marks=pytest.mark.slow) for case in rest)]
+
+
 def missing_tool(message: str):
     """A test's tool (a browser, a runtime) is missing: fail in CI (CI=true), skip elsewhere
     with the message, which names what to install."""
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_module(name: str, extra: str = "dev"):
+    """An optional module (a dev or convert dependency), imported, else missing_tool naming
+    the extra that installs it."""
+    import importlib
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        missing_tool(f"needs {name.split('.')[0]}: pip install 'fomm-convert[{extra}]'")
 
 
 def require_browser():
@@ -44,18 +80,39 @@ def require_browser():
         missing_tool(str(exc))
 
 
+def as_a_user(argv: list) -> list:
+    """argv such that file modes bind it: as root, through util-linux's setpriv without the
+    capabilities that override them (root writes into a 0o555 folder otherwise)."""
+    if os.geteuid() != 0:
+        return list(argv)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        missing_tool("needs setpriv (util-linux) to run a command as root with file modes "
+                     "binding it")
+    return [setpriv, "--inh-caps=-all",
+            "--bounding-set=-dac_override,-dac_read_search,-fowner", "--", *argv]
+
+
 def config_path(name: str) -> str:
     """A spec name, or the fixture path of one of the oracle's extra configs."""
     return str(FIXTURES / "configs" / f"{name}.yaml") if name in EXTRA_CONFIGS else name
 
 
-def require_oracle(*names):
-    missing = [n for n in names if not (ORACLE / n).exists()]
+def require_shared(*names):
+    """Files of ../shared (the oracle data, the sample media), else missing_tool: an oracle
+    test never passes by skipping in CI."""
+    missing = [n for n in names if not (SHARED / n).exists()]
     if missing:
-        pytest.skip(f"needs ../shared/oracle/{', '.join(missing)}")
+        missing_tool(f"needs {', '.join(f'../shared/{n}' for n in missing)} (the project's "
+                     "shared data, laid beside the checkout)")
+
+
+def require_oracle(*names):
+    require_shared(*(f"oracle/{n}" for n in names))
 
 
 @pytest.fixture(scope="session")
+@builds
 def vox256_checkpoint(tmp_path_factory) -> Path:
     """The oracle's vox-256 seed-7 weights, regenerated with its own script and checked."""
     require_oracle("make_weights.py", "vox-256.json", "statedicts/vox-256.json")
@@ -75,6 +132,7 @@ TINY_CHECKPOINT = FIXTURES / "tiny-seed7.pth.tar"
 
 
 @pytest.fixture(scope="session")
+@builds
 def tiny_bundle(tmp_path_factory) -> Path:
     """A bundle of every format of the tiny oracle config, built as a user runs the CLI: in a
     process of its own (TF names traced functions by a per-process counter, so two builds
@@ -83,6 +141,30 @@ def tiny_bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "tiny-a"
     build_in_process_of_its_own(out, "--formats", ",".join(FORMAT_NAMES))
     return out
+
+
+@pytest.fixture(scope="session")
+@builds
+def synthetic_bundle(tmp_path_factory) -> SimpleNamespace:
+    """A tiny bundle (tflite, onnx) of seed-7 synthetic weights (build_synthetic)."""
+    return build_synthetic(tmp_path_factory.mktemp("synthetic"), "tflite,onnx")
+
+
+def build_synthetic(work: Path, formats: str) -> SimpleNamespace:
+    """A tiny bundle of `formats` from seed-7 synthetic weights, built from `work`/build as a
+    user builds one: its checkpoint stays in that folder's checkpoints/ (verify run from
+    there finds it)."""
+    (work / "build").mkdir()
+    out = work / "bundles" / "tiny"
+    result = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config",
+                             config_path("tiny"), "--synthetic", "--seed", "7", "--formats",
+                             formats, "--out", str(out)], cwd=work / "build",
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    archive, = out.parent.glob("fomm-tiny-*.tar.gz")
+    return SimpleNamespace(bundle=out, archive=archive, cwd=work / "build",
+                           checkpoint=work / "build" / "checkpoints"
+                           / "tiny-synthetic-seed7.pth.tar")
 
 
 def build_in_process_of_its_own(out: Path, *extra, config=None, checkpoint=TINY_CHECKPOINT):

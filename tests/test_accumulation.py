@@ -11,6 +11,7 @@ from fomm_convert.tf_model.accumulation import ChunkedConv2d, chunked_accumulati
 from fomm_convert.tf_model.blocks import Conv2d, named_modules, named_variables
 from fomm_convert.tf_model.functions import kp_detector_function
 
+from conftest import fast_first
 from test_fast import OP_TOL, VALUE_TOL, _models, conv_case, torch_conv
 from test_tf_model import smooth_images
 
@@ -34,7 +35,7 @@ def test_pairwise_sum_adds_every_part_once():
     assert float(pairwise_sum(parts[:1])[0]) == 1.0
 
 
-@pytest.mark.parametrize("config", ["tiny", "tiny-single-jac", "tiny-pad"])
+@pytest.mark.parametrize("config", fast_first("tiny", "tiny-single-jac", "tiny-pad"))
 def test_chunked_detector_equals_reference_structured(config):
     spec, (kp_detector, _) = _models(config)
     chunked = chunked_accumulation(kp_detector, 2)

@@ -22,7 +22,8 @@ from fomm_convert.cli import cli
 from fomm_convert.keypoints import detect_frame
 from fomm_convert.pipeline.predict import predict
 
-from conftest import FIXTURES, ORACLE, ROOT, SHARED, config_path
+from conftest import (FIXTURES, ORACLE, ROOT, SHARED, builds, config_path, require_module,
+                      require_shared)
 
 TINY = config_path("tiny")
 CKPT = str(FIXTURES / "tiny-seed7.pth.tar")
@@ -59,6 +60,7 @@ def png_frames(directory) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
+@builds
 def bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "tiny"
     result = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config", TINY,
@@ -96,7 +98,7 @@ def backend(bundle, name="tflite"):
 # ------------------------------------------------------------------------ resize parity
 
 def test_resize_matches_skimage():
-    skimage = pytest.importorskip("skimage.transform")
+    skimage = require_module("skimage.transform")
     rng = np.random.default_rng(0)
     cases = [((402, 402, 4), (256, 256)), ((256, 256, 3), (64, 64)), ((50, 70, 3), (64, 64)),
              ((64, 64, 3), (200, 130)), ((300, 37, 3), (64, 90)), ((5, 7, 1), (64, 64)),
@@ -119,9 +121,7 @@ def test_resize_matches_skimage():
 def test_source_and_driving_match_the_oracle():
     """source.png resized to 256x256 and flipped is the oracle's `source`; frames 40..47
     of driving.mp4 decoded with imageio-ffmpeg are its `driving`."""
-    needed = [MEDIA / "source.png", MEDIA / "driving.mp4", ORACLE / "vox-256.npz"]
-    if not all(p.exists() for p in needed):
-        pytest.skip("needs ../shared/media and ../shared/oracle/vox-256.npz")
+    require_shared("media/source.png", "media/driving.mp4", "oracle/vox-256.npz")
     with np.load(ORACLE / "vox-256.npz") as data:
         source, driving, rows = data["source"], data["driving"], data["driving_frame_indices"]
     ours = media.read_image(MEDIA / "source.png", (256, 256))
@@ -190,15 +190,10 @@ def test_absolute_mode_equals_predict(bundle, files, tmp_path):
     assert np.abs(png_frames(tmp_path / "abs").astype(int) - expected).max() <= 1
 
 
-def test_synthetic_bundle_says_so(bundle, files, tmp_path):
+def test_synthetic_bundle_says_so(bundle, synthetic_bundle, files, tmp_path):
     # A bundle built from synthetic weights (its manifest's flag cannot be edited in: the
     # version digest covers it).
-    synthetic = tmp_path / "synthetic"
-    built = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config", TINY,
-                            "--synthetic", "--out", str(synthetic), "--formats", "tflite"],
-                           cwd=tmp_path, capture_output=True, text=True)
-    assert built.returncode == 0, built.stdout + built.stderr
-    result = ok(run("animate", "--bundle", synthetic, "--source", files["source"],
+    result = ok(run("animate", "--bundle", synthetic_bundle.bundle, "--source", files["source"],
                     "--driving", files["driving"], "--out", tmp_path / "o.gif"))
     notice = [line for line in result.stderr.splitlines() if "synthetic" in line]
     assert len(notice) == 1 and "not a trained model" in notice[0]

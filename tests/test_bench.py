@@ -17,7 +17,8 @@ from fomm_convert.bench.memory import PARTS
 from fomm_convert.cli import cli
 from fomm_convert.spec import load_spec
 
-from conftest import FIXTURES, ROOT, SHARED, config_path
+from conftest import (FIXTURES, ROOT, SHARED, builds, config_path, require_module,
+                      require_shared)
 
 TINY = config_path("tiny")
 CKPT = FIXTURES / "tiny-seed7.pth.tar"
@@ -28,6 +29,7 @@ RESULT_KEYS = {"backend", "threads", "frames_per_second", "kp_detector_ms",
 
 
 @pytest.fixture(scope="module")
+@builds
 def bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "tiny"
     result = subprocess.run(
@@ -106,11 +108,50 @@ def test_flop_counts_of_vox_match_the_field_notes():
 
 
 def test_int8_quality_on_the_sample_media(bundle):
+    require_shared("media/source.png", "media/driving.mp4")
     media = SHARED / "media"
-    if not (media / "source.png").exists() or not (media / "driving.mp4").exists():
-        pytest.skip("needs ../shared/media/source.png and driving.mp4")
     from fomm_convert.bench.run import int8_quality
     quality = int8_quality(bundle, media / "source.png", media / "driving.mp4", frames=3)
     assert quality["frames"] == 3
     assert quality["keypoint_drift_max"] == 0.0  # the int8 variant keeps the detector float
     assert 15 < quality["psnr_db_min"] <= quality["psnr_db_mean"]
+
+
+def small_report(tflite_ms=40.0):
+    """A bench report of two backends at 1 and 2 threads, as run.bench writes its rows."""
+    rows = []
+    for backend, ms, mb in (("torch", 100.0, 300.0), ("tflite", tflite_ms, 120.0)):
+        for threads in (1, 2):
+            frame = ms / threads
+            rows.append({"backend": backend, "threads": threads, "frame_ms": frame,
+                         "uss_peak_mb": mb + 10 * threads,
+                         "samples_ms": {"frame": [0.9 * frame, frame, 1.2 * frame]}})
+    return {"spec": "tiny", "frame_shape": [64, 64, 3], "repeats": 3,
+            "machine": {"cpu": "a test CPU", "cores": 2}, "results": rows}
+
+
+def test_plot_from_json(tmp_path):
+    """`bench --from-json --plot` draws an earlier run: a PNG of the figure's size that
+    changes with a row's time; a report without a row's field is one line naming it."""
+    require_module("matplotlib", "plot")
+    import imageio.v3 as iio
+    pictures = []
+    for name, report in (("a", small_report()), ("b", small_report(tflite_ms=80.0))):
+        (tmp_path / f"{name}.json").write_text(json.dumps(report))
+        out = tmp_path / f"{name}.png"
+        result = CliRunner().invoke(cli, ["bench", "--from-json", str(tmp_path / f"{name}.json"),
+                                          "--plot", str(out)])
+        assert result.exit_code == 0, result.output
+        pictures.append(iio.imread(out))
+    # figsize (11, 1.6 + 0.42 per backend) inches at 90 dpi
+    assert pictures[0].shape[:2] == pictures[1].shape[:2] == (219, 990)
+    assert pictures[0].std() > 10 and (pictures[0] != pictures[1]).any()
+    broken = small_report()
+    del broken["results"][2]["frame_ms"]
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    result = CliRunner().invoke(cli, ["bench", "--from-json", str(tmp_path / "broken.json"),
+                                      "--plot", str(tmp_path / "c.png")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == \
+        f"Error: {tmp_path / 'broken.json'}: results[2].frame_ms is missing or not a number"
+    assert not (tmp_path / "c.png").exists()

@@ -27,6 +27,8 @@ from fomm_convert.runtime.browser.placement import parse_placement
 from conftest import FIXTURES, require_browser
 from oracle_policy import STAGE, assert_matches_oracle
 
+pytestmark = pytest.mark.browser
+
 RUNTIMES = ("onnx-web", "litert-js", "litert-js-webgpu")
 # Issue 9: LiteRT.js on WebGPU is held to 1e-3 everywhere (GPU arithmetic).
 WEBGPU_TOLERANCE = 1e-3

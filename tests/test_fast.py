@@ -22,7 +22,7 @@ from fomm_convert.tf_model import fast, winograd
 from fomm_convert.tf_model.functions import generate_function
 from fomm_convert.tf_model.weights import build_tf_models
 
-from conftest import FIXTURES
+from conftest import FIXTURES, fast_first
 from test_tf_model import nchw, nhwc, random_state, smooth_images
 
 VALUE_TOL = 1e-5
@@ -357,8 +357,9 @@ def _check(diffs: dict):
 # winograd "all": every eligible 3x3 conv of the tiny models takes Winograd F(2x2, 3x3),
 # "all-f4" F(4x4, 3x3) where the size is divisible by 4, as the wide ones of the full-size
 # models do (None: none does).
-@pytest.mark.parametrize("config", ["tiny", "tiny-nonsquare", "tiny-512like", "tiny-nojac",
-                                    "tiny-noocc", "tiny-pad"])
+# The fast tier runs the non-square case of each matrix (it catches a height/width swap).
+@pytest.mark.parametrize("config", fast_first("tiny-nonsquare", "tiny", "tiny-512like",
+                                              "tiny-nojac", "tiny-noocc", "tiny-pad"))
 @pytest.mark.parametrize("winograd", ["all", "all-f4", None])
 def test_fast_models_equal_reference_structured(config, winograd):
     spec, (kp_detector, generator) = _models(config)
@@ -430,7 +431,8 @@ def test_fast_models_are_independent_copies_of_the_weights():
     assert np.array_equal(fast_gen(source, *args)["prediction"].numpy(), before)
 
 
-@pytest.mark.parametrize("config", ["tiny", "tiny-nonsquare", "tiny-512like", "tiny-nojac"])
+@pytest.mark.parametrize("config", fast_first("tiny-nonsquare", "tiny", "tiny-512like",
+                                              "tiny-nojac"))
 @pytest.mark.parametrize("winograd", ["all", "all-f4", "mlas"])
 def test_fast_torch_models_equal_the_torch_reference(config, winograd):
     """The ONNX route's modules: the reference's entry points on swapped-in fast blocks."""

@@ -24,8 +24,8 @@ from fomm_convert.tf_model.fast import fast_models
 from fomm_convert.tf_model.functions import model_functions
 from fomm_convert.tf_model.weights import build_tf_models
 
-from conftest import FIXTURES, config_path
-from oracle_policy import fp16_errors
+from conftest import FIXTURES, builds, config_path
+from oracle_policy import reduced_errors
 
 # The oracle's cases with recorded outputs: config -> checkpoint.
 CASES = {"tiny": "tiny-seed7.pth.tar", "tiny-single-jac": "tiny-single-jac-seed7.pth.tar"}
@@ -44,6 +44,7 @@ def export_variants(spec, checkpoint, root, precisions=("fp32", "fp16")):
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
+@builds
 def case(request, tmp_path_factory):
     name = request.param
     spec = load_spec(config_path(name))
@@ -62,7 +63,7 @@ def oracle_inputs(oracle):
 def test_fp16_matches_the_original(case):
     backend = load_backend("tflite-fp16", spec=case["spec"], bundle=case["root"])
     ours = predict(backend, *oracle_inputs(case["oracle"]))
-    errors, over = fp16_errors(ours, case["oracle"])
+    errors, over = reduced_errors(ours, case["oracle"], "fp16")
     assert len(errors) == 20
     assert not over, f"{case['name']}: {over} (all: {errors})"
 

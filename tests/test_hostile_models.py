@@ -24,8 +24,8 @@ import pytest
 from fomm_convert.formats import ONNX_WEIGHTS_FILE
 from fomm_convert.io import file_sha256
 
-from conftest import config_path
-from test_hostile_bundle import (build_tiny, command, copy, manifest_of, python, refusal,
+from conftest import build_synthetic, config_path
+from test_hostile_bundle import (command, copy, manifest_of, python, refusal,
                                  write_manifest)
 
 TINY = config_path("tiny")
@@ -46,7 +46,7 @@ API = textwrap.dedent("""\
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A tiny synthetic bundle (SavedModel, ONNX) and the inputs each command reads."""
-    built = build_tiny(tmp_path_factory.mktemp("hostile-models"), "savedmodel,onnx")
+    built = build_synthetic(tmp_path_factory.mktemp("hostile-models"), "savedmodel,onnx")
     import imageio.v3 as iio
     from fomm_convert.fixtures import demo_inputs
     from fomm_convert.media import open_writer, to_uint8

@@ -1,4 +1,4 @@
-"""The walls of the package (README, "Architecture"), read from the code itself.
+"""The walls of the package (CONTRIBUTING.md, "Architecture"), read from the code itself.
 
 Every import of the project's own modules, function-level ones included, is resolved
 from the AST: imports only go down the layers, packages of one layer never import each

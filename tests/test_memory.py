@@ -66,17 +66,8 @@ def test_shared_weights_are_packed_once(tiny_bundle):
     assert found["resident"] < 0.1 * found["files"], found
 
 
-def test_a_tflite_call_lets_other_threads_run(tiny_bundle):
-    """The runtime releases the GIL while it runs (animate decodes and encodes in other
-    threads meanwhile): a thread that ticks every millisecond is never held up for most
-    of a long call."""
-    from fomm_convert.bundle.open import open_bundle
-    from fomm_convert.fixtures import demo_inputs
-    opened = open_bundle(tiny_bundle, check=False)
-    backend = opened.backend("tflite", threads=1)
-    source, driving = demo_inputs(opened.spec.frame_shape, frames=64)
-    kp_source, kp_driving = backend.kp_detector(source), backend.kp_detector(driving)
-    backend.generator(source, kp_driving, kp_source)  # XNNPACK prepares it
+def ticks_in_the_middle(call) -> int:
+    """Ticks of a thread that ticks every millisecond, in the middle half of call()."""
     ticks, done = [], threading.Event()
 
     def tick():
@@ -87,14 +78,34 @@ def test_a_tflite_call_lets_other_threads_run(tiny_bundle):
     thread.start()
     time.sleep(0.02)
     start = time.perf_counter()
-    backend.generator(source, kp_driving, kp_source)
+    call()
     end = time.perf_counter()
     done.set()
     thread.join()
-    during = [t for t in ticks if start <= t <= end]
-    gaps = [b - a for a, b in zip([start, *during], [*during, end])]
-    assert end - start > 0.04, end - start  # long enough to tell
-    assert max(gaps) < 0.5 * (end - start), (max(gaps), end - start)
+    quarter = (end - start) / 4
+    return sum(start + quarter <= t <= end - quarter for t in ticks)
+
+
+def test_a_tflite_call_lets_other_threads_run(tiny_bundle):
+    """The runtime releases the GIL while it runs (animate decodes and encodes in other
+    threads meanwhile). A call that held it would let no tick into the middle half of the
+    call, however idle the machine; released, a tick lands there unless the scheduler gives
+    the ticker no core for that whole span, which a busy machine may do to one call but
+    not to five in a row."""
+    from fomm_convert.bundle.open import open_bundle
+    from fomm_convert.fixtures import demo_inputs
+    opened = open_bundle(tiny_bundle, check=False)
+    backend = opened.backend("tflite", threads=1)
+    source, driving = demo_inputs(opened.spec.frame_shape, frames=64)
+    kp_source, kp_driving = backend.kp_detector(source), backend.kp_detector(driving)
+    backend.generator(source, kp_driving, kp_source)  # XNNPACK prepares it
+    counts = []
+    for _ in range(5):
+        counts.append(ticks_in_the_middle(lambda: backend.generator(source, kp_driving,
+                                                                    kp_source)))
+        if counts[-1]:
+            break
+    assert counts[-1] > 0, counts
 
 
 def test_worker_reports_consistent_memory(tiny_bundle):

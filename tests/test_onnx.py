@@ -26,7 +26,7 @@ from fomm_convert.synth import write_checkpoint
 from fomm_convert.signatures import FLAGS
 from fomm_convert.torch_model.process_kp import ProcessKpDriving
 
-from conftest import FIXTURES, ORACLE, ROOT, config_path, require_oracle
+from conftest import FIXTURES, ORACLE, ROOT, builds, config_path, require_oracle
 from oracle_policy import (FLAG_COMBINATIONS, STAGE, assert_matches_oracle,
                            assert_stages_match_oracle, oracle_tolerance, random_kp,
                            reference_normalisation)
@@ -75,6 +75,7 @@ def metadata_for(case: str) -> dict:
 
 
 @pytest.fixture(scope="module")
+@builds
 def bundles(tmp_path_factory):
     """Each case exported once: {case: (spec, checkpoint, bundle dir, paths)}."""
     out = {}
@@ -255,6 +256,7 @@ def test_export_is_deterministic(bundles, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(ONNX_ARTIFACT_FILES)
 
 
+@pytest.mark.slow  # exports the ONNX files of a spec
 def test_align_corners_spec_exports_its_grid_sample(tmp_path, oracle_inputs):
     """A spec with the training-time grid_sample convention exports it (the oracle's
     gen_ac_prediction), and the two conventions differ."""
@@ -409,6 +411,7 @@ def test_winograd_conv_runs_in_onnxruntime_at_any_batch(tmp_path, tile, tol):
         assert np.abs(ours - expected).max() <= tol
 
 
+@pytest.mark.slow
 def test_vox256_matches_oracle(tmp_path, vox256_checkpoint):
     """The full-size case, on the files a build ships (the generator's 64x64 layers by
     Winograd F(4x4, 3x3)), through predict at the oracle's generator rows, with the oracle

@@ -198,6 +198,7 @@ def test_a_config_that_disagrees_with_the_bundle_is_one_line(bundles, tmp_path):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_vox256_meets_the_oracle_in_both_runtimes(tmp_path, vox256_checkpoint):
     """The full-size vox-256 case, end to end through OpenVINO, and the same detector file
     in onnxruntime: keypoints within 1e-5 of the original's in both. OpenVINO sums each

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import zipfile
 
 import numpy as np
@@ -173,11 +172,9 @@ def test_cli_rejects_an_unknown_config(tmp_path):
     assert not (tmp_path / "x.pth.tar").exists()
 
 
-def test_vox_matches_its_fact_table_quickly():
-    start = time.perf_counter()
+def test_vox_matches_its_fact_table():
     spec = load_spec("vox")
     ckpt = make_checkpoint(spec, 0)
     tables = {net: [[k, list(v.shape), str(v.dtype).replace("torch.", "")]
                     for k, v in ckpt[net].items()] for net in ("kp_detector", "generator")}
     assert tables == fact_table("vox-256")
-    assert time.perf_counter() - start < 20

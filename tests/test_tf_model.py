@@ -539,6 +539,7 @@ def vox256(vox256_checkpoint):
     return max_diffs(ours, case, sorted(ours))
 
 
+@pytest.mark.slow
 def test_vox256_matches_oracle(vox256):
     """The one full-size case: 13x13 anti-alias kernel, 58x58 heatmaps (pad 0), no
     deformation resize for the features, 64x64 -> 256x256 for `deformed`."""

@@ -14,7 +14,7 @@ from fomm_convert.runtime import load_backend
 from fomm_convert.spec import load_spec
 from fomm_convert.torch_model import build_models
 
-from conftest import EXTRA_CONFIGS, FIXTURES, ORACLE, SPEC_TABLES, config_path
+from conftest import EXTRA_CONFIGS, FIXTURES, ORACLE, SPEC_TABLES, config_path, fast_first
 from oracle_policy import STAGE, assert_matches_oracle, assert_stages_match_oracle
 
 TABLES = {**{c: c for c in EXTRA_CONFIGS}, **SPEC_TABLES}
@@ -38,9 +38,9 @@ def run_predict(tmp_path, config, checkpoint, npz, *extra):
     return dict(np.load(out))
 
 
-@pytest.mark.parametrize("case, checkpoint", [
+@pytest.mark.parametrize("case, checkpoint", fast_first(
     ("tiny", "tiny-seed7.pth.tar"), ("tiny", "tiny-seed7-zip.pth.tar"),
-    ("tiny-single-jac", "tiny-single-jac-seed7.pth.tar")])
+    ("tiny-single-jac", "tiny-single-jac-seed7.pth.tar")))
 def test_predict_matches_oracle_tiny(tmp_path, case, checkpoint):
     oracle = np.load(FIXTURES / f"{case}.npz")
     ours = run_predict(tmp_path, config_path(case), FIXTURES / checkpoint, FIXTURES / f"{case}.npz")
@@ -54,6 +54,7 @@ def test_predict_matches_oracle_tiny(tmp_path, case, checkpoint):
     assert np.abs(ac["gen_prediction"] - ours["gen_prediction"]).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_predict_matches_oracle_vox256(tmp_path, vox256_checkpoint):
     oracle = np.load(ORACLE / "vox-256.npz")
     inputs = tmp_path / "in.npz"

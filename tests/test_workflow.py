@@ -25,7 +25,11 @@ def test_workflow_covers_every_dataset():
     jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
     for job in ("build", "synthetic"):
         assert sorted(jobs[job]["strategy"]["matrix"]["dataset"]) == available_specs()
-    assert "make test" in str(jobs["test"]["steps"])
+    steps = [str(step) for step in jobs["test"]["steps"]]
+    shared = next(i for i, s in enumerate(steps) if "SHARED_DATA_URL" in s)
+    tests = next(i for i, s in enumerate(steps) if "make test" in s)
+    assert shared < tests, "the oracle data must be laid before the tests run"
+    assert "exit 1" in steps[shared] and "../shared" in steps[shared]
 
 
 def test_build_all_skips_missing_checkpoints(monkeypatch, tmp_path):

@@ -112,7 +112,7 @@ def flop_counts(spec, graph: str = "reference") -> dict:
     # Keypoint detector.
     kh, kw = downsampled_size((height, width), kpp["scale_factor"])
     kp = _anti_alias(kh, kw, channels, kpp["scale_factor"])
-    # Every exported graph keeps the detector's reference structure (converter/build.py).
+    # Every exported graph keeps the detector's reference structure (docs/design.md, "Rewrites").
     kp += _hourglass(kh, kw, kpp["block_expansion"], channels, kpp["num_blocks"],
                      kpp["max_features"], "reference")
     features = kpp["block_expansion"] + channels

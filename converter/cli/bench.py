@@ -1,5 +1,7 @@
 """`fomm-convert bench --bundle DIR --checkpoint CKPT [--threads 1,2] [--repeats 5]
-[--json PATH] [--backends tflite,onnx,...] [--quality-media DIR]` (fomm_convert.bench)."""
+[--json PATH] [--plot FILE] [--backends tflite,onnx,...] [--quality-media DIR]`, or
+`fomm-convert bench --from-json BENCH.json --plot FILE` to draw an earlier run
+(fomm_convert.bench)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,12 +23,17 @@ def _threads(text: str) -> tuple[int, ...]:
 
 
 @click.command("bench")
-@click.option("--bundle", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--bundle", type=click.Path(exists=True, file_okay=False),
               help="A bundle directory (fomm-convert build).")
-@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
               help="The bundle's checkpoint, for the PyTorch eager baseline.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the report as JSON here.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Also draw frame time and memory per backend and thread count here "
+                   "(.png, .svg or .pdf; needs the plot extra).")
+@click.option("--from-json", "from_json", type=click.Path(dir_okay=False),
+              help="Draw --plot from this earlier report (bench --json) instead of running.")
 @click.option("--threads", default="1,2", show_default=True, help="Thread counts.")
 @click.option("--repeats", default=5, show_default=True, type=int,
               help="Interleaved timed rounds (the median is reported).")
@@ -38,9 +45,20 @@ def _threads(text: str) -> tuple[int, ...]:
 @click.option("--quality-media", type=click.Path(file_okay=False),
               help="Directory with source.png and driving.mp4: also measure int8 vs fp32.")
 @click.option("--quality-frames", default=32, show_default=True, type=int)
-def bench_command(bundle, checkpoint, json_path, threads, repeats, warmup, backends,
-                  quality_media, quality_frames):
+def bench_command(bundle, checkpoint, json_path, plot_path, from_json, threads, repeats, warmup,
+                  backends, quality_media, quality_frames):
     """Frames per second of every backend of a bundle vs PyTorch eager, on this machine."""
+    from ..bench.plot import plot, pyplot_or_error, read_report
+    if plot_path:
+        pyplot_or_error()  # before a run's minutes, not after them
+    if from_json:
+        if not plot_path or bundle or checkpoint or json_path:
+            raise click.UsageError("--from-json takes --plot FILE and no --bundle, "
+                                   "--checkpoint or --json")
+        click.echo(f"plot: {plot(read_report(from_json), plot_path)}")
+        return
+    if not bundle or not checkpoint:
+        raise click.UsageError("--bundle and --checkpoint are needed (or --from-json)")
     from ..bench.report import markdown
     from ..bench.run import bench
     from ..io import write_json
@@ -55,3 +73,5 @@ def bench_command(bundle, checkpoint, json_path, threads, repeats, warmup, backe
     click.echo(markdown(report), nl=False)
     if json_path:
         write_json(json_path, report)
+    if plot_path:
+        click.echo(f"plot: {plot(report, plot_path)}", err=True)

@@ -4,7 +4,7 @@ Route: torch.onnx.export (the TorchScript tracer, opset 17) of thin wrappers
 (onnx_signatures.py) around the torch fast twin (converter/torch_model/fast.py). The
 reference already uses a closed-form 2x2 inverse, so nothing hits aten::linalg_inv;
 grid_sample becomes ONNX GridSample (opset >= 16). The TF graph is not a usable source:
-tf2onnx has no GridSample handler, so our TF warp would export as gathers (README,
+tf2onnx has no GridSample handler, so our TF warp would export as gathers (docs/design.md,
 "Why ONNX comes from the torch reference").
 
 Five files (formats.ONNX_FILES), one per signature of converter/signatures.py, with its

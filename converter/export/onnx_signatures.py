@@ -27,7 +27,7 @@ def axis_names(contract: Signature) -> dict[str, str]:
     """{tensor name: the symbol of its batch axis} (flags have none).
 
     Each source-side input has its own symbol: each may be 1 beside a driving batch of N,
-    independently of the others (README, signatures). Source-side outputs (encode_source's)
+    independently of the others (docs/design.md, "Semantics"). Source-side outputs (encode_source's)
     are at the batch of the signature's one source input."""
     names = {t.name: DRIVING_AXIS if t.batch == DRIVING else f"{t.name}_batch"
              for t in contract.inputs if t.batch is not None}

@@ -224,9 +224,9 @@ def _make(spec, checkpoint, weights, formats, version, final, stage, progress):
     # Per-layer parity runs on the reference-structured graph (kp_detector, generator);
     # the exported generator is the fast graph derived from its weights
     # (tf_model/fast.py). The detector is exported as it is: its temperature-0.1
-    # softmax turns any change of rounding into keypoint error (vox-256 against the original:
-    # 1.6e-5 folded, 9.6e-6 as is), and it is 3% of a frame's work. TFLite gets it with its
-    # convolutions summed in chunks (export.tflite.tflite_sources).
+    # softmax turns any change of rounding into keypoint error; its figures and its share of
+    # a frame: docs/design.md, "Rewrites". TFLite gets it with its convolutions summed in
+    # chunks (export.tflite.tflite_sources).
     _, fast_generator = fast_models(kp_detector, generator)
     functions = model_functions(spec, kp_detector, fast_generator)
     layers = layer_parity(spec, checkpoint, kp_detector, functions["process_kp_driving"][0],

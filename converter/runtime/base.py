@@ -39,7 +39,7 @@ class Backend(Protocol):
 
 
 def onnx_folder(bundle) -> Path:
-    """bundle/onnx, holding every file a runtime loads (FileNotFoundError naming those
+    """<bundle>/onnx, holding every file a runtime loads (FileNotFoundError naming those
     missing): the onnxruntime and OpenVINO backends run the same files."""
     root = Path(bundle) / "onnx"
     missing = [name for name in ONNX_ARTIFACT_FILES if not (root / name).is_file()]
