@@ -8,13 +8,14 @@ first and alone (the runtimes log when they start).
 """
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ..bundle.open import OpenedBundle, open_bundle
-from ..errors import FommError
+from ..bundle.open import OpenedBundle, check_backend_name, open_bundle
+from ..errors import FommError, warn
 from ..io import write_json
 from ..media import MediaError, open_video, open_writer, output_kind, read_image
 from .best_frame import find_best_frame
@@ -75,7 +76,12 @@ class Prepared:
 def prepare(bundle, backend_name: str, checkpoint=None, threads=None) -> Prepared:
     """Check the bundle now (files, spec, that it has the backend's format; an
     OpenedBundle's files were checked when it was opened); load the backend when it is
-    first used."""
+    first used. An unknown backend is refused before the bundle is read; more threads
+    than cores is a warning (they take turns: slower, not faster)."""
+    check_backend_name(backend_name)
+    if threads is not None and threads > (os.cpu_count() or 1):
+        warn(f"--threads {threads}: more than the {os.cpu_count()} cores here; the threads "
+             f"take turns on them (slower than {os.cpu_count()})")
     opened = bundle if isinstance(bundle, OpenedBundle) else open_bundle(bundle)
     opened.check_backend(backend_name, checkpoint)
     prepared = Prepared(opened, backend_name, checkpoint, threads)
@@ -143,7 +149,7 @@ def render(stages: Stages, batches, writer, panel, bar):
 
 def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative: bool,
                 adapt_scale: bool, batch_size: int | None = None, best_frame: bool = False,
-                visualize: bool = False, stream=None) -> dict:
+                visualize: bool = False, stream=None, force: bool = False) -> dict:
     """Animate the source with the driving video into `out`; returns a summary.
 
     Decoding, inference and drawing + encoding run side by side (render); the summary's
@@ -171,7 +177,7 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative:
     summary = {"frames": 0, "fps": fps, "best_frame": None, "audio": False}
     audio = _audio_source(video, out)
     # Opened before any work, so an unwritable output fails first; removed on any failure.
-    writer = open_writer(out, fps, audio_from=audio)
+    writer = open_writer(out, fps, audio_from=audio, force=force)
     try:
         backend = prepared.backend
         start = time.perf_counter()
@@ -207,7 +213,7 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative:
 
 def run_reconstruct(prepared: Prepared, video_path, out=None, *,
                     batch_size: int | None = None, visualize: bool = False,
-                    stream=None) -> Reconstruction:
+                    stream=None, force: bool = False) -> Reconstruction:
     """The original's reconstruction of a video from its first frame (loop.reconstruct_frames),
     optionally written to `out`."""
     stream = stream if stream is not None else sys.stderr
@@ -218,7 +224,7 @@ def run_reconstruct(prepared: Prepared, video_path, out=None, *,
         check_distinct(out, video_path)
     video = open_video(video_path)
     fps = video.fps or DEFAULT_FPS
-    writer = open_writer(out, fps, audio_from=_audio_source(video, out)) \
+    writer = open_writer(out, fps, audio_from=_audio_source(video, out), force=force) \
         if out is not None else None
     try:
         backend = prepared.backend
@@ -253,7 +259,8 @@ def run_reconstruct(prepared: Prepared, video_path, out=None, *,
 
 def animate(bundle, source, driving, out, *, backend: str = "tflite", checkpoint=None,
             threads=None, relative=None, adapt_scale=None, batch_size: int | None = None,
-            best_frame: bool = False, visualize: bool = False, notify=print) -> dict:
+            best_frame: bool = False, visualize: bool = False, force: bool = False,
+            notify=print) -> dict:
     """The `animate` command's work: run_animate on a prepared bundle, the normalisation
     defaulting to the bundle spec's; the summary also says which normalisation ran."""
     prepared = prepare(bundle, backend, checkpoint, threads)
@@ -263,21 +270,21 @@ def animate(bundle, source, driving, out, *, backend: str = "tflite", checkpoint
     adapt_scale = prepared.spec.adapt_scale if adapt_scale is None else adapt_scale
     summary = run_animate(prepared, source, driving, out, relative=relative,
                           adapt_scale=adapt_scale, batch_size=batch_size,
-                          best_frame=best_frame, visualize=visualize)
+                          best_frame=best_frame, visualize=visualize, force=force)
     return {**summary, "relative": relative, "adapt_scale": adapt_scale}
 
 
 def reconstruct(bundle, video, out=None, *, backend: str = "tflite", checkpoint=None,
                 threads=None, batch_size: int | None = None, visualize: bool = False,
-                json_path=None,
-                notify=print) -> Reconstruction:
+                json_path=None, force: bool = False, notify=print) -> Reconstruction:
     """The `reconstruct` command's work: run_reconstruct, and the L1 report as JSON."""
     prepared = prepare(bundle, backend, checkpoint, threads)
     if json_path:
         check_writable(json_path)
     for notice in prepared.notices:
         notify(notice)
-    result = run_reconstruct(prepared, video, out, batch_size=batch_size, visualize=visualize)
+    result = run_reconstruct(prepared, video, out, batch_size=batch_size, visualize=visualize,
+                             force=force)
     if json_path:
         write_report(json_path, {"l1": result.l1, "frames": result.frames,
                                  "l1_per_frame": result.per_frame, "video": str(video),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import one_line
-from ..formats import FORMAT_OF_BACKEND
+from ..formats import FASTEST_FIRST, FORMAT_OF_BACKEND, FORMATS
 from ..paths import CHECKPOINTS, SYNTHETIC_NAME
 from .artifacts import check_artifacts
 from .manifest import MANIFEST, BundleError, check_files, read_manifest, unlisted_files
@@ -83,9 +83,8 @@ def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None)
     """The named backend for a spec: a bundle backend runs `bundle`'s artifacts, a
     checkpoint backend (tf, torch) converts `checkpoint` (a path or a loaded Checkpoint).
     Every failure is a one-line BundleError."""
-    from ..runtime import CHECKPOINT_BACKENDS, backend_names, load_backend
-    if name not in backend_names():
-        raise BundleError(f"unknown backend '{name}' (known: {', '.join(backend_names())})")
+    from ..runtime import CHECKPOINT_BACKENDS, load_backend
+    check_backend_name(name)
     extra = {} if threads is None else {"threads": threads}
     if name not in CHECKPOINT_BACKENDS:
         if bundle is None:
@@ -105,6 +104,13 @@ def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None)
         return load_backend(name, spec=spec, checkpoint=_loaded(checkpoint), **extra)
     except (CheckpointError, ValueError, OSError) as exc:
         raise BundleError(one_line(exc)) from None
+
+
+def check_backend_name(name: str):
+    """An unknown backend is refused first, before any file is read or runtime loaded."""
+    from ..runtime import backend_names
+    if name not in backend_names():
+        raise BundleError(f"unknown backend '{name}' (known: {', '.join(backend_names())})")
 
 
 def _loaded(checkpoint):
@@ -128,8 +134,15 @@ class OpenedBundle:
     def formats(self) -> list[str]:
         return list(self.manifest["formats"])
 
+    def default_backend(self) -> str:
+        """The backend to run this bundle with when none is named: its first format in
+        formats.FASTEST_FIRST (lite runtimes before TensorFlow)."""
+        return next(FORMATS[f].backend for f in FASTEST_FIRST if f in self.formats)
+
     def check_backend(self, name: str, checkpoint=None):
-        """A bundle backend needs its format in the bundle and no checkpoint."""
+        """A known backend; a bundle backend needs its format in the bundle and no
+        checkpoint."""
+        check_backend_name(name)
         if name not in FORMAT_OF_BACKEND:
             return
         if checkpoint:

@@ -66,6 +66,9 @@ class VideoReader:
             try:
                 meta = next(gen)
             except Exception as exc:
+                only = _streams_without_video(str(exc))
+                if only:
+                    raise MediaError(f"{self.path}: no video stream (only {only})") from None
                 raise MediaError(f"{self.path}: not a readable video ({_reason(exc)})") \
                     from None
             try:
@@ -180,6 +183,15 @@ def _ffmpeg_error(log: bytes, status: int) -> str:
         return f"exit status {status}" if status else "a partial frame at the end"
     text = re.sub(r"^\[(\S+) @ 0x[0-9a-f]+\]\s*", r"\1: ", lines[0])  # "[h264 @ 0x5e..]"
     return text if len(text) <= 160 else text[:160] + "..."
+
+
+def _streams_without_video(ffmpeg_log: str) -> str | None:
+    """The kinds of stream ffmpeg found in an input that has streams but no video one
+    ("audio"), from its log; None when it has a video stream or none was listed."""
+    kinds = re.findall(r"^\s*Stream #0:\d+\S*: (\w+):", ffmpeg_log, re.MULTILINE)
+    if not kinds or "Video" in kinds:
+        return None
+    return ", ".join(sorted({kind.lower() for kind in kinds}))
 
 
 def _reason(exc: BaseException) -> str:
