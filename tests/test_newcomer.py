@@ -3,6 +3,7 @@ folder, a backend name misspelled, a checkpoint that does not fit, outputs repla
 a word, verify without the checkpoint, and the small frictions. Tiny bundle, lite runtimes."""
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -211,3 +212,91 @@ def test_an_audio_only_file_says_it_has_no_video(tmp_path):
     with pytest.raises(MediaError, match=rf"^{re.escape(str(audio))}: no video stream "
                                          rf"\(only audio\)$"):
         open_video(audio)
+
+
+# --------------------------------------------------- 7: verify without the checkpoint
+def test_verify_says_what_it_needs_and_files_only_needs_no_checkpoint(bundle, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no checkpoints/ here, as for a user who downloaded it
+    line = error_line(run("verify", bundle))
+    assert line == ("checkpoints/tiny-seed7.pth.tar: the bundle's checkpoint is not there; "
+                    "pass --checkpoint (parity is rerun against the checkpoint the bundle "
+                    "was built from; verify --files-only checks the files without it)")
+    result = run("verify", "--files-only", bundle)
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(f"{bundle}: verified (files only; parity not rerun)\n")
+
+
+def test_verify_files_only_runs_without_torch_or_tensorflow(bundle):
+    """A lite install (no torch, TensorFlow, onnx) verifies a downloaded bundle's files."""
+    script = ("import sys\n"
+              "for name in ('torch', 'tensorflow', 'onnx'): sys.modules[name] = None\n"
+              "from fomm_convert.cli import main\n"
+              f"sys.argv = ['fomm-convert', 'verify', '--files-only', {str(bundle)!r}]\n"
+              "main()\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("verified (files only; parity not rerun)\n")
+
+
+def test_verify_files_only_still_refuses_a_changed_file(bundle, tmp_path):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    model = copy / "tflite" / "kp_detector.tflite"
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 1
+    model.write_bytes(bytes(data))
+    line = error_line(run("verify", "--files-only", copy))
+    assert line.startswith(f"{copy}: does not verify (1 file problem(s): ")
+    assert "tflite/kp_detector.tflite" in line
+
+
+# --------------------------------------- 6, 8, 9: animate's output, warnings and noise
+def driving_video(path, frames=4):
+    from fomm_convert.media import open_writer, to_uint8
+    with np.load(INPUTS) as data:
+        driving = data["driving"].transpose(0, 2, 3, 1)[:frames]
+    with open_writer(path, 25.0) as writer:
+        for frame in driving:
+            writer.write(to_uint8(frame))
+    return path
+
+
+def test_animate_warns_replaces_only_with_force_and_crops_on_request(bundle, tmp_path):
+    from PIL import Image
+    with np.load(INPUTS) as data:
+        face = (data["source"][0].transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    source = tmp_path / "wide.png"
+    Image.fromarray(np.concatenate([face, face[:, :32]], 1)).save(source)  # 96x64
+    driving = driving_video(tmp_path / "talk.mp4")
+    out = tmp_path / "a.mp4"
+    args = ("animate", "--bundle", bundle, "--source", source, "--driving", driving,
+            "--out", out)
+    result = run(*args, "--threads", 1000)
+    assert result.exit_code == 0, result.output
+    cores = os.cpu_count()
+    assert result.output.count("warning: ") == 2
+    assert (f"warning: --threads 1000: more than the {cores} cores here; the threads take "
+            f"turns on them (slower than {cores})\n") in result.output
+    assert (f"warning: {source}: 96x64 is stretched to the model's 64x64 frame (aspect ratio "
+            f"changed by 50%); --crop center keeps its shape\n") in result.output
+    first = out.read_bytes()
+    assert error_line(run(*args)) == f"{out} exists; pass --force to replace it"
+    assert out.read_bytes() == first
+    result = run(*args, "--force", "--crop", "center")
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
+    assert out.read_bytes() != first  # the middle 64 columns, not the stretched picture
+
+
+def test_tflite_runs_print_no_runtime_log_lines(bundle, tmp_path):
+    args = [sys.executable, "-m", "fomm_convert.cli", "predict", "--bundle", str(bundle),
+            "--inputs", str(INPUTS), "--backend", "tflite", "--out"]
+    quiet = subprocess.run([*args, str(tmp_path / "q.npz")], capture_output=True, text=True,
+                           cwd=ROOT)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    verbose = subprocess.run([*args[:3], "--verbose", *args[3:], str(tmp_path / "v.npz")],
+                             capture_output=True, text=True, cwd=ROOT)
+    assert verbose.returncode == 0
+    assert "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." in verbose.stderr

@@ -18,6 +18,7 @@ from ..bundle.open import OpenedBundle, check_backend_name, open_bundle
 from ..errors import FommError, warn
 from ..io import write_json
 from ..media import MediaError, open_video, open_writer, output_kind, read_image
+from ..media.fit import CROPS, check_fit
 from .best_frame import find_best_frame
 from .drawing import output_frames, source_panel
 from .loop import Reconstruction, Source, animate_frames, reconstruct_frames
@@ -64,8 +65,10 @@ class Prepared:
     @property
     def backend(self):
         if self._backend is None:
-            self._backend = self.bundle.backend(self.backend_name, self._checkpoint,
-                                                self._threads)
+            # The runtime's own backend: the API's Bundle.backend checks a caller's arrays,
+            # which the loop makes itself.
+            self._backend = OpenedBundle.backend(self.bundle, self.backend_name,
+                                                 self._checkpoint, self._threads)
         return self._backend
 
     @backend.setter
@@ -149,7 +152,8 @@ def render(stages: Stages, batches, writer, panel, bar):
 
 def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative: bool,
                 adapt_scale: bool, batch_size: int | None = None, best_frame: bool = False,
-                visualize: bool = False, stream=None, force: bool = False) -> dict:
+                visualize: bool = False, stream=None, force: bool = False,
+                crop: str = "none") -> dict:
     """Animate the source with the driving video into `out`; returns a summary.
 
     Decoding, inference and drawing + encoding run side by side (render); the summary's
@@ -171,8 +175,11 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative:
     size = frame_size(prepared.spec)
     output_kind(out)  # an unknown output type fails before any work
     check_distinct(out, source_path, driving_path)
-    source_image = read_image(source_path, size)
+    if crop not in CROPS:
+        raise AnimateError(f"crop: '{crop}' is not one of {', '.join(CROPS)}")
+    source_image = read_image(source_path, size, crop)
     video = open_video(driving_path)
+    check_fit(driving_path, video.size[1], video.size[0], size, crop)
     fps = video.fps or DEFAULT_FPS
     summary = {"frames": 0, "fps": fps, "best_frame": None, "audio": False}
     audio = _audio_source(video, out)
@@ -187,7 +194,7 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative:
         if best_frame:
             with progress("best frame", video.frame_count, True, stream, start=start) as bar, \
                     Stages() as stages:
-                frames = stages.ahead(video.frames(size), FRAMES_AHEAD, "decode")
+                frames = stages.ahead(video.frames(size, crop), FRAMES_AHEAD, "decode")
                 index, keypoints = find_best_frame(backend, source, frames, bar)
             kp_initial, summary["best_frame"] = keypoints[index], index
             start = time.perf_counter()
@@ -196,7 +203,7 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative:
         with progress("animate", total, keypoints is None, stream, start=start,
                       model=model) as bar:
             with Stages() as stages:
-                frames = stages.ahead(video.frames(size), FRAMES_AHEAD, "decode")
+                frames = stages.ahead(video.frames(size, crop), FRAMES_AHEAD, "decode")
                 batches = animate_frames(model, source, frames, relative=relative,
                                          adapt_scale=adapt_scale, batch_size=batch_size,
                                          kp_initial=kp_initial, keypoints=keypoints)
@@ -260,7 +267,7 @@ def run_reconstruct(prepared: Prepared, video_path, out=None, *,
 def animate(bundle, source, driving, out, *, backend: str = "tflite", checkpoint=None,
             threads=None, relative=None, adapt_scale=None, batch_size: int | None = None,
             best_frame: bool = False, visualize: bool = False, force: bool = False,
-            notify=print) -> dict:
+            crop: str = "none", notify=print) -> dict:
     """The `animate` command's work: run_animate on a prepared bundle, the normalisation
     defaulting to the bundle spec's; the summary also says which normalisation ran."""
     prepared = prepare(bundle, backend, checkpoint, threads)
@@ -270,7 +277,8 @@ def animate(bundle, source, driving, out, *, backend: str = "tflite", checkpoint
     adapt_scale = prepared.spec.adapt_scale if adapt_scale is None else adapt_scale
     summary = run_animate(prepared, source, driving, out, relative=relative,
                           adapt_scale=adapt_scale, batch_size=batch_size,
-                          best_frame=best_frame, visualize=visualize, force=force)
+                          best_frame=best_frame, visualize=visualize, force=force,
+                          crop=crop)
     return {**summary, "relative": relative, "adapt_scale": adapt_scale}
 
 

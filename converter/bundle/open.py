@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import one_line
+from ..extras import extras_named, missing_extra
 from ..formats import FASTEST_FIRST, FORMAT_OF_BACKEND, FORMATS
 from ..paths import CHECKPOINTS, SYNTHETIC_NAME
 from .artifacts import check_artifacts
@@ -92,8 +93,9 @@ def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None)
         try:
             return load_backend(name, spec=spec, bundle=Path(bundle), **extra)
         except ImportError as exc:
-            raise BundleError(f"backend {name} needs a package that is not installed "
-                              f"({one_line(exc)})") from None
+            missing = missing_extra(exc, f"backend {name}")
+            raise BundleError(one_line(missing) if missing else f"backend {name} needs a "
+                              f"package that is not installed ({one_line(exc)})") from None
         except (OSError, ValueError, RuntimeError) as exc:
             raise BundleError(f"{bundle}: cannot load the {name} artifacts "
                               f"({one_line(exc)})") from None
@@ -101,7 +103,8 @@ def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None)
         raise BundleError(f"backend {name} needs --checkpoint")
     from ..checkpoint import CheckpointError
     try:
-        return load_backend(name, spec=spec, checkpoint=_loaded(checkpoint), **extra)
+        with extras_named(f"backend {name}"):
+            return load_backend(name, spec=spec, checkpoint=_loaded(checkpoint), **extra)
     except (CheckpointError, ValueError, OSError) as exc:
         raise BundleError(one_line(exc)) from None
 

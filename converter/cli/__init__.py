@@ -3,8 +3,9 @@ pipeline below it, and reports.
 
 A command's module is imported when it is named (or listed by --help); it imports the
 pipeline only when it runs, so `fomm-convert --help` and the lite commands never import
-torch or TensorFlow. Every error a user can cause is a FommError, reported as one line;
-what is accepted but probably wrong (a FommWarning) is one "warning:" line.
+torch or TensorFlow. Every error a user can cause is a FommError, reported as one line
+(a missing optional package names the extra to install); what is accepted but probably
+wrong (a FommWarning) is one "warning:" line.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import warnings
 import click
 
 from ..errors import FommError, FommWarning, one_line
+from ..extras import extras_named
 from ..version import __version__
 from .quiet import quiet_native_logs
 
@@ -58,7 +60,8 @@ class LazyGroup(click.Group):
     def invoke(self, ctx):
         verbose = bool(ctx.params.get("verbose"))
         try:
-            with warnings.catch_warnings(), quiet_native_logs(not verbose):
+            with warnings.catch_warnings(), quiet_native_logs(not verbose), \
+                    extras_named(f"fomm-convert {ctx.invoked_subcommand}"):
                 warnings.simplefilter("always" if verbose else "default")
                 warnings.showwarning = _show_warning(verbose)
                 return super().invoke(ctx)

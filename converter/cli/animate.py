@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..bundle.open import BUNDLE_BACKENDS
+from ..media.fit import CROPS
 from ..runtime import CHECKPOINT_BACKENDS
 
 # The --backend choices: the bundle's artifacts, or tf/torch from the checkpoint.
@@ -66,15 +67,19 @@ def _common_options(f):
                    "source's (a first pass over the video finds it).")
 @click.option("--visualize", is_flag=True,
               help="Write source | driving (with keypoints) | result side by side.")
+@click.option("--crop", type=click.Choice(CROPS), default="none", show_default=True,
+              help="Fit the source and the driving frames to the model's frame: stretched "
+                   "as the original demo does (none), or cropped at the centre to its "
+                   "aspect ratio first (center).")
 def animate_command(bundle, backend, checkpoint, batch_size, threads, force, source, driving,
-                    out, relative, adapt_scale, best_frame, visualize):
+                    out, relative, adapt_scale, best_frame, visualize, crop):
     """Animate a source image with a driving video, streaming, on any backend."""
     from ..animation.jobs import animate
     _terminate_cleanly()
     summary = animate(bundle, source, driving, out, backend=backend, checkpoint=checkpoint,
                       threads=threads, relative=relative, adapt_scale=adapt_scale,
                       batch_size=batch_size, best_frame=best_frame, visualize=visualize,
-                      force=force, notify=_notify)
+                      force=force, crop=crop, notify=_notify)
     best = ("" if summary["best_frame"] is None
             else f", motion from frame {summary['best_frame']}")
     click.echo(f"{out}: {summary['frames']} frames at {summary['fps']:g} fps"

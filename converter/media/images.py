@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import one_line
 from ..limits import MAX_PIXELS
 from .errors import MediaError
+from .fit import center_crop, check_fit
 from .pixels import as_float, check_unit_floats, to_rgb
 from .resize import resize_like_demo
 
@@ -61,11 +62,13 @@ def load_image_array(path) -> np.ndarray:
         raise MediaError(f"{path}: not a readable image ({one_line(exc)})") from None
 
 
-def read_image(path, size=None) -> np.ndarray:
+def read_image(path, size=None, crop: str = "none") -> np.ndarray:
     """float32 (H, W, 3) in [0, 1] from a grey, grey+alpha, RGB or RGBA PNG/JPEG.
 
     With size=(H, W) the image is resized as upstream demo.py does:
-    `resize(imageio.imread(path), size)[..., :3]` (alpha dropped after resizing).
+    `resize(imageio.imread(path), size)[..., :3]` (alpha dropped after resizing), after a
+    centred crop to the frame's aspect ratio with crop "center"; an upscaled or stretched
+    image is a warning (media.fit).
     """
     image = load_image_array(path)
     if image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
@@ -77,5 +80,8 @@ def read_image(path, size=None) -> np.ndarray:
     elif image.dtype != np.bool_ and not np.issubdtype(image.dtype, np.unsignedinteger):
         raise MediaError(f"{path}: unsupported pixel type {image.dtype}")
     if size is not None:
+        check_fit(path, *image.shape[:2], size, crop)
+        if crop == "center":
+            image = center_crop(image, size)
         image = resize_like_demo(image, size)
     return to_rgb(as_float(image)).astype(np.float32)

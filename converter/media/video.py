@@ -19,6 +19,7 @@ import numpy as np
 
 from ..limits import MAX_PIXELS
 from .errors import MediaError
+from .fit import center_crop
 from .pixels import as_float32
 from .resize import resize_like_demo
 
@@ -114,11 +115,13 @@ class VideoReader:
         for raw in self._decode():
             yield np.frombuffer(raw, np.uint8).reshape(height, width, 3)
 
-    def frames(self, shape=None):
+    def frames(self, shape=None, crop: str = "none"):
         """float32 (H, W, 3) frames in [0, 1], resized to shape=(H, W) as the demo does
         (a frame of that size already is only converted: the demo's resize is then the
-        identity)."""
+        identity), after a centred crop to its aspect ratio with crop "center"."""
         for frame in self:
+            if shape is not None and crop == "center":
+                frame = center_crop(frame, shape)
             if shape is None or frame.shape[:2] == tuple(shape):
                 yield as_float32(frame)
             else:
