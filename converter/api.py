@@ -75,4 +75,4 @@ class Bundle(OpenedBundle):
 
 def open_bundle(path) -> Bundle:
     opened = open_checked(path)
-    return Bundle(opened.path, opened.manifest, opened.spec)
+    return Bundle(opened.path, opened.manifest, opened.spec, gated=opened.gated)

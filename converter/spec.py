@@ -140,7 +140,7 @@ def load_spec(name_or_path: str | Path) -> Spec:
     else:
         path = Path(name_or_path)
     if not path.is_file():
-        what = "a directory, not" if path.is_dir() else "no such"
+        what = "a directory, not a" if path.is_dir() else "no such"
         raise SpecError(f"{path}: {what} spec or config file")
     return spec_from_data(path, read_yaml(path))
 

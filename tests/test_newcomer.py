@@ -288,6 +288,13 @@ def test_animate_warns_replaces_only_with_force_and_crops_on_request(bundle, tmp
     result = run(*args, "--force", "--crop", "center")
     assert result.exit_code == 0 and "warning" not in result.output, result.output
     assert out.read_bytes() != first  # the middle 64 columns, not the stretched picture
+    from fomm_convert.io import output_lock
+    cropped = out.read_bytes()
+    with output_lock(out, "animate"):  # another animate writing the same file
+        assert error_line(run(*args, "--force")) == (
+            f"{out}: another process is writing it (it holds {tmp_path / '.a.mp4.lock'}); "
+            f"wait for it to end")
+    assert out.read_bytes() == cropped
 
 
 def test_tflite_runs_print_no_runtime_log_lines(bundle, tmp_path):

@@ -27,8 +27,8 @@ def _rows(text: str | None) -> list[int] | None:
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output NPZ (oracle names and layouts).")
 @click.option("--backend", default=None,
-              help="Backend to run (default: with --bundle, its fastest lite runtime, e.g. "
-                   "tflite; else torch).")
+              help="Backend to run (default: with --bundle and no --checkpoint, the "
+                   "bundle's fastest lite runtime, e.g. tflite; else torch).")
 @click.option("--force", is_flag=True, help="Replace an existing --out.")
 @click.option("--align-corners/--no-align-corners", default=None,
               help="grid_sample convention (default: the spec's).")

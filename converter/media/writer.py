@@ -45,9 +45,9 @@ class FrameWriter:
             raise MediaError(str(exc)) from None
         try:
             refuse_replacing(self.out, force, self._replaces())
-        except OutputExists:
+        except OutputExists as exc:
             self.lock.close()
-            raise
+            raise MediaError(str(exc)) from None
         remove_stale_partials(self.out)
         self.tmp = parent / f".{self.out.name}.partial-{os.getpid()}{self.out.suffix}"
         try:

@@ -210,8 +210,9 @@ def predict_file(config, inputs: Path, out: Path, backend: str | None, *, checkp
     the backend's name).
 
     The spec is the config's, else the bundle's (resolve_spec); the backend, when None, is
-    the bundle's default (OpenedBundle.default_backend), else torch. An existing `out` is
-    replaced only with `force`; a second predict into the same `out` fails at once."""
+    the bundle's default (OpenedBundle.default_backend), else (or with a checkpoint) torch.
+    An existing `out` is replaced only with `force`; a second predict into the same `out`
+    fails at once."""
     from ..bundle.open import check_backend_name
 
     if backend is not None:
@@ -229,8 +230,8 @@ def _predict_file(config, inputs, out, backend, checkpoint, bundle, align_corner
     from ..bundle.open import open_backend
 
     spec, opened = resolve_spec(config, bundle, align_corners)
-    if backend is None:
-        backend = opened.default_backend() if opened is not None else "torch"
+    if backend is None:  # a checkpoint given is one to run
+        backend = "torch" if opened is None or checkpoint else opened.default_backend()
     if opened is not None:
         opened.check_backend(backend, checkpoint)
     source, driving = read_inputs(inputs, spec.frame_shape)
