@@ -9,11 +9,11 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import FommError, one_line
+from .errors import FommError
 
 
 class OutputBusy(FommError):
-    """Another process is writing the same output, or its folder cannot hold a lock."""
+    """Another process is writing the same output."""
 
 
 def file_sha256(path) -> str:
@@ -86,17 +86,13 @@ def refuse_replacing(out, force: bool, replaces: bool | None = None):
 def output_lock(out, writer: str):
     """An exclusive flock on .<name>.lock beside `out`, held while the block runs: a second
     `writer` (a build, an animate, a predict) of the same output fails at once instead of
-    both writing and the last one winning. The lock file goes when the block ends."""
+    both writing and the last one winning. The lock file goes when the block ends; a folder
+    that cannot hold it raises the OSError, for the caller to word."""
     out = Path(out)
     path = out.parent / f".{out.name}.lock"
     while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-                         | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        except OSError as exc:
-            raise OutputBusy(f"{out.parent}: cannot write there "
-                             f"({exc.strerror or one_line(exc)}); choose another --out") \
-                from None
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                     | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

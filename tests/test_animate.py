@@ -441,8 +441,8 @@ def test_the_animate_command_streams(bundle, files, tmp_path, monkeypatch):
     original = media.VideoReader.frames
     tracked = []
 
-    def counted(self, shape=None):
-        tracked.append(Tracked(original(self, shape)))
+    def counted(self, shape=None, crop="none"):
+        tracked.append(Tracked(original(self, shape, crop)))
         return iter(tracked[-1])
     monkeypatch.setattr(media.VideoReader, "frames", counted)
     opened = jobs.prepare(bundle, "tflite", None, None)
@@ -475,7 +475,8 @@ def error_cases(bundle, files, tmp):
         "source is a video": ({"--source": files["driving"]}, "not a readable image"),
         "driving not a video": ({"--driving": tmp / "notes.txt"}, "not a readable video"),
         "driving empty": ({"--driving": tmp / "empty.mp4"}, "not a readable video"),
-        "driving without video": ({"--driving": tmp / "sound.m4a"}, "not a readable video"),
+        "driving without video": ({"--driving": tmp / "sound.m4a"},
+                                  "no video stream (only audio)"),
         "driving missing": ({"--driving": tmp / "nope.mp4"}, "no such file"),
         "bundle tampered": ({"--bundle": tampered}, "does not verify"),
         "not a bundle": ({"--bundle": tmp}, "not a bundle"),

@@ -22,7 +22,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from ..errors import one_line
@@ -62,7 +62,13 @@ def staging(final: Path, archive: Path, force: bool):
 
 @contextmanager
 def _staged(final: Path, archive: Path, force: bool):
-    with output_lock(final, "build"):
+    lock = ExitStack()
+    try:
+        lock.enter_context(output_lock(final, "build"))
+    except OSError as exc:
+        raise BundleError(f"{final.parent}: cannot write there "
+                          f"({exc.strerror or one_line(exc)}); choose another --out") from None
+    with lock:
         clean_stale(final)
         check_target(final, archive, force)
         _probe(archive.parent)

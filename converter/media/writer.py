@@ -36,13 +36,15 @@ class FrameWriter:
         self.lock = ExitStack()  # held until commit or abort: one writer per output
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            self.lock.enter_context(output_lock(self.out, "process"))
         except OSError as exc:
             self._remove_made()
             raise MediaError(f"{self.out}: cannot create its folder ({exc.strerror})") from None
-        except OutputBusy as exc:
+        try:
+            self.lock.enter_context(output_lock(self.out, "process"))
+        except (OSError, OutputBusy) as exc:
             self._remove_made()
-            raise MediaError(str(exc)) from None
+            raise MediaError(str(exc) if isinstance(exc, OutputBusy) else
+                             f"{self.out}: cannot write there ({exc.strerror})") from None
         try:
             refuse_replacing(self.out, force, self._replaces())
         except OutputExists as exc:
