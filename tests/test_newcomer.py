@@ -307,3 +307,22 @@ def test_tflite_runs_print_no_runtime_log_lines(bundle, tmp_path):
                              capture_output=True, text=True, cwd=ROOT)
     assert verbose.returncode == 0
     assert "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." in verbose.stderr
+
+
+def test_a_missing_framework_is_one_line_naming_the_extra(tmp_path):
+    """Without torch and TensorFlow (a lite install: tests/test_wheel.py runs the installed
+    wheel), a command that needs them names the extra (issue 20, item 4)."""
+    script = ("import sys\n"
+              "for name in ('torch', 'tensorflow', 'onnx'): sys.modules[name] = None\n"
+              "from fomm_convert.cli import main\n"
+              "sys.argv = ['fomm-convert', *sys.argv[1:]]\n"
+              "main()\n")
+    for args, module in ((["build", "--dataset", "vox", "--synthetic"], "torch"),
+                         (["inspect", "--config", config_path("tiny"), "--checkpoint",
+                           str(CKPT)], "tensorflow")):
+        result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                                text=True, cwd=tmp_path)
+        assert (result.returncode, result.stderr) == (
+            1, f"Error: fomm-convert {args[0]} needs {module}, which is not installed: pip "
+               f"install 'fomm-convert[convert]'\n"), result.stderr
+    assert list(tmp_path.iterdir()) == []

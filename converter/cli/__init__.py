@@ -59,9 +59,11 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx):
         verbose = bool(ctx.params.get("verbose"))
+        # The command's name, before click resolves it (click 8.5 keeps it here).
+        command = " ".join(getattr(ctx, "_protected_args", [])[:1])
         try:
             with warnings.catch_warnings(), quiet_native_logs(not verbose), \
-                    extras_named(f"fomm-convert {ctx.invoked_subcommand}"):
+                    extras_named(f"fomm-convert {command}".strip()):
                 warnings.simplefilter("always" if verbose else "default")
                 warnings.showwarning = _show_warning(verbose)
                 return super().invoke(ctx)
