@@ -83,6 +83,12 @@ def test_what_passes_gives_the_original_numbers(bundle, oracle):
 def test_read_image_gives_what_the_models_take(bundle, tmp_path):
     from PIL import Image
     Image.fromarray(np.full((30, 20, 3), 128, np.uint8)).save(tmp_path / "face.png")
-    image = bundle.read_image(tmp_path / "face.png")
+    from fomm_convert.errors import FommWarning
+    with pytest.warns(FommWarning) as seen:
+        image = bundle.read_image(tmp_path / "face.png")
+    assert [str(w.message).split(": ", 1)[1] for w in seen] == [
+        "20x30 is smaller than the model's 64x64 frame: it is upscaled, so the result is "
+        "blurred", "20x30 is stretched to the model's 64x64 frame (aspect ratio changed by "
+        "33%); --crop center keeps its shape"]
     assert image.shape == (1, 64, 64, 3) and image.dtype == np.float32
     assert np.abs(image - 128 / 255).max() < 1e-6
