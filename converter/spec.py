@@ -25,11 +25,10 @@ import yaml
 from . import limits
 from .architecture import downsample_step, downsampled_size
 from .errors import FommError, one_line, warn
-from .paths import is_file_name, is_plain_name
+from .paths import is_file_name, is_plain_name, spec_file
 
 # specs/ ships as the package fomm_convert.specs, in a checkout and in a wheel alike.
 SPECS_DIR = Path(str(files("fomm_convert.specs")))
-SPEC_SUFFIXES = (".yaml", ".yml")
 
 # Model parameters the original modules accept, with the original's defaults
 # (REQUIRED where the original has none).
@@ -119,29 +118,14 @@ def available_specs() -> list[str]:
 
 
 def load_spec(name_or_path: str | Path) -> Spec:
-    """Load a spec by dataset name (specs/NAME.yaml), spec path, or original config path.
-
-    A bare name (no folder, no .yaml) is a dataset's, even when the working directory holds
-    a file or folder of that name (artifacts/vox/ after a build): the path is written as
-    one (./vox, vox.yaml) to mean it, and the bare name says which it took."""
-    text = str(name_or_path)
-    if is_plain_name(text) and Path(text).suffix not in SPEC_SUFFIXES:
-        path = SPECS_DIR / f"{text}.yaml"
-        local = Path(text)
-        if path.is_file():
-            if local.is_file():
-                warn(f"{text}: took the dataset spec {text} ({path}), not the file ./{text} "
-                     f"(write ./{text} to mean the file)")
-            return spec_from_data(path, read_yaml(path))
-        if not local.is_file() and not local.suffix:
-            raise SpecError(f"unknown dataset '{text}': no {path} "
-                            f"(known: {', '.join(available_specs())})")
-        path = local
-    else:
-        path = Path(name_or_path)
+    """Load a spec by dataset name (specs/NAME.yaml), spec path, or original config path;
+    paths.spec_file says which a bare name means (and warns when a file is passed over)."""
+    path = spec_file(name_or_path, SPECS_DIR, warn)
     if not path.is_file():
-        what = "a directory, not a" if path.is_dir() else "no such"
-        raise SpecError(f"{path}: {what} spec or config file")
+        raise SpecError(f"unknown dataset '{name_or_path}': no {path} (known: "
+                        f"{', '.join(available_specs())})" if path != Path(name_or_path) else
+                        f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} spec "
+                        f"or config file")
     return spec_from_data(path, read_yaml(path))
 
 
