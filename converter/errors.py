@@ -10,3 +10,13 @@ def one_line(exc: BaseException) -> str:
     """The first line of an exception's message, or its type's name when it has none."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class FommWarning(UserWarning):
+    """What is accepted but probably not what the user meant: the CLI prints it as one
+    line ("warning: ..."); API callers get a Python warning they can filter."""
+
+
+def warn(text: str):
+    import warnings
+    warnings.warn(text, FommWarning, stacklevel=3)

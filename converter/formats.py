@@ -42,6 +42,11 @@ FORMATS = {f.name: f for f in (
            static=True),
 )}
 FORMAT_NAMES = tuple(FORMATS)
+# The order a bundle's formats are chosen in when no backend is named (predict --bundle):
+# float32 TFLite is the fastest lite runtime measured here (make bench), float32 before
+# reduced precision, and the SavedModel, which needs TensorFlow, last.
+FASTEST_FIRST = ("tflite", "tflite-static", "onnx", "tflite-fp16", "tflite-static-fp16",
+                 "tflite-int8", "savedmodel")
 DEFAULT_FORMATS = tuple(name for name, f in FORMATS.items() if f.default)
 # Runtimes nobody on the project wrote, run on a format's files as they are shipped:
 # backend name -> the format whose files it loads.

@@ -1,11 +1,19 @@
 """Files written whole or not at all, and their digests."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import FommError
+
+
+class OutputBusy(FommError):
+    """Another process is writing the same output."""
 
 
 def file_sha256(path) -> str:
@@ -58,3 +66,50 @@ def pid_alive(pid) -> bool:
     except (PermissionError, OverflowError):
         return True
     return True
+
+
+class OutputExists(FommError):
+    """An output that is there already, and no --force."""
+
+
+def refuse_replacing(out, force: bool, replaces: bool | None = None):
+    """Nothing a user has is replaced without --force (`replaces`: whether writing `out`
+    would replace something; default: whether it exists)."""
+    out = Path(out)
+    if replaces is None:
+        replaces = out.exists() or out.is_symlink()
+    if replaces and not force:
+        raise OutputExists(f"{out} exists; pass --force to replace it")
+
+
+@contextmanager
+def output_lock(out, writer: str):
+    """An exclusive flock on .<name>.lock beside `out`, held while the block runs: a second
+    `writer` (a build, an animate, a predict) of the same output fails at once instead of
+    both writing and the last one winning. The lock file goes when the block ends; a folder
+    that cannot hold it raises the OSError, for the caller to word."""
+    out = Path(out)
+    path = out.parent / f".{out.name}.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                     | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputBusy(f"{out}: another {writer} is writing it (it holds {path}); "
+                             f"wait for it to end") from None
+        try:  # the file we locked is still the one at `path` (not unlinked by its holder)
+            current = os.stat(path, follow_symlinks=False)
+            if (current.st_ino, current.st_dev) == os.fstat(fd)[1:3]:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        finally:
+            os.close(fd)

@@ -41,3 +41,21 @@ def synthetic_checkpoint_name(spec_name: str, seed: int) -> str:
 
 def bundle_archive_name(dataset: str, version: str) -> str:
     return f"fomm-{dataset}-{version}.tar.gz"
+
+
+def spec_file(name_or_path, specs_dir: Path, warn) -> Path:
+    """The file a --config/--dataset value means. A bare name (no folder, no .yaml) is a
+    dataset's, specs_dir/NAME.yaml, even beside a file or folder of that name (artifacts/vox/
+    after a build; ./vox means the path), and `warn` says which it took beside a file; a
+    bare name of no dataset is the file of that name if there is one, else the dataset's
+    path (missing). Anything else is the path as written."""
+    text, path = str(name_or_path), Path(name_or_path)
+    if not is_plain_name(text) or path.suffix in (".yaml", ".yml"):
+        return path
+    dataset = Path(specs_dir) / f"{text}.yaml"
+    if dataset.is_file():
+        if path.is_file():
+            warn(f"{text}: took the dataset spec {text} ({dataset}), not the file ./{text} "
+                 f"(write ./{text} to mean the file)")
+        return dataset
+    return path if path.is_file() or path.suffix else dataset

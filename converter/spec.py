@@ -24,8 +24,8 @@ import yaml
 
 from . import limits
 from .architecture import downsample_step, downsampled_size
-from .errors import FommError, one_line
-from .paths import is_file_name, is_plain_name
+from .errors import FommError, one_line, warn
+from .paths import is_file_name, is_plain_name, spec_file
 
 # specs/ ships as the package fomm_convert.specs, in a checkout and in a wheel alike.
 SPECS_DIR = Path(str(files("fomm_convert.specs")))
@@ -118,15 +118,14 @@ def available_specs() -> list[str]:
 
 
 def load_spec(name_or_path: str | Path) -> Spec:
-    """Load a spec by dataset name (specs/NAME.yaml), spec path, or original config path."""
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = SPECS_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
-            raise SpecError(f"unknown dataset '{name_or_path}': no {path} "
-                            f"(known: {', '.join(available_specs())})")
+    """Load a spec by dataset name (specs/NAME.yaml), spec path, or original config path;
+    paths.spec_file says which a bare name means (and warns when a file is passed over)."""
+    path = spec_file(name_or_path, SPECS_DIR, warn)
     if not path.is_file():
-        raise SpecError(f"{path}: no such spec or config file")
+        raise SpecError(f"unknown dataset '{name_or_path}': no {path} (known: "
+                        f"{', '.join(available_specs())})" if path != Path(name_or_path) else
+                        f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} spec "
+                        f"or config file")
     return spec_from_data(path, read_yaml(path))
 
 

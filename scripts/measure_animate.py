@@ -56,7 +56,7 @@ def main():
         for round_ in range(args.rounds):
             summary = run_animate(prepared, args.source, args.driving,
                                   Path(scratch) / "out.mp4", relative=True, adapt_scale=True,
-                                  batch_size=1, stream=io.StringIO())
+                                  batch_size=1, stream=io.StringIO(), force=True)
             after = calls_alone(prepared.backend, image, frames)
             ratios.append(summary["frames_per_second"] / ((before + after) / 2))
             print(f"round {round_ + 1}: calls alone {before:.2f} / {after:.2f} frames/s, "

@@ -144,7 +144,7 @@ def test_killed_build_leaves_no_bundle(tmp_path, sig):
 
 def test_inspect_tflite_without_tensorflow(bundle):
     code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['torch'] = None\n"
-            "from fomm_convert.cli import main; sys.argv = ['fomm-convert', 'inspect', "
+            "from fomm_convert.cli import main; sys.argv = ['fomm-convert', 'inspect', '--json', "
             f"{str(bundle / 'tflite' / 'generator.tflite')!r}]; main()")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=ROOT)

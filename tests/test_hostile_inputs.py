@@ -413,13 +413,14 @@ class IdentityBackend(test_animate.IdentityBackend):
     frame_shape = (64, 64, 3)
 
 
-def animate(tmp_path, driving, out):
+def animate(tmp_path, driving, out, force=False):
     media_source = tmp_path / "source.png"
     if not media_source.exists():
         media_source.write_bytes(png_of_size(64, 64))
     prepared = types.SimpleNamespace(spec=load_spec(TINY), backend=IdentityBackend())
     return jobs.run_animate(prepared, media_source, driving, out, relative=True,
-                            adapt_scale=False, batch_size=4, stream=io.StringIO())
+                            adapt_scale=False, batch_size=4, stream=io.StringIO(),
+                            force=force)
 
 
 @pytest.mark.parametrize("out", ["out.gif", "frames", "out.mp4"])
@@ -435,7 +436,7 @@ def test_animate_with_a_truncated_video_writes_nothing(videos, tmp_path, out):
         before = {str(p): p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")}
         with pytest.raises(media.MediaError, match=r"driving.mkv: damaged or truncated: "
                                                    r"ffmpeg stopped after \d+ frames"):
-            animate(tmp_path, tmp_path / "driving.mkv", target)
+            animate(tmp_path, tmp_path / "driving.mkv", target, force=True)
         assert {str(p): p.read_bytes() if p.is_file() else None
                 for p in tmp_path.rglob("*")} == before
 
@@ -492,7 +493,7 @@ else:  # a disk that fills up after 3 writes: ENOSPC
     pathlib.Path.write_bytes = write_bytes
 rng = np.random.default_rng(0)
 try:
-    with open_writer(out, 25) as writer:
+    with open_writer(out, 25, force=True) as writer:  # replacing the old output
         for _ in range(12):
             writer.write(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
 except MediaError as exc:

@@ -31,7 +31,8 @@ LAYERS = (
     ("torch_model", "tf_model"),
     ("spec", "checkpoint", "media", "specs"),
     ("paths", "errors", "io", "architecture", "algebra", "signatures", "formats", "fixtures",
-     "hull", "exact", "licence", "keypoints", "version", "limits"),
+     "hull", "exact", "licence", "keypoints", "version", "limits",
+     "extras"),
 )
 LEAVES = LAYERS[-1]
 HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras")
@@ -39,6 +40,7 @@ HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras")
 # packages whole, and these modules.
 LITE_PACKAGES = ("cli", "animation", "bundle", "media", "checkpoint", *LEAVES)
 LITE = ("", "api", "pipeline", "pipeline.predict", "pipeline.inspect", "pipeline.progress",
+        "pipeline.verify", "pipeline.reports", "pipeline.misfit", "pipeline.inspect_summary",
         "runtime", "runtime.base", "runtime.batching", "runtime.tflite_backend", "runtime.litert_c",
         "runtime.file_pages", "runtime.litert_library", "runtime.guarded",
         "runtime.onnx_backend", "runtime.openvino_backend", "runtime.browser", "runtime.browser.backend",

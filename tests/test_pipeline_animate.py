@@ -136,8 +136,8 @@ class Failing:
 def failing_frames(monkeypatch, error):
     original = media.VideoReader.frames
 
-    def frames(self, shape=None):
-        for index, frame in enumerate(original(self, shape)):
+    def frames(self, shape=None, crop="none"):
+        for index, frame in enumerate(original(self, shape, crop)):
             if index == 5:
                 raise error
             yield frame

@@ -61,7 +61,8 @@ def test_installed_wheel_runs_a_bundle_outside_the_checkout(lite_venv, tiny_bund
     help_ = subprocess.run([tool, "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert help_.returncode == 0 and "animate" in help_.stdout, help_.stderr
 
-    shown = subprocess.run([tool, "inspect", str(tiny_bundle / "tflite" / "generator.tflite")],
+    shown = subprocess.run([tool, "inspect", "--json",
+                            str(tiny_bundle / "tflite" / "generator.tflite")],
                            capture_output=True, text=True, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     described = json.loads(shown.stdout)
@@ -90,3 +91,37 @@ def test_installed_wheel_finds_the_shipped_specs(lite_venv, tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["(256,", "256,", "3)", "8"]
+
+
+def test_a_lite_install_names_the_extra_a_command_needs(lite_venv, tiny_bundle, tmp_path):
+    """What needs torch, TensorFlow (the convert extra) or the browser tools says so in one
+    line, not in a ModuleNotFoundError traceback (issue 20, item 4)."""
+    tool = str(lite_venv / "bin" / "fomm-convert")
+    ckpt, inputs = str(FIXTURES / "tiny-seed7.pth.tar"), str(FIXTURES / "tiny.npz")
+    convert = "which is not installed: pip install 'fomm-convert[convert]'"
+    cases = [
+        (["build", "--dataset", "vox", "--synthetic"],
+         f"fomm-convert build needs torch, {convert}"),
+        (["synth", "--config", config_path("tiny"), "--out", "t.pth.tar"],
+         f"fomm-convert synth needs torch, {convert}"),
+        (["inspect", "--config", config_path("tiny"), "--checkpoint", ckpt],
+         f"fomm-convert inspect needs tensorflow, {convert}"),
+        (["predict", "--config", config_path("tiny"), "--checkpoint", ckpt, "--inputs", inputs,
+          "--out", "p.npz", "--backend", "torch"], f"backend torch needs torch, {convert}"),
+        (["verify", str(tiny_bundle), "--checkpoint", ckpt],
+         f"fomm-convert verify needs torch, {convert}"),
+    ]
+    for args, line in cases:
+        run = subprocess.run([tool, *args], capture_output=True, text=True, cwd=tmp_path)
+        assert (run.returncode, run.stderr) == (1, f"Error: {line}\n"), (args, run.stderr)
+    # The browser runtimes need the checkout's web/ tools: said in one line, naming them.
+    run = subprocess.run([tool, "predict", "--bundle", str(tiny_bundle), "--inputs", inputs,
+                          "--out", "p.npz", "--backend", "onnx-web"], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+    assert "make web" in run.stderr and "FOMM_WEB_DIR" in run.stderr
+    # What the lite extra holds still runs: the files of a downloaded bundle are checked.
+    run = subprocess.run([tool, "verify", "--files-only", str(tiny_bundle)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert not (tmp_path / "t.pth.tar").exists() and not (tmp_path / "p.npz").exists()

@@ -8,15 +8,17 @@ first and alone (the runtimes log when they start).
 """
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ..bundle.open import OpenedBundle, open_bundle
-from ..errors import FommError
+from ..bundle.open import OpenedBundle, check_backend_name, open_bundle
+from ..errors import FommError, warn
 from ..io import write_json
 from ..media import MediaError, open_video, open_writer, output_kind, read_image
+from ..media.fit import CROPS, check_fit
 from .best_frame import find_best_frame
 from .drawing import output_frames, source_panel
 from .loop import Reconstruction, Source, animate_frames, reconstruct_frames
@@ -63,8 +65,10 @@ class Prepared:
     @property
     def backend(self):
         if self._backend is None:
-            self._backend = self.bundle.backend(self.backend_name, self._checkpoint,
-                                                self._threads)
+            # The runtime's own backend: the API's Bundle.backend checks a caller's arrays,
+            # which the loop makes itself.
+            self._backend = OpenedBundle.backend(self.bundle, self.backend_name,
+                                                 self._checkpoint, self._threads)
         return self._backend
 
     @backend.setter
@@ -75,7 +79,12 @@ class Prepared:
 def prepare(bundle, backend_name: str, checkpoint=None, threads=None) -> Prepared:
     """Check the bundle now (files, spec, that it has the backend's format; an
     OpenedBundle's files were checked when it was opened); load the backend when it is
-    first used."""
+    first used. An unknown backend is refused before the bundle is read; more threads
+    than cores is a warning (they take turns: slower, not faster)."""
+    check_backend_name(backend_name)
+    if threads is not None and threads > (os.cpu_count() or 1):
+        warn(f"--threads {threads}: more than the {os.cpu_count()} cores here; the threads "
+             f"take turns on them (slower than {os.cpu_count()})")
     opened = bundle if isinstance(bundle, OpenedBundle) else open_bundle(bundle)
     opened.check_backend(backend_name, checkpoint)
     prepared = Prepared(opened, backend_name, checkpoint, threads)
@@ -143,7 +152,8 @@ def render(stages: Stages, batches, writer, panel, bar):
 
 def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative: bool,
                 adapt_scale: bool, batch_size: int | None = None, best_frame: bool = False,
-                visualize: bool = False, stream=None) -> dict:
+                visualize: bool = False, stream=None, force: bool = False,
+                crop: str = "none") -> dict:
     """Animate the source with the driving video into `out`; returns a summary.
 
     Decoding, inference and drawing + encoding run side by side (render); the summary's
@@ -165,13 +175,16 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative:
     size = frame_size(prepared.spec)
     output_kind(out)  # an unknown output type fails before any work
     check_distinct(out, source_path, driving_path)
-    source_image = read_image(source_path, size)
+    if crop not in CROPS:
+        raise AnimateError(f"crop: '{crop}' is not one of {', '.join(CROPS)}")
+    source_image = read_image(source_path, size, crop)
     video = open_video(driving_path)
+    check_fit(driving_path, video.size[1], video.size[0], size, crop)
     fps = video.fps or DEFAULT_FPS
     summary = {"frames": 0, "fps": fps, "best_frame": None, "audio": False}
     audio = _audio_source(video, out)
     # Opened before any work, so an unwritable output fails first; removed on any failure.
-    writer = open_writer(out, fps, audio_from=audio)
+    writer = open_writer(out, fps, audio_from=audio, force=force)
     try:
         backend = prepared.backend
         start = time.perf_counter()
@@ -181,7 +194,7 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative:
         if best_frame:
             with progress("best frame", video.frame_count, True, stream, start=start) as bar, \
                     Stages() as stages:
-                frames = stages.ahead(video.frames(size), FRAMES_AHEAD, "decode")
+                frames = stages.ahead(video.frames(size, crop), FRAMES_AHEAD, "decode")
                 index, keypoints = find_best_frame(backend, source, frames, bar)
             kp_initial, summary["best_frame"] = keypoints[index], index
             start = time.perf_counter()
@@ -190,7 +203,7 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative:
         with progress("animate", total, keypoints is None, stream, start=start,
                       model=model) as bar:
             with Stages() as stages:
-                frames = stages.ahead(video.frames(size), FRAMES_AHEAD, "decode")
+                frames = stages.ahead(video.frames(size, crop), FRAMES_AHEAD, "decode")
                 batches = animate_frames(model, source, frames, relative=relative,
                                          adapt_scale=adapt_scale, batch_size=batch_size,
                                          kp_initial=kp_initial, keypoints=keypoints)
@@ -207,7 +220,7 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative:
 
 def run_reconstruct(prepared: Prepared, video_path, out=None, *,
                     batch_size: int | None = None, visualize: bool = False,
-                    stream=None) -> Reconstruction:
+                    stream=None, force: bool = False) -> Reconstruction:
     """The original's reconstruction of a video from its first frame (loop.reconstruct_frames),
     optionally written to `out`."""
     stream = stream if stream is not None else sys.stderr
@@ -218,7 +231,7 @@ def run_reconstruct(prepared: Prepared, video_path, out=None, *,
         check_distinct(out, video_path)
     video = open_video(video_path)
     fps = video.fps or DEFAULT_FPS
-    writer = open_writer(out, fps, audio_from=_audio_source(video, out)) \
+    writer = open_writer(out, fps, audio_from=_audio_source(video, out), force=force) \
         if out is not None else None
     try:
         backend = prepared.backend
@@ -253,7 +266,8 @@ def run_reconstruct(prepared: Prepared, video_path, out=None, *,
 
 def animate(bundle, source, driving, out, *, backend: str = "tflite", checkpoint=None,
             threads=None, relative=None, adapt_scale=None, batch_size: int | None = None,
-            best_frame: bool = False, visualize: bool = False, notify=print) -> dict:
+            best_frame: bool = False, visualize: bool = False, force: bool = False,
+            crop: str = "none", notify=print) -> dict:
     """The `animate` command's work: run_animate on a prepared bundle, the normalisation
     defaulting to the bundle spec's; the summary also says which normalisation ran."""
     prepared = prepare(bundle, backend, checkpoint, threads)
@@ -263,21 +277,22 @@ def animate(bundle, source, driving, out, *, backend: str = "tflite", checkpoint
     adapt_scale = prepared.spec.adapt_scale if adapt_scale is None else adapt_scale
     summary = run_animate(prepared, source, driving, out, relative=relative,
                           adapt_scale=adapt_scale, batch_size=batch_size,
-                          best_frame=best_frame, visualize=visualize)
+                          best_frame=best_frame, visualize=visualize, force=force,
+                          crop=crop)
     return {**summary, "relative": relative, "adapt_scale": adapt_scale}
 
 
 def reconstruct(bundle, video, out=None, *, backend: str = "tflite", checkpoint=None,
                 threads=None, batch_size: int | None = None, visualize: bool = False,
-                json_path=None,
-                notify=print) -> Reconstruction:
+                json_path=None, force: bool = False, notify=print) -> Reconstruction:
     """The `reconstruct` command's work: run_reconstruct, and the L1 report as JSON."""
     prepared = prepare(bundle, backend, checkpoint, threads)
     if json_path:
         check_writable(json_path)
     for notice in prepared.notices:
         notify(notice)
-    result = run_reconstruct(prepared, video, out, batch_size=batch_size, visualize=visualize)
+    result = run_reconstruct(prepared, video, out, batch_size=batch_size, visualize=visualize,
+                             force=force)
     if json_path:
         write_report(json_path, {"l1": result.l1, "frames": result.frames,
                                  "l1_per_frame": result.per_frame, "video": str(video),

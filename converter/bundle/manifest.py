@@ -93,6 +93,10 @@ def read_json(path: Path, limit: int, what: str):
 def read_manifest(bundle: Path) -> dict:
     bundle = Path(bundle)
     path = bundle / MANIFEST
+    if not bundle.exists() and not bundle.is_symlink():
+        raise BundleError(f"{bundle}: no such directory")
+    if not bundle.is_dir():
+        raise BundleError(f"{bundle}: not a directory (a bundle is one)")
     if not path.exists() and not path.is_symlink():
         raise BundleError(f"{bundle}: no {MANIFEST} (not a bundle)")
     data = read_json(path, MANIFEST_MAX_BYTES, "bundle manifest")

@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import one_line
-from ..formats import FORMAT_OF_BACKEND
+from ..extras import extras_named, missing_extra
+from ..formats import FASTEST_FIRST, FORMAT_OF_BACKEND, FORMATS
 from ..paths import CHECKPOINTS, SYNTHETIC_NAME
 from .artifacts import check_artifacts
 from .manifest import MANIFEST, BundleError, check_files, read_manifest, unlisted_files
-from .models_check import check_format, check_formats
+from .models_check import check_format
 from .schema import check_identity, validate_manifest
 
 # The backends that run a bundle's artifacts (formats.FORMAT_OF_BACKEND); the others take a
@@ -85,9 +86,8 @@ def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None)
     checkpoint backend (tf, torch) converts `checkpoint` (a path or a loaded Checkpoint).
     Every failure is a one-line BundleError. It runs no gate: a bundle's backend is opened
     through OpenedBundle.backend, which does."""
-    from ..runtime import CHECKPOINT_BACKENDS, backend_names, load_backend
-    if name not in backend_names():
-        raise BundleError(f"unknown backend '{name}' (known: {', '.join(backend_names())})")
+    from ..runtime import CHECKPOINT_BACKENDS, load_backend
+    check_backend_name(name)
     extra = {} if threads is None else {"threads": threads}
     if name not in CHECKPOINT_BACKENDS:
         if bundle is None:
@@ -95,8 +95,9 @@ def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None)
         try:
             return load_backend(name, spec=spec, bundle=Path(bundle), **extra)
         except ImportError as exc:
-            raise BundleError(f"backend {name} needs a package that is not installed "
-                              f"({one_line(exc)})") from None
+            missing = missing_extra(exc, f"backend {name}")
+            raise BundleError(one_line(missing) if missing else f"backend {name} needs a "
+                              f"package that is not installed ({one_line(exc)})") from None
         except (OSError, ValueError, RuntimeError) as exc:
             raise BundleError(f"{bundle}: cannot load the {name} artifacts "
                               f"({one_line(exc)})") from None
@@ -104,9 +105,17 @@ def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None)
         raise BundleError(f"backend {name} needs --checkpoint")
     from ..checkpoint import CheckpointError
     try:
-        return load_backend(name, spec=spec, checkpoint=_loaded(checkpoint), **extra)
+        with extras_named(f"backend {name}"):
+            return load_backend(name, spec=spec, checkpoint=_loaded(checkpoint), **extra)
     except (CheckpointError, ValueError, OSError) as exc:
         raise BundleError(one_line(exc)) from None
+
+
+def check_backend_name(name: str):
+    """An unknown backend is refused first, before any file is read or runtime loaded."""
+    from ..runtime import backend_names
+    if name not in backend_names():
+        raise BundleError(f"unknown backend '{name}' (known: {', '.join(backend_names())})")
 
 
 def _loaded(checkpoint):
@@ -120,7 +129,7 @@ class OpenedBundle:
 
     def __init__(self, path, manifest: dict, spec, gated=()):
         self.path, self.manifest, self.spec = Path(path), manifest, spec
-        self.gated = set(gated)  # formats whose model files have passed models_check
+        self.gated = set(gated)  # formats whose model files have passed the gate
 
     @property
     def synthetic(self) -> bool:
@@ -130,8 +139,15 @@ class OpenedBundle:
     def formats(self) -> list[str]:
         return list(self.manifest["formats"])
 
+    def default_backend(self) -> str:
+        """The backend to run this bundle with when none is named: its first format in
+        formats.FASTEST_FIRST (lite runtimes before TensorFlow)."""
+        return next(FORMATS[f].backend for f in FASTEST_FIRST if f in self.formats)
+
     def check_backend(self, name: str, checkpoint=None):
-        """A bundle backend needs its format in the bundle and no checkpoint."""
+        """A known backend; a bundle backend needs its format in the bundle and no
+        checkpoint."""
+        check_backend_name(name)
         if name not in FORMAT_OF_BACKEND:
             return
         if checkpoint:
@@ -139,6 +155,14 @@ class OpenedBundle:
         if FORMAT_OF_BACKEND[name] not in self.formats:
             raise BundleError(f"{self.path}: has no {name} artifacts (it has: "
                               f"{', '.join(self.formats) or 'none'})")
+
+    def gate(self, formats) -> None:
+        """Every model file of `formats` through the gate (bundle.models_check), each format
+        once: a command gates what its runtimes will parse, verify every format."""
+        for fmt in formats:
+            if fmt not in self.gated:
+                check_format(self.path, self.spec, fmt)
+                self.gated.add(fmt)
 
     def load_checkpoint(self, given=None):
         """The checkpoint the bundle was built from (`given`: a path or a Checkpoint;
@@ -160,10 +184,7 @@ class OpenedBundle:
         built from, checked against the manifest's weight hashes."""
         self.check_backend(name, checkpoint)
         if name in FORMAT_OF_BACKEND:
-            fmt = FORMAT_OF_BACKEND[name]
-            if fmt not in self.gated:  # no runtime is the first to parse a model file
-                check_format(self.path, self.spec, fmt)
-                self.gated.add(fmt)
+            self.gate([FORMAT_OF_BACKEND[name]])  # no runtime is the first to parse a file
             return open_backend(name, self.spec, bundle=self.path, threads=threads)
         return open_backend(name, self.spec, checkpoint=self.load_checkpoint(checkpoint),
                             threads=threads)
@@ -171,9 +192,10 @@ class OpenedBundle:
 
 def open_bundle(path, *, check: bool = True) -> OpenedBundle:
     """A bundle's manifest (validated, consistent) and spec; with `check`, its files must
-    match the manifest (sizes and sha256; nothing else in it, no link), each artifact's
-    metadata the bundle and every format's model files pass the gate, else a BundleError
-    naming the problem. Unchecked (bench), a format is gated when its backend is opened."""
+    match the manifest (sizes and sha256; nothing else in it, no link) and each artifact's
+    metadata the bundle, else a BundleError naming the problem. A format's model files pass
+    the gate when its backend is opened (OpenedBundle.gate: on a vox bundle the TFLite
+    variants alone cost seconds, so a command gates only what it runs)."""
     path = Path(path)
     manifest, spec = checked_manifest(path)
     if check:
@@ -182,5 +204,4 @@ def open_bundle(path, *, check: bool = True) -> OpenedBundle:
             raise BundleError(f"{path}: does not verify ({len(problems)} file problem(s): "
                               + "; ".join(problems) + ")")
         check_artifacts(path, manifest, spec)
-        check_formats(path, spec, manifest["formats"])
-    return OpenedBundle(path, manifest, spec, gated=manifest["formats"] if check else ())
+    return OpenedBundle(path, manifest, spec)

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import gzip
 import json
 import os
 import shutil
 import tarfile
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from ..errors import one_line
-from ..io import pid_alive, write_atomic
+from ..io import output_lock, pid_alive, write_atomic
 from .manifest import BundleError
 from .open import not_a_bundle
 
@@ -52,9 +51,24 @@ def staging(final: Path, archive: Path, force: bool):
     (absent, or one of our bundles and `force`) and that the archive's folder is writable,
     and yield a Staging: committed on success, removed with everything in it on failure."""
     final, archive = Path(final), Path(archive)
-    _make_parent(final.parent)
-    _make_parent(archive.parent)
-    with build_lock(final):
+    created = _make_parent(final.parent) + _make_parent(archive.parent)
+    try:
+        with _staged(final, archive, force) as stage:
+            yield stage
+    except BaseException:  # a failed build leaves no folder it made (artifacts/vox/)
+        _remove_empty(created)
+        raise
+
+
+@contextmanager
+def _staged(final: Path, archive: Path, force: bool):
+    lock = ExitStack()
+    try:
+        lock.enter_context(output_lock(final, "build"))
+    except OSError as exc:
+        raise BundleError(f"{final.parent}: cannot write there "
+                          f"({exc.strerror or one_line(exc)}); choose another --out") from None
+    with lock:
         clean_stale(final)
         check_target(final, archive, force)
         _probe(archive.parent)
@@ -93,12 +107,23 @@ def check_target(final: Path, archive: Path, force: bool):
         raise BundleError(f"{archive}: exists and is not a file; choose another --out")
 
 
-def _make_parent(folder: Path):
+def _make_parent(folder: Path) -> list[Path]:
+    """Make `folder` and its missing parents; returns those it made, deepest first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BundleError(f"{exc.filename or folder}: cannot create the folder "
                           f"({exc.strerror or one_line(exc)})") from None
+    return missing
+
+
+def _remove_empty(folders: list[Path]):
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another build's, or the archive beside it), or gone
+            pass
 
 
 def _probe(folder: Path):
@@ -108,41 +133,6 @@ def _probe(folder: Path):
     except OSError as exc:
         raise BundleError(f"{folder}: cannot write there ({exc.strerror or one_line(exc)}); "
                           f"choose another --out") from None
-
-
-@contextmanager
-def build_lock(final: Path):
-    """An exclusive flock on .<name>.lock beside `final`, held while the block runs; a second
-    build into the same place fails at once. The lock file goes when the block ends."""
-    path = final.parent / f".{final.name}.lock"
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-                         | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        except OSError as exc:
-            raise BundleError(f"{final.parent}: cannot write there "
-                              f"({exc.strerror or one_line(exc)}); choose another --out") \
-                from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise BundleError(f"{final}: another build is writing it (it holds {path}); "
-                              f"wait for it to end") from None
-        try:  # the file we locked is still the one at `path` (not unlinked by its holder)
-            current = os.stat(path, follow_symlinks=False)
-            if (current.st_ino, current.st_dev) == os.fstat(fd)[1:3]:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    try:
-        yield
-    finally:
-        try:
-            os.unlink(path)
-        finally:
-            os.close(fd)
 
 
 def clean_stale(final: Path):

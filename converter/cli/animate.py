@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..bundle.open import BUNDLE_BACKENDS
+from ..media.fit import CROPS
 from ..runtime import CHECKPOINT_BACKENDS
 
 # The --backend choices: the bundle's artifacts, or tf/torch from the checkpoint.
@@ -41,6 +42,7 @@ def _common_options(f):
                           "video; default: 1 on TFLite, the fastest there, else 4)."),
         click.option("--threads", type=click.IntRange(1), default=None,
                      help="Threads for the runtime (default: its own choice)."),
+        click.option("--force", is_flag=True, help="Replace an existing output."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -65,15 +67,19 @@ def _common_options(f):
                    "source's (a first pass over the video finds it).")
 @click.option("--visualize", is_flag=True,
               help="Write source | driving (with keypoints) | result side by side.")
-def animate_command(bundle, backend, checkpoint, batch_size, threads, source, driving, out,
-                    relative, adapt_scale, best_frame, visualize):
+@click.option("--crop", type=click.Choice(CROPS), default="none", show_default=True,
+              help="Fit the source and the driving frames to the model's frame: stretched "
+                   "as the original demo does (none), or cropped at the centre to its "
+                   "aspect ratio first (center).")
+def animate_command(bundle, backend, checkpoint, batch_size, threads, force, source, driving,
+                    out, relative, adapt_scale, best_frame, visualize, crop):
     """Animate a source image with a driving video, streaming, on any backend."""
     from ..animation.jobs import animate
     _terminate_cleanly()
     summary = animate(bundle, source, driving, out, backend=backend, checkpoint=checkpoint,
                       threads=threads, relative=relative, adapt_scale=adapt_scale,
                       batch_size=batch_size, best_frame=best_frame, visualize=visualize,
-                      notify=_notify)
+                      force=force, crop=crop, notify=_notify)
     best = ("" if summary["best_frame"] is None
             else f", motion from frame {summary['best_frame']}")
     click.echo(f"{out}: {summary['frames']} frames at {summary['fps']:g} fps"
@@ -94,14 +100,16 @@ def animate_command(bundle, backend, checkpoint, batch_size, threads, source, dr
               help="With --out: source | driving (with keypoints) | result side by side.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the L1 error (mean and per frame) as JSON.")
-def reconstruct_command(bundle, backend, checkpoint, batch_size, threads, video, out,
+def reconstruct_command(bundle, backend, checkpoint, batch_size, threads, force, video, out,
                         visualize, json_path):
     """Reconstruct a video from its first frame (absolute keypoints, as the original's
     reconstruction mode) and report the mean L1 error against the real frames."""
     from ..animation.jobs import reconstruct
+    if visualize and out is None:
+        raise click.UsageError("--visualize draws into --out: give --out too")
     _terminate_cleanly()
     result = reconstruct(bundle, video, out, backend=backend, checkpoint=checkpoint,
                          threads=threads, batch_size=batch_size, visualize=visualize,
-                         json_path=json_path, notify=_notify)
+                         json_path=json_path, force=force, notify=_notify)
     click.echo(f"reconstruction L1: {result.l1:.6f} over {result.frames} frames "
                f"(backend {backend}){f'; wrote {out}' if out else ''}")

@@ -26,19 +26,23 @@ def _rows(text: str | None) -> list[int] | None:
               help="NPZ with source (1,C,H,W) and driving (N,C,H,W), float32 in [0,1].")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output NPZ (oracle names and layouts).")
-@click.option("--backend", default="torch", show_default=True, help="Backend to run.")
+@click.option("--backend", default=None,
+              help="Backend to run (default: with --bundle and no --checkpoint, the "
+                   "bundle's fastest lite runtime, e.g. tflite; else torch).")
+@click.option("--force", is_flag=True, help="Replace an existing --out.")
 @click.option("--align-corners/--no-align-corners", default=None,
               help="grid_sample convention (default: the spec's).")
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1),
               help="Generator frames per call.")
 @click.option("--gen-frames", default=None, metavar="I,J,...",
               help="Run the generator on these driving rows only (default: all).")
-def predict_command(config, checkpoint, bundle, inputs, out, backend, align_corners,
+def predict_command(config, checkpoint, bundle, inputs, out, backend, force, align_corners,
                     batch_size, gen_frames):
     """Run one backend on an oracle-style NPZ and write the oracle's arrays."""
     from ..pipeline.predict import predict_file
-    arrays, frames = predict_file(config, Path(inputs), Path(out), backend,
-                                  checkpoint=checkpoint, bundle=bundle,
-                                  align_corners=align_corners, batch_size=batch_size,
-                                  positions=_rows(gen_frames))
-    click.echo(f"{out}: {len(arrays)} arrays, {frames} frames, backend {backend}")
+    arrays, frames, used = predict_file(config, Path(inputs), Path(out), backend,
+                                        checkpoint=checkpoint, bundle=bundle,
+                                        align_corners=align_corners, batch_size=batch_size,
+                                        positions=_rows(gen_frames), force=force)
+    chosen = "" if backend else " (the default; --backend to choose)"
+    click.echo(f"{out}: {len(arrays)} arrays, {frames} frames, backend {used}{chosen}")

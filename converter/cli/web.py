@@ -30,7 +30,8 @@ def web_command(bundle, out, fmt, force, serve, port):
     if bundle is not None:
         from ..pipeline.web import write_site
         write_site(bundle, out, fmt, force=force)
-        click.echo(f"wrote the site {out} ({fmt} files of {bundle})")
+        click.echo(f"wrote the site {out} ({fmt} files of {bundle})"
+                   + ("" if serve else f"; serve it with: fomm-convert web --out {out} --serve"))
     if serve:
         from ..pipeline.web_server import site_server, url_of
         server = site_server(out, port)

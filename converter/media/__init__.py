@@ -16,7 +16,7 @@ from .gif import GIFWriter
 from .images import IMAGE_SUFFIXES, load_image_array, read_image
 from .mp4 import MP4Writer
 from .output import VIDEO_SUFFIXES, open_writer, output_kind
-from .pixels import as_float, as_float32, to_rgb, to_uint8
+from .pixels import as_float, as_float32, check_unit_floats, to_rgb, to_uint8
 from .png_dir import FRAME_NAME, PNGDirWriter
 from .resize import resize_like_demo, resize_matrix, resize_taps
 from .video import VideoReader, open_video

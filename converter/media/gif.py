@@ -13,10 +13,10 @@ class GIFWriter(FrameWriter):
     local colour table. Frame delays are rounded so that they add up to the true time."""
     kind = "gif"
 
-    def __init__(self, out, fps):
+    def __init__(self, out, fps, force: bool = False):
         self.file = None
         self.size = None
-        super().__init__(out, fps)
+        super().__init__(out, fps, force)
 
     def _create_tmp(self):
         self.file = open(self.tmp, "wb")

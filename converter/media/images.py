@@ -13,7 +13,8 @@ import numpy as np
 from ..errors import one_line
 from ..limits import MAX_PIXELS
 from .errors import MediaError
-from .pixels import as_float, to_rgb
+from .fit import center_crop, check_fit
+from .pixels import as_float, check_unit_floats, to_rgb
 from .resize import resize_like_demo
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -49,18 +50,25 @@ def load_image_array(path) -> np.ndarray:
     _, _, mode = image_header(path)
     try:
         # Pillow only: PNG, JPEG and the other still formats, not a video's first frame.
-        if mode == "CMYK":
-            return iio.imread(path, index=0, plugin="pillow", mode="RGB")
-        return iio.imread(path, index=0, plugin="pillow")
+        # rotate: the EXIF orientation applied (a phone's portrait photo is stored sideways),
+        # as every image viewer and the browser page (createImageBitmap) show it.
+        # Pillow's warnings (a palette PNG's transparency, ...) are not the user's concern.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            if mode == "CMYK":
+                return iio.imread(path, index=0, plugin="pillow", mode="RGB", rotate=True)
+            return iio.imread(path, index=0, plugin="pillow", rotate=True)
     except Exception as exc:  # imageio raises many types for "not an image"
         raise MediaError(f"{path}: not a readable image ({one_line(exc)})") from None
 
 
-def read_image(path, size=None) -> np.ndarray:
+def read_image(path, size=None, crop: str = "none") -> np.ndarray:
     """float32 (H, W, 3) in [0, 1] from a grey, grey+alpha, RGB or RGBA PNG/JPEG.
 
     With size=(H, W) the image is resized as upstream demo.py does:
-    `resize(imageio.imread(path), size)[..., :3]` (alpha dropped after resizing).
+    `resize(imageio.imread(path), size)[..., :3]` (alpha dropped after resizing), after a
+    centred crop to the frame's aspect ratio with crop "center"; an upscaled or stretched
+    image is a warning (media.fit).
     """
     image = load_image_array(path)
     if image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
@@ -68,15 +76,12 @@ def read_image(path, size=None) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] > 4:
         raise MediaError(f"{path}: {image.shape[2]} channels, not grey, RGB or RGBA")
     if np.issubdtype(image.dtype, np.floating):
-        finite = np.isfinite(image)
-        if not finite.all():
-            raise MediaError(f"{path}: holds {image.size - int(finite.sum())} values that are "
-                             f"not finite (NaN or infinite)")
-        if image.size and (image.min() < 0 or image.max() > 1):
-            raise MediaError(f"{path}: a float image must hold values in [0, 1], this one "
-                             f"spans [{image.min():g}, {image.max():g}]")
+        check_unit_floats(path, image)
     elif image.dtype != np.bool_ and not np.issubdtype(image.dtype, np.unsignedinteger):
         raise MediaError(f"{path}: unsupported pixel type {image.dtype}")
     if size is not None:
+        check_fit(path, *image.shape[:2], size, crop)
+        if crop == "center":
+            image = center_crop(image, size)
         image = resize_like_demo(image, size)
     return to_rgb(as_float(image)).astype(np.float32)

@@ -18,8 +18,8 @@ class MP4Writer(FrameWriter):
     kind = "mp4"
     CRF = 18
 
-    def __init__(self, out, fps, audio_from=None):
-        super().__init__(out, fps)
+    def __init__(self, out, fps, audio_from=None, force: bool = False):
+        super().__init__(out, fps, force)
         self.audio_from = audio_from
         self.rate = Fraction(self.fps or 25).limit_denominator(1001)
         self.video = self.tmp if audio_from is None else \

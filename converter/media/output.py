@@ -25,16 +25,17 @@ def output_kind(out) -> str:
                      f"for PNG frames)")
 
 
-def open_writer(out, fps: float, audio_from=None) -> FrameWriter:
+def open_writer(out, fps: float, audio_from=None, force: bool = False) -> FrameWriter:
     """A frame writer chosen by the output's suffix: .mp4, .gif, else a PNG directory.
 
-    audio_from: a video whose first audio stream is muxed into an .mp4 output.
+    audio_from: a video whose first audio stream is muxed into an .mp4 output. An existing
+    output is replaced only with `force`; a second writer of the same output fails at once.
     """
     kind = output_kind(out)
     if Path(out).is_dir() and kind != "png":
         raise MediaError(f"{out}: is a directory")
     if kind == "mp4":
-        return MP4Writer(out, fps, audio_from)
+        return MP4Writer(out, fps, audio_from, force)
     if kind == "gif":
-        return GIFWriter(out, fps)
-    return PNGDirWriter(out, fps)
+        return GIFWriter(out, fps, force)
+    return PNGDirWriter(out, fps, force)

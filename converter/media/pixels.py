@@ -21,6 +21,18 @@ def as_float(image: np.ndarray) -> np.ndarray:
     raise MediaError(f"unsupported image dtype {image.dtype}")
 
 
+def check_unit_floats(where, image: np.ndarray):
+    """A float image holds finite values in [0, 1], as the model's frames do (MediaError
+    naming `where`)."""
+    finite = np.isfinite(image)
+    if not finite.all():
+        raise MediaError(f"{where}: holds {image.size - int(finite.sum())} values that are "
+                         f"not finite (NaN or infinite)")
+    if image.size and (image.min() < 0 or image.max() > 1):
+        raise MediaError(f"{where}: a float image must hold values in [0, 1], this one "
+                         f"spans [{image.min():g}, {image.max():g}]")
+
+
 def as_float32(image: np.ndarray) -> np.ndarray:
     """as_float(image) as float32. uint8 (every video frame) is divided in float32 in
     place: the same 256 values (tests/test_pipeline_animate.py checks each), without the

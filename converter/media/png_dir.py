@@ -18,7 +18,7 @@ class PNGDirWriter(FrameWriter):
     An existing directory is replaced only when it holds nothing but such frames."""
     kind = "png"
 
-    def __init__(self, out, fps):
+    def __init__(self, out, fps, force: bool = False):
         out = Path(out)
         if out.exists():
             if not out.is_dir():
@@ -27,7 +27,10 @@ class PNGDirWriter(FrameWriter):
             if others:
                 raise MediaError(f"{out}: exists and holds other files than frames "
                                  f"(e.g. {others[0]}); choose an empty or new directory")
-        super().__init__(out, fps)
+        super().__init__(out, fps, force)
+
+    def _replaces(self) -> bool:
+        return self.out.is_dir() and any(self.out.iterdir())  # an empty folder holds nothing
 
     def _create_tmp(self):
         self.tmp = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"

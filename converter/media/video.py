@@ -19,6 +19,7 @@ import numpy as np
 
 from ..limits import MAX_PIXELS
 from .errors import MediaError
+from .fit import center_crop
 from .pixels import as_float32
 from .resize import resize_like_demo
 
@@ -66,6 +67,9 @@ class VideoReader:
             try:
                 meta = next(gen)
             except Exception as exc:
+                only = _streams_without_video(str(exc))
+                if only:
+                    raise MediaError(f"{self.path}: no video stream (only {only})") from None
                 raise MediaError(f"{self.path}: not a readable video ({_reason(exc)})") \
                     from None
             try:
@@ -111,11 +115,13 @@ class VideoReader:
         for raw in self._decode():
             yield np.frombuffer(raw, np.uint8).reshape(height, width, 3)
 
-    def frames(self, shape=None):
+    def frames(self, shape=None, crop: str = "none"):
         """float32 (H, W, 3) frames in [0, 1], resized to shape=(H, W) as the demo does
         (a frame of that size already is only converted: the demo's resize is then the
-        identity)."""
+        identity), after a centred crop to its aspect ratio with crop "center"."""
         for frame in self:
+            if shape is not None and crop == "center":
+                frame = center_crop(frame, shape)
             if shape is None or frame.shape[:2] == tuple(shape):
                 yield as_float32(frame)
             else:
@@ -180,6 +186,15 @@ def _ffmpeg_error(log: bytes, status: int) -> str:
         return f"exit status {status}" if status else "a partial frame at the end"
     text = re.sub(r"^\[(\S+) @ 0x[0-9a-f]+\]\s*", r"\1: ", lines[0])  # "[h264 @ 0x5e..]"
     return text if len(text) <= 160 else text[:160] + "..."
+
+
+def _streams_without_video(ffmpeg_log: str) -> str | None:
+    """The kinds of stream ffmpeg found in an input that has streams but no video one
+    ("audio"), from its log; None when it has a video stream or none was listed."""
+    kinds = re.findall(r"^\s*Stream #0:\d+\S*: (\w+):", ffmpeg_log, re.MULTILINE)
+    if not kinds or "Video" in kinds:
+        return None
+    return ", ".join(sorted({kind.lower() for kind in kinds}))
 
 
 def _reason(exc: BaseException) -> str:

@@ -7,12 +7,13 @@ import glob
 import os
 import re
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import one_line
-from ..io import pid_alive
+from ..io import OutputBusy, OutputExists, output_lock, pid_alive, refuse_replacing
 from .errors import MediaError
 from .pixels import to_uint8
 
@@ -25,25 +26,42 @@ class FrameWriter:
     """
     kind = ""
 
-    def __init__(self, out, fps: float):
+    def __init__(self, out, fps: float, force: bool = False):
         self.out = Path(out)
         self.fps = float(fps)
         self.count = 0
         parent = self.out.parent
         # Folders made for the output are removed again if it is never written.
         self.made = [p for p in (parent, *parent.parents) if not p.exists()]
+        self.lock = ExitStack()  # held until commit or abort: one writer per output
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             self._remove_made()
             raise MediaError(f"{self.out}: cannot create its folder ({exc.strerror})") from None
+        try:
+            self.lock.enter_context(output_lock(self.out, "process"))
+        except (OSError, OutputBusy) as exc:
+            self._remove_made()
+            raise MediaError(str(exc) if isinstance(exc, OutputBusy) else
+                             f"{self.out}: cannot write there ({exc.strerror})") from None
+        try:
+            refuse_replacing(self.out, force, self._replaces())
+        except OutputExists as exc:
+            self.lock.close()
+            raise MediaError(str(exc)) from None
         remove_stale_partials(self.out)
         self.tmp = parent / f".{self.out.name}.partial-{os.getpid()}{self.out.suffix}"
         try:
             self._create_tmp()  # an unwritable place fails now, before any work
         except OSError as exc:
+            self.lock.close()
             self._remove_made()
             raise MediaError(f"{self.out}: cannot write there ({exc.strerror})") from None
+
+    def _replaces(self) -> bool:
+        """Whether writing would replace something the user has."""
+        return self.out.exists() or self.out.is_symlink()
 
     def _create_tmp(self):
         self.tmp.touch()
@@ -73,6 +91,7 @@ class FrameWriter:
         except OSError as exc:
             raise MediaError(f"{self.out}: cannot write it ({_reason(exc)})") from None
         self._move_into_place()
+        self.lock.close()
 
     def _move_into_place(self):
         try:
@@ -90,6 +109,7 @@ class FrameWriter:
                 shutil.rmtree(self.tmp, ignore_errors=True)
             else:
                 self.tmp.unlink(missing_ok=True)
+            self.lock.close()
             self._remove_made()
 
     def __enter__(self):

@@ -23,6 +23,7 @@ from ..licence import licence
 from ..paths import ARTIFACTS, CHECKPOINTS, bundle_archive_name, is_plain_name
 from ..signatures import MODELS
 from ..spec import Spec
+from .misfit import explain_misfit
 from .progress import Progress
 from .reports import fail, summary, verdict, write_reports
 
@@ -152,6 +153,7 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
           force: bool = False, echo=click.echo) -> Path:
     """Build, verify and write the bundle; returns its directory."""
     from ..checkpoint import load_checkpoint, weights_sha256
+    from ..tf_model.weights import WeightTableError
 
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -188,6 +190,8 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
                 "files": file_table(stage.bundle),
             }
             write_json(stage.bundle / "manifest.json", manifest)
+    except WeightTableError as exc:  # told here, past temporary_files_in: its file stays
+        raise explain_misfit(exc, spec, checkpoint.path) from None
     except Exception as exc:
         reason = disk_full(exc)
         if reason is None:

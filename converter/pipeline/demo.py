@@ -35,7 +35,7 @@ def write_demo_inputs(frame_shape, folder: Path, frames: int = 48) -> tuple[Path
     source, driving = demo_inputs(frame_shape, frames)
     folder.mkdir(parents=True, exist_ok=True)
     iio.imwrite(folder / "source.png", to_uint8(source[0]))
-    with open_writer(folder / "driving.mp4", 25.0) as writer:
+    with open_writer(folder / "driving.mp4", 25.0, force=True) as writer:
         for frame in driving:
             writer.write(to_uint8(frame))
     return folder / "source.png", folder / "driving.mp4"
@@ -77,7 +77,8 @@ def demo(dataset: str = "vox", echo=click.echo, warn=lambda text: click.secho(te
         warn(note)
     for name, visualize in (("animation.mp4", False), ("animation-visualized.mp4", True)):
         summary = run_animate(opened, source, driving, folder / name, relative=spec.relative,
-                              adapt_scale=spec.adapt_scale, visualize=visualize)
+                              adapt_scale=spec.adapt_scale, visualize=visualize,
+                              force=True)  # the demo's own files, made again
         echo(f"wrote {folder / name}: {summary['frames']} frames at "
              f"{summary['frames_per_second']:.1f} frames/s (TFLite)")
     write_demo_site(bundle, source, driving, echo, warn)

@@ -57,11 +57,15 @@ def _describe_onnx(path: Path) -> dict:
 def describe_checkpoint(config: str, checkpoint: str) -> str:
     from ..checkpoint import load_checkpoint
     from ..spec import load_spec
-    from ..tf_model.weights import build_tf_models
+    from ..tf_model.weights import WeightTableError, build_tf_models
+    from .misfit import explain_misfit
 
     spec = load_spec(config)
     ckpt = load_checkpoint(checkpoint)
-    _, _, reports = build_tf_models(spec, ckpt, return_reports=True)
+    try:
+        _, _, reports = build_tf_models(spec, ckpt, return_reports=True)
+    except WeightTableError as exc:
+        raise explain_misfit(exc, spec, ckpt.path) from None
     lines = [f"{ckpt.path}  sha256 {ckpt.sha256}"
              f"{'  (SYNTHETIC weights)' if ckpt.synthetic else ''}",
              f"ignored entries: {', '.join(ckpt.ignored) or 'none'}"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import FommError, one_line
 from ..hull import movement_scale
-from ..io import write_atomic
+from ..io import output_lock, refuse_replacing, write_atomic
 from ..keypoints import detect_frames
 from ..limits import MAX_INPUT_BYTES
 
@@ -203,14 +203,37 @@ def resolve_spec(config=None, bundle=None, align_corners=None):
     return spec, opened
 
 
-def predict_file(config, inputs: Path, out: Path, backend: str, *, checkpoint=None,
-                 bundle=None, align_corners=None, batch_size: int = 4, positions=None):
-    """predict() from an inputs NPZ into an output NPZ; returns (arrays, driving frames).
+def predict_file(config, inputs: Path, out: Path, backend: str | None, *, checkpoint=None,
+                 bundle=None, align_corners=None, batch_size: int = 4, positions=None,
+                 force: bool = False):
+    """predict() from an inputs NPZ into an output NPZ; returns (arrays, driving frames,
+    the backend's name).
 
-    The spec is the config's, else the bundle's (resolve_spec)."""
+    The spec is the config's, else the bundle's (resolve_spec); the backend, when None, is
+    the bundle's default (OpenedBundle.default_backend), else (or with a checkpoint) torch.
+    An existing `out` is replaced only with `force`; a second predict into the same `out`
+    fails at once."""
+    from ..bundle.open import check_backend_name
+
+    if backend is not None:
+        check_backend_name(backend)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out, "predict"):
+        refuse_replacing(out, force)
+        return _predict_file(config, inputs, out, backend, checkpoint, bundle, align_corners,
+                             batch_size, positions)
+
+
+def _predict_file(config, inputs, out, backend, checkpoint, bundle, align_corners,
+                  batch_size, positions):
     from ..bundle.open import open_backend
 
     spec, opened = resolve_spec(config, bundle, align_corners)
+    if backend is None:  # a checkpoint given is one to run
+        backend = "torch" if opened is None or checkpoint else opened.default_backend()
+    if opened is not None:
+        opened.check_backend(backend, checkpoint)
     source, driving = read_inputs(inputs, spec.frame_shape)
     if positions is not None and not all(0 <= i < len(driving) for i in positions):
         raise InputsError(f"--gen-frames: rows must be in 0..{len(driving) - 1}")
@@ -220,4 +243,4 @@ def predict_file(config, inputs: Path, out: Path, backend: str, *, checkpoint=No
         runner = opened.backend(backend, checkpoint)
     arrays = predict(runner, source, driving, batch_size=batch_size, positions=positions)
     write_npz(out, arrays)
-    return arrays, len(driving)
+    return arrays, len(driving), backend

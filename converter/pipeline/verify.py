@@ -1,7 +1,8 @@
 """Recheck a bundle: its manifest (schema, version digest, licence, names, paths), every
-file's sha256 and each artifact's metadata against it, the parity summary against
-parity/report.json, then each format's parity against the torch reference of the
-checkpoint it was built from. Writes nothing (a missing synthetic checkpoint is made
+file's sha256 and each artifact's metadata against it, every model file through the gate
+(bundle.models_check), the parity summary against parity/report.json, then (unless
+files_only) each format's parity against the torch reference of the checkpoint it was
+built from. Writes nothing (a missing synthetic checkpoint is made
 again in memory)."""
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import click
 
 from ..bundle import BundleError
+from ..errors import one_line
 from ..bundle.manifest import MANIFEST, read_json
 from ..bundle.open import open_bundle
 from ..bundle.schema import PARITY_REPORT
@@ -19,16 +21,32 @@ from ..limits import PARITY_REPORT_MAX_BYTES
 from .reports import summary
 
 
-def verify(bundle: Path, checkpoint: str | None = None, echo=click.echo) -> dict:
-    """Raise BundleError on any mismatch; return {format: ParityReport} otherwise."""
+def verify(bundle: Path, checkpoint: str | None = None, echo=click.echo,
+           files_only: bool = False) -> dict:
+    """Raise BundleError on any mismatch; return {format: ParityReport} otherwise ({} with
+    files_only: the files, manifest, metadata and model-file gate only, no checkpoint)."""
+    opened = open_bundle(bundle)  # hashes, schema, metadata
+    opened.gate(opened.formats)  # every model file, before any runtime parses one
+    echo(f"{len(opened.manifest['files'])} files match their sha256; manifest, metadata "
+         f"and model files checked")
+    check_parity_summary(opened.path, opened.manifest)
+    if files_only:
+        return {}
+    try:
+        source = opened.load_checkpoint(checkpoint)
+    except BundleError as exc:
+        raise BundleError(f"{one_line(exc)} (parity is rerun against the checkpoint the "
+                          f"bundle was built from; verify --files-only checks the files "
+                          f"without it)") from None
+    return _parity(opened, source, echo)
+
+
+def _parity(opened, checkpoint, echo) -> dict:
     from ..parity.end_to_end import format_parity
     from ..runtime import load_backend
 
-    opened = open_bundle(bundle)
-    echo(f"{len(opened.manifest['files'])} files match their sha256")
-    check_parity_summary(opened.path, opened.manifest)
-    spec = opened.spec
-    reference = load_backend("torch", spec=spec, checkpoint=opened.load_checkpoint(checkpoint))
+    spec, bundle = opened.spec, opened.path
+    reference = load_backend("torch", spec=spec, checkpoint=checkpoint)
     reports = {}
     for name in opened.manifest["formats"]:
         fmt = FORMATS[name]

@@ -111,6 +111,7 @@ def write_site(bundle, out, fmt: str = "tflite-static", force: bool = False,
     if fmt not in opened.formats:
         raise WebError(f"{bundle}: has no {fmt} files (it has: {', '.join(opened.formats)}); "
                        f"build it with --formats {fmt}")
+    opened.gate([fmt])  # the browser's runtime parses these files
     web = web_dir()
     out = Path(out)
     _check_target(out, force)

@@ -210,6 +210,29 @@ class WeightTableError(FommError, ValueError):
                          "\n".join(f"  - {line}" for line in lines))
         super().__init__("checkpoint does not fit the TF model\n" + "\n".join(parts))
 
+    def counts(self) -> str:
+        """Per network: how many tensors are missing, unexpected, of the wrong shape."""
+        out = []
+        for p in self.problems:
+            wrong_shape = {m[2] for m in p.mismatched}  # TF variables, counted once
+            missing = [path for path in p.unset if path not in wrong_shape]
+            kinds = [f"{len(missing)} missing",
+                     f"{len(p.unmatched) + len(p.missing_targets)} unexpected",
+                     f"{len(p.mismatched)} of another shape"]
+            kinds += [f"{len(p.duplicates)} assigned twice"] if p.duplicates else []
+            kinds += [f"{len(p.bad_dtype)} not float"] if p.bad_dtype else []
+            out.append(f"{p.net} {', '.join(kinds)}")
+        return "; ".join(out)
+
+    def examples(self, limit: int = 2) -> str:
+        """The first few shape mismatches, the checkpoint's shape and the model's."""
+        mismatched = [m for p in self.problems for m in p.mismatched][:limit]
+        out = []
+        for key, shape, _, converted, tf_shape, _ in mismatched:
+            turned = f" (as {list(converted)})" if converted not in (None, shape) else ""
+            out.append(f"{key} {list(shape)}{turned} vs the model's {list(tf_shape)}")
+        return "; ".join(out)
+
 
 # ---------------------------------------------------------------- applying the table
 def apply_weights(tf_module, state_dict: Mapping[str, np.ndarray], net_name: str,

@@ -10,12 +10,14 @@ function pixels(source, width, height) {
   return context.getImageData(0, 0, width, height);
 }
 
-/** A picture file's pixels as stored (no colour management, alpha not premultiplied). */
+/** A picture file's pixels as stored (no colour management, alpha not premultiplied), its
+ * EXIF orientation applied, as `fomm-convert animate` reads it (converter/media/images.py). */
 export async function decodePicture(blob, name) {
   let bitmap;
   try {
     bitmap = await createImageBitmap(blob, {colorSpaceConversion: 'none',
-                                            premultiplyAlpha: 'none'});
+                                            premultiplyAlpha: 'none',
+                                            imageOrientation: 'from-image'});
   } catch {
     throw new PageError(`${name}: cannot be decoded as a picture (use a PNG or JPEG file)`);
   }

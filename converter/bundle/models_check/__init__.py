@@ -9,9 +9,10 @@ the graph's structure and every shape. One module per exporter kind; each has
 `check_format(bundle, spec, fmt)`, which raises ModelFileError, one line naming the file,
 the op or node and the rule.
 
-Called by bundle.open for every format a bundle is opened with (verify, predict, animate,
-reconstruct, bench, web, the API), by build on its own staged files (so the allowlists
-follow the exporter) and by inspect. Lite: no torch, no tensorflow.
+Called through bundle.open (OpenedBundle.gate) for every format whose runtime a command
+opens (predict, animate, reconstruct, bench, the API), for every format by verify and for
+the site's format by web; by build on its own staged files (so the allowlists follow the
+exporter) and by inspect. Lite: no torch, no tensorflow.
 """
 from __future__ import annotations
 
@@ -33,11 +34,6 @@ def check_format(bundle, spec, name: str) -> None:
     fmt = FORMATS[name]
     module = importlib.import_module(f"{__name__}.{fmt.kind}")
     module.check_format(Path(bundle), spec, fmt)
-
-
-def check_formats(bundle, spec, names) -> None:
-    for name in names:
-        check_format(bundle, spec, name)
 
 
 def folder_files(bundle: Path, rel: str) -> dict[str, int]:
