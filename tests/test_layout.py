@@ -28,6 +28,7 @@ LAYERS = (
     ("parity", "bundle"),
     ("export", "runtime"),
     ("synth",),
+    ("tpsmm",),  # a model family: builds on FOMM's shared layers below it
     ("torch_model", "tf_model"),
     ("spec", "checkpoint", "media", "specs"),
     ("paths", "errors", "io", "architecture", "algebra", "signatures", "formats", "fixtures",
