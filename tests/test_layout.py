@@ -45,7 +45,8 @@ LITE = ("", "api", "pipeline", "pipeline.predict", "pipeline.inspect", "pipeline
         "runtime.onnx_backend", "runtime.openvino_backend", "runtime.browser", "runtime.browser.backend",
         "runtime.browser.session", "runtime.browser.server", "runtime.browser.chromium",
         "runtime.browser.protocol", "runtime.browser.placement", "export",
-        "export.tflite_file", "export.gpu_rules", "export.tflite_ops", "spec", "specs")
+        "export.tflite_file", "export.gpu_rules", "export.tflite_ops", "spec", "specs",
+        "tpsmm", "tpsmm.architecture", "tpsmm.tps_solve")
 
 
 def is_lite(name: str) -> bool:
