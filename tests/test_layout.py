@@ -28,6 +28,7 @@ LAYERS = (
     ("parity", "bundle"),
     ("export", "runtime"),
     ("synth",),
+    ("tpsmm",),  # a model family: builds on FOMM's shared layers below it
     ("torch_model", "tf_model"),
     ("spec", "checkpoint", "media", "specs"),
     ("paths", "errors", "io", "architecture", "algebra", "signatures", "formats", "fixtures",
@@ -47,7 +48,7 @@ LITE = ("", "api", "pipeline", "pipeline.predict", "pipeline.inspect", "pipeline
         "runtime.browser.session", "runtime.browser.server", "runtime.browser.chromium",
         "runtime.browser.protocol", "runtime.browser.placement", "export",
         "export.tflite_file", "export.tflite_graph", "export.gpu_rules", "export.tflite_ops",
-        "spec", "specs")
+        "spec", "specs", "tpsmm", "tpsmm.architecture", "tpsmm.tps_solve")
 
 
 def is_lite(name: str) -> bool:

@@ -1,4 +1,7 @@
-"""Building blocks of FOMM, with the original's module names (they are state_dict keys)."""
+"""Building blocks of FOMM, with the original's module names (they are state_dict keys).
+
+TPSMM's blocks are the same with InstanceNorm2d in place of BatchNorm2d (`norm`), and its
+hourglass returns every decoder output (`every_output`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -59,14 +62,14 @@ class AntiAliasInterpolation2d(nn.Module):
 
 
 class ResBlock2d(nn.Module):
-    """Pre-activation residual block: BN, ReLU, conv, BN, ReLU, conv, plus input."""
+    """Pre-activation residual block: norm, ReLU, conv, norm, ReLU, conv, plus input."""
 
-    def __init__(self, in_features: int, kernel_size: int, padding: int):
+    def __init__(self, in_features: int, kernel_size: int, padding: int, norm=nn.BatchNorm2d):
         super().__init__()
         self.conv1 = nn.Conv2d(in_features, in_features, kernel_size, padding=padding)
         self.conv2 = nn.Conv2d(in_features, in_features, kernel_size, padding=padding)
-        self.norm1 = nn.BatchNorm2d(in_features, affine=True)
-        self.norm2 = nn.BatchNorm2d(in_features, affine=True)
+        self.norm1 = norm(in_features, affine=True)
+        self.norm2 = norm(in_features, affine=True)
 
     def forward(self, x):
         out = self.conv1(F.relu(self.norm1(x)))
@@ -75,24 +78,24 @@ class ResBlock2d(nn.Module):
 
 
 class UpBlock2d(nn.Module):
-    """Nearest upsample x2, conv, BN, ReLU."""
+    """Nearest upsample x2, conv, norm, ReLU."""
 
-    def __init__(self, in_features, out_features, kernel_size=3, padding=1):
+    def __init__(self, in_features, out_features, kernel_size=3, padding=1, norm=nn.BatchNorm2d):
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm2d(out_features, affine=True)
+        self.norm = norm(out_features, affine=True)
 
     def forward(self, x):
         return F.relu(self.norm(self.conv(F.interpolate(x, scale_factor=2))))
 
 
 class DownBlock2d(nn.Module):
-    """Conv, BN, ReLU, average pool 2x2."""
+    """Conv, norm, ReLU, average pool 2x2."""
 
-    def __init__(self, in_features, out_features, kernel_size=3, padding=1):
+    def __init__(self, in_features, out_features, kernel_size=3, padding=1, norm=nn.BatchNorm2d):
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm2d(out_features, affine=True)
+        self.norm = norm(out_features, affine=True)
         self.pool = nn.AvgPool2d(kernel_size=(2, 2))
 
     def forward(self, x):
@@ -100,21 +103,21 @@ class DownBlock2d(nn.Module):
 
 
 class SameBlock2d(nn.Module):
-    """Conv, BN, ReLU at the same resolution."""
+    """Conv, norm, ReLU at the same resolution."""
 
-    def __init__(self, in_features, out_features, kernel_size=3, padding=1):
+    def __init__(self, in_features, out_features, kernel_size=3, padding=1, norm=nn.BatchNorm2d):
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm2d(out_features, affine=True)
+        self.norm = norm(out_features, affine=True)
 
     def forward(self, x):
         return F.relu(self.norm(self.conv(x)))
 
 
 class Encoder(nn.Module):
-    def __init__(self, channels):
+    def __init__(self, channels, norm=nn.BatchNorm2d):
         super().__init__()
-        self.down_blocks = nn.ModuleList(DownBlock2d(i, o) for i, o in channels)
+        self.down_blocks = nn.ModuleList(DownBlock2d(i, o, norm=norm) for i, o in channels)
 
     def forward(self, x):
         outs = [x]
@@ -124,27 +127,34 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, channels):
+    """Up blocks, each output concatenated with the encoder's skip; returns the last
+    output, or the list of every one (every_output)."""
+
+    def __init__(self, channels, norm=nn.BatchNorm2d, every_output=False):
         super().__init__()
-        self.up_blocks = nn.ModuleList(UpBlock2d(i, o) for i, o in channels)
+        self.up_blocks = nn.ModuleList(UpBlock2d(i, o, norm=norm) for i, o in channels)
+        self.every_output = every_output
 
     def forward(self, features):
         features = list(features)
         out = features.pop()
+        outs = []
         for block in self.up_blocks:
             out = torch.cat([block(out), features.pop()], dim=1)
-        return out
+            outs.append(out)
+        return outs if self.every_output else out
 
 
 class Hourglass(nn.Module):
     """U-Net; the output has block_expansion + in_features channels."""
 
-    def __init__(self, block_expansion, in_features, num_blocks=3, max_features=256):
+    def __init__(self, block_expansion, in_features, num_blocks=3, max_features=256,
+                 norm=nn.BatchNorm2d, every_output=False):
         super().__init__()
         encoder, decoder = hourglass_channels(block_expansion, in_features, num_blocks,
                                               max_features)
-        self.encoder = Encoder(encoder)
-        self.decoder = Decoder(decoder)
+        self.encoder = Encoder(encoder, norm)
+        self.decoder = Decoder(decoder, norm, every_output)
         self.out_filters = block_expansion + in_features
 
     def forward(self, x):
