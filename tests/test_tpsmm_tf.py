@@ -57,6 +57,13 @@ def tf_models(weights, name: str) -> dict:
     return build_tf_models(table(name)["config"], weights(name))
 
 
+@pytest.fixture(scope="module")
+def tiny_graph(weights):
+    """tiny's TF networks (seed-7 weights) and their graph functions, traced once."""
+    models = tf_models(weights, "tiny")
+    return models, model_functions(models, table("tiny")["config"], (64, 64))
+
+
 # ---------------------------------------------------------------- the weight table
 # The TF leaf each transform writes: a TF path is its torch key with this last part.
 LEAF = {"conv_oihw_to_hwio": "kernel", "depthwise_c1kk_to_kkc1": "kernel",
@@ -139,12 +146,12 @@ def test_entry_rules_only_drop(tmp_path):
 
 
 # ---------------------------------------------------------------- per layer
-def test_every_layer_matches_the_torch_reference(weights):
+def test_every_layer_matches_the_torch_reference(weights, tiny_graph):
     """The per-layer report names every module of the original in every stage that runs
     it (ModuleLists are never called), resnet18's twice-run relu twice, and passes."""
     config, state = table("tiny")["config"], weights("tiny")
     source, driving = fixed_inputs((64, 64, 3))
-    report = layer_parity(config, state, build_tf_models(config, state), source, driving)
+    report = layer_parity(config, state, tiny_graph[0], source, driving)
     report.check()
     names = {r.name for r in report.layers}
     modules = {re.sub(r"(:|#).*$", "", name) for name in names}  # list outputs: <path>:<i>
@@ -205,10 +212,10 @@ def grids(transformations) -> np.ndarray:
     return np.stack([np.transpose(t.numpy(), (0, 3, 1, 2)) for t in transformations], -1)
 
 
-def test_every_intermediate_of_the_original_matches(weights):
+def test_every_intermediate_of_the_original_matches(tiny_graph):
     require("tiny_intermediates.npz", "tiny.npz")
     inter = np.load(ORACLE / "tiny_intermediates.npz")
-    ours = oracle_intermediates(tf_models(weights, "tiny"), np.load(ORACLE / "tiny.npz"), inter)
+    ours = oracle_intermediates(tiny_graph[0], np.load(ORACLE / "tiny.npz"), inter)
     assert sorted(ours) == sorted(set(inter.files) - {"dense_motion.internal/tps_L_inverse"})
     assert_within(max_errors(ours, inter), inter)
 
@@ -278,12 +285,12 @@ def frame(oracle) -> tuple:
 
 
 @pytest.mark.parametrize("case", fast_first("tiny", "tiny-rect"))
-def test_end_to_end_matches_the_original(weights, case):
+def test_end_to_end_matches_the_original(tiny_graph, case):
     require(f"{case}.npz")
     oracle = np.load(ORACLE / f"{case}.npz")
-    config = table(CASES[case])["config"]
-    models = tf_models(weights, CASES[case])
-    functions = model_functions(models, config, frame(oracle))
+    models, functions = tiny_graph  # tiny-rect: tiny's weights, its own frame
+    if case != "tiny":
+        functions = model_functions(models, table(CASES[case])["config"], frame(oracle))
     kp = keypoint_arrays(functions, oracle)
     ours = {**kp, **generator_arrays(models, functions, oracle, kp)}
     assert set(ours) == expected_names(oracle, "elimination")
@@ -316,11 +323,10 @@ def test_vox256_generator_fed_the_oracles_keypoints(weights):
     assert_as_accurate_as_the_original(ours, oracle, float64_arrays(weights, oracle))
 
 
-def test_encode_once_then_generate_gives_the_same_frames(weights):
+def test_encode_once_then_generate_gives_the_same_frames(tiny_graph):
     require("tiny.npz")
     oracle = np.load(ORACLE / "tiny.npz")
-    models = tf_models(weights, "tiny")
-    signatures = model_functions(models, table("tiny")["config"], frame(oracle))["generator"][1]
+    signatures = tiny_graph[1]["generator"][1]
     source = nhwc(oracle["source"])
     kp = {"kp_driving": oracle["kp_norm_relative_fg_kp"][2:5],
           "kp_source": oracle["kp_source_fg_kp"]}
@@ -353,14 +359,13 @@ def test_far_coordinates_sample_zeros_without_int32_overflow():
     assert np.isnan(expected[..., ~within]).all()
 
 
-def test_frames_stay_finite_when_a_tps_is_singular(weights):
+def test_frames_stay_finite_when_a_tps_is_singular(tiny_graph):
     """One group of driving keypoints at a float64 root of det L (cond(L) > 1e8): the
     solve's values are huge but finite, its warp samples zeros far outside, and every
     output is finite (the original's torch.inverse raises or gives inf/nan here)."""
     require("tiny.npz")
     oracle = np.load(ORACLE / "tiny.npz")
-    models = tf_models(weights, "tiny")
-    generator = model_functions(models, table("tiny")["config"], frame(oracle))["generator"]
+    generator = tiny_graph[1]["generator"]
     kp_driving = oracle["kp_driving_fg_kp"][:2].copy()
     kp_driving[:, :5] = near_singular(np.random.default_rng(11), "collinear")
     assert np.linalg.cond(system64(kp_driving[0, :5])) > 1e8
@@ -384,13 +389,11 @@ NEW_OPS = {"ABS": "same", "LOG": "same", "RSQRT": "same", "GREATER_EQUAL": "elem
 TFLITE_TYPES = {0: "FLOAT32", 2: "INT32", 6: "BOOL"}  # schema TensorType; 4 is INT64
 
 
-def converted(weights, batch=None) -> tuple[dict, dict]:
-    """(graph functions, {(model, signature): .tflite bytes}) of tiny, builtin ops only."""
-    models = tf_models(weights, "tiny")
-    functions = model_functions(models, table("tiny")["config"], (64, 64), batch)
-    return functions, {(model, name): tflite_model(function, module)
-                       for model, (module, signatures) in functions.items()
-                       for name, function in signatures.items()}
+def converted(functions: dict) -> dict:
+    """{(model, signature): .tflite bytes} of graph functions, builtin ops only."""
+    return {(model, name): tflite_model(function, module)
+            for model, (module, signatures) in functions.items()
+            for name, function in signatures.items()}
 
 
 def tensors(flatbuffer: bytes) -> list[tuple[int, int]]:
@@ -404,8 +407,8 @@ def tensors(flatbuffer: bytes) -> list[tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def tiny_tflite(weights):
-    return converted(weights)
+def tiny_tflite(tiny_graph):
+    return tiny_graph[1], converted(tiny_graph[1])
 
 
 def test_every_model_function_converts_with_builtin_ops(tiny_tflite):
@@ -467,7 +470,8 @@ def test_batch1_files_run_whole_on_the_gpu_delegate(weights):
     detector, the AVD network and the generator is one the GPU delegate takes; the
     normalisation leaves to the CPU only ops that FOMM's, whose hull it shares, leaves
     there too."""
-    _, files = converted(weights, batch=1)
+    files = converted(model_functions(tf_models(weights, "tiny"), table("tiny")["config"],
+                                      (64, 64), batch=1))
     for key, flatbuffer in files.items():
         refused = {r["op"]: r["notes"] for r in op_report(flatbuffer) if r["gpu"] != "yes"}
         if key[0] == "process_kp_driving":
