@@ -2,7 +2,7 @@
 array's error against the original (../shared/oracle-tpsmm) per case and mode, and TF's
 time per frame at one thread.
 
-Per layer: parity/tpsmm_layers.layer_parity on the fixed inputs, the worst layer of each
+Per layer: parity/tpsmm_layers.py (layer_parity) on the fixed inputs, the worst layer of each
 stage. End to end: the arrays of tests/test_tpsmm_tf.py (keypoints per frame at batch 1,
 the generator on the generator positions at once beside a source of batch 1), from our
 own keypoints on tiny and tiny-rect, from the oracle's on vox-256 (its frames from our

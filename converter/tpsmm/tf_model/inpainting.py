@@ -1,6 +1,6 @@
 """Inpainting network: encode the source, warp and occlude its features at four scales,
 decode the frame, and blend it with the warped source by the finest occlusion map.
-Torch reference: torch_model/inpainting.py."""
+Torch reference: converter/tpsmm/torch_model/inpainting.py."""
 from __future__ import annotations
 
 import tensorflow as tf

@@ -5,8 +5,8 @@ own (avd.py). Torch reference: torch_model/normalize.py.
 relative: (kp_driving - kp_driving_initial) * scale + kp_source, always scaled (unlike
 FOMM there is no switch), scale = sqrt(hull area of kp_source[0] / hull area of
 kp_driving_initial[0]) over all 5K points, from FOMM's int32-exact hull
-(tf_model/process_kp.movement_scale; 1 when a hull is degenerate, where the original
-raises). standard: kp_driving as it is.
+(converter/tf_model/process_kp.py, movement_scale; 1 when a hull is degenerate, where the
+original raises). standard: kp_driving as it is.
 """
 from __future__ import annotations
 
