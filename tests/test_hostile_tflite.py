@@ -404,8 +404,8 @@ def test_every_command_refuses_the_file(built, tmp_path, model, fmt, edit, expec
     tmp.mkdir()
     backend = FORMATS[fmt].backend
     inputs = built.inputs
-    def state():
-        return {**snapshot(cwd, bundle.parent, inputs), **snapshot(tmp, folder_times=False)}
+    def state():  # cwd's and tmp's own times: predict's and animate's output locks come and go
+        return {**snapshot(bundle.parent, inputs), **snapshot(cwd, tmp, folder_times=False)}
     before = state()
     env = {"TMPDIR": str(tmp)}
     runs = {
