@@ -7,7 +7,7 @@ from torch import nn
 
 from .blocks import AntiAliasInterpolation2d, Hourglass, grid_sample, kp2gaussian, \
     make_coordinate_grid
-from .normalize import inverse2x2
+from .normalize import inverse2x2, matmul2x2, matvec2x2
 
 
 class DenseMotionNetwork(nn.Module):
@@ -44,9 +44,8 @@ class DenseMotionNetwork(nn.Module):
         identity = make_coordinate_grid(h, w, dtype=kp_source["value"].dtype).view(1, 1, h, w, 2)
         grid = identity - kp_driving["value"].view(b, self.num_kp, 1, 1, 2)
         if "jacobian" in kp_driving:
-            jacobian = kp_source["jacobian"] @ inverse2x2(kp_driving["jacobian"])
-            jacobian = jacobian.view(b, self.num_kp, 1, 1, 2, 2)
-            grid = (jacobian @ grid.unsqueeze(-1)).squeeze(-1)
+            jacobian = matmul2x2(kp_source["jacobian"], inverse2x2(kp_driving["jacobian"]))
+            grid = matvec2x2(jacobian.view(b, self.num_kp, 1, 1, 2, 2), grid)
         driving_to_source = grid + kp_source["value"].view(b, self.num_kp, 1, 1, 2)
         return torch.cat([identity.repeat(b, 1, 1, 1, 1), driving_to_source], dim=1)
 

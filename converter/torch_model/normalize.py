@@ -14,6 +14,21 @@ def inverse2x2(m: torch.Tensor) -> torch.Tensor:
         / det[..., None, None]
 
 
+# The 2x2 products written out: each entry is two products, each rounded, then their sum,
+# as torch's CPU matmul computes it (so the reference is unchanged, bit for bit). Exported
+# as MatMul, native onnxruntime (the (B, K, 2, 2) product) and OpenVINO fused a
+# multiply-add where onnxruntime-web and torch round twice: as Mul and Add, every runtime
+# rounds as the original does (docs/runtimes.md, "onnxruntime-web").
+def matmul2x2(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """p @ q for (..., 2, 2) matrices: column k of p times row k of q, summed over k."""
+    return p[..., :, 0:1] * q[..., 0:1, :] + p[..., :, 1:2] * q[..., 1:2, :]
+
+
+def matvec2x2(m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """m @ v for (..., 2, 2) matrices and (..., 2) vectors (broadcast against each other)."""
+    return m[..., :, 0] * v[..., 0:1] + m[..., :, 1] * v[..., 1:2]
+
+
 def normalize_kp(kp_source, kp_driving, kp_driving_initial, adapt_movement_scale=False,
                  use_relative_movement=False, use_relative_jacobian=False):
     """Driving keypoints expressed relative to the first driving frame, applied to the source.

@@ -26,7 +26,7 @@ from torch import nn
 from .. import exact
 from ..architecture import HULL_BOUND, HULL_GRID_BITS
 from ..signatures import FLAGS
-from .normalize import inverse2x2
+from .normalize import inverse2x2, matmul2x2
 
 # The same grid and int32 limb arithmetic as the TF graph's (tf_model/process_kp.py
 # explains why; converter/exact.py the bounds): no int64 tensor depends on the inputs, so
@@ -160,8 +160,9 @@ class ProcessKpDriving(nn.Module):
         out = {"value": torch.where(relative, moved, kp_driving)}
         if self.estimate_jacobian:
             relative_jacobian = relative & _flag(use_relative_jacobian)
-            moved_jacobian = (kp_driving_jacobian @ inverse2x2(kp_driving_initial_jacobian)) \
-                @ kp_source_jacobian
+            moved_jacobian = matmul2x2(
+                matmul2x2(kp_driving_jacobian, inverse2x2(kp_driving_initial_jacobian)),
+                kp_source_jacobian)
             out["jacobian"] = torch.where(relative_jacobian, moved_jacobian,
                                           kp_driving_jacobian)
         return out
