@@ -124,3 +124,28 @@ def test_encode_source_is_nhwc_like_every_backend():
     for key in ours:
         assert ours[key].shape == theirs[key].shape, key
         assert np.abs(ours[key] - theirs[key]).max() <= 1e-4, key
+
+
+def test_2x2_helpers_round_as_torch_does():
+    """inverse2x2 is torch.inverse (the original's call) and matmul2x2 / matvec2x2 are
+    torch.matmul, bit for bit: on the oracle's jacobians, random matrices of every scale,
+    and near-identity ones (where the pivot choice flips); the closed form is not."""
+    import torch
+    from fomm_convert.torch_model.normalize import inverse2x2, matmul2x2, matvec2x2
+    rng = np.random.default_rng(3)
+    n = 20000
+    random = np.concatenate([rng.normal(0, s, (n, 2, 2)) for s in (1e-3, 1, 1e3)]
+                            + [np.eye(2) + rng.normal(0, s, (n, 2, 2)) for s in (1e-3, 0.3)])
+    jacobians = [oracle[k].reshape(-1, 2, 2) for case in ("tiny", "tiny-single-jac")
+                 for oracle in [np.load(FIXTURES / f"{case}.npz")]
+                 for k in oracle.files if k.endswith("_jacobian")]
+    m = torch.from_numpy(np.concatenate([random, *jacobians]).astype(np.float32))
+    assert torch.equal(inverse2x2(m), torch.inverse(m))
+    a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+    closed = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) \
+        / (a * d - b * c)[:, None, None]
+    assert not torch.equal(closed, torch.inverse(m))
+    q = m.flip(0)
+    assert torch.equal(matmul2x2(m, q), m @ q)
+    v = torch.from_numpy(rng.normal(0, 1, (len(m), 7, 2)).astype(np.float32))
+    assert torch.equal(matvec2x2(m[:, None], v), (m[:, None] @ v[..., None])[..., 0])

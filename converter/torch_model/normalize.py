@@ -7,11 +7,30 @@ from ..hull import movement_scale
 
 
 def inverse2x2(m: torch.Tensor) -> torch.Tensor:
-    """Closed-form inverse of (..., 2, 2) matrices; exportable where linalg.inv is not."""
+    """Inverse of (..., 2, 2) matrices with torch.inverse's roundings, in elementwise ops
+    (exportable where linalg.inv is not).
+
+    The original calls torch.inverse: LAPACK's LU with partial pivoting, then a solve
+    against the identity. The same steps here: pivot on the larger of |a| and |c|,
+    l = q0 / p0, u = q1 - l p1, then each unknown scaled by a reciprocal (1 / u, 1 / p0),
+    as the solve does. On 400000 random matrices this equals torch.inverse (torch 2.13's
+    CPU build, the oracle's) bit for bit, and the vox-256 sparse_deformed the original
+    recorded, where the closed form [[d, -b], [-c, a]] / det rounds differently (29 of 80
+    entries; stage-fed sparse_deformed 7.7e-6 off the original instead of 0)."""
     a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
-    det = a * d - b * c
-    return torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) \
-        / det[..., None, None]
+    swap = c.abs() > a.abs()
+    p0, p1 = torch.where(swap, c, a), torch.where(swap, d, b)  # the pivot row
+    q0, q1 = torch.where(swap, a, c), torch.where(swap, b, d)
+    l = q0 / p0
+    u_inv, p0_inv = 1 / (q1 - l * p1), 1 / p0
+    # The solutions for the pivot row's unit vector (L^-1 of it: 1, -l) and the other's (0, 1).
+    pivot_1 = -l * u_inv
+    pivot_0 = (1 - p1 * pivot_1) * p0_inv
+    other_0 = -(p1 * u_inv) * p0_inv
+    column_0 = (torch.where(swap, other_0, pivot_0), torch.where(swap, u_inv, pivot_1))
+    column_1 = (torch.where(swap, pivot_0, other_0), torch.where(swap, pivot_1, u_inv))
+    return torch.stack([torch.stack([column_0[0], column_1[0]], -1),
+                        torch.stack([column_0[1], column_1[1]], -1)], -2)
 
 
 # The 2x2 products written out: each entry is two products, each rounded, then their sum,
