@@ -102,12 +102,11 @@ ONNX_WEIGHTS_FILE = "generator.weights"
 ONNX_ARTIFACT_FILES = (*ONNX_FILES.values(), ONNX_WEIGHTS_FILE)
 
 
-def parse_formats(text: str) -> tuple[str, ...]:
-    """A comma-separated list of format names, checked (ValueError naming the unknown)."""
-    wanted = tuple(f.strip() for f in text.split(",") if f.strip())
-    unknown = [f for f in wanted if f not in FORMATS]
+def checked_formats(names) -> tuple[str, ...]:
+    """Format names, checked (ValueError naming the unknown ones), in registry order."""
+    unknown = sorted(set(names) - set(FORMATS))
     if unknown:
         raise ValueError(f"unknown format {', '.join(unknown)} (known: {', '.join(FORMATS)})")
-    if not wanted:
+    if not names:
         raise ValueError(f"no format given (known: {', '.join(FORMATS)})")
-    return wanted
+    return tuple(name for name in FORMATS if name in names)

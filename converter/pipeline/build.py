@@ -17,7 +17,7 @@ import click
 
 from ..bundle import BundleError, bundle_version, file_table, staging, toolchain_versions
 from ..bundle.schema import shown
-from ..formats import DEFAULT_FORMATS, FORMATS, Format
+from ..formats import DEFAULT_FORMATS, FORMATS, Format, checked_formats
 from ..io import write_json
 from ..licence import licence
 from ..paths import ARTIFACTS, CHECKPOINTS, bundle_archive_name, is_plain_name
@@ -155,15 +155,13 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
     from ..checkpoint import load_checkpoint, weights_sha256
     from ..tf_model.weights import WeightTableError
 
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown:
-        raise BundleError(f"unknown format {', '.join(unknown)} (known: {', '.join(FORMATS)})")
-    if not formats:
-        raise BundleError(f"no format given (known: {', '.join(FORMATS)})")
-    check_name(spec)
     # Registry order, whatever the order asked: TF names traced functions by a per-process
     # counter, so the same order keeps the same inputs byte-identical.
-    formats = [name for name in FORMATS if name in formats]
+    try:
+        formats = list(checked_formats(formats))
+    except ValueError as exc:
+        raise BundleError(str(exc)) from None
+    check_name(spec)
     progress = Progress(echo)
     checkpoint = load_checkpoint(checkpoint_path)
     weights = weights_sha256(checkpoint)
