@@ -583,13 +583,15 @@ INPUT_CASES = {
                 r"'source' is float64; inputs are float32"),
     "NaN": (lambda p: np.savez(p, source=SOURCE, driving=np.where(DRIVING > 0, np.nan, 0)
                                .astype(np.float32)),
-            r"'driving' holds 24576 values that are not finite \(NaN or infinite\)"),
+            r"'driving': holds 24576 values that are not finite \(NaN or infinite\)"),
     "Inf": (lambda p: np.savez(p, source=SOURCE * np.float32(np.inf), driving=DRIVING),
-            r"'source' holds 12288 values that are not finite \(NaN or infinite\)"),
+            r"'source': holds 12288 values that are not finite \(NaN or infinite\)"),
     "values above 1": (lambda p: np.savez(p, source=SOURCE * 255, driving=DRIVING),
-                       r"'source' spans \[127\.5, 127\.5\]; inputs are images in \[0, 1\]"),
+                       r"'source': a float image must hold values in \[0, 1\], this one "
+                       r"spans \[127\.5, 127\.5\]"),
     "negative values": (lambda p: np.savez(p, source=SOURCE, driving=-DRIVING),
-                        r"'driving' spans \[-0\.25, -0\.25\]; inputs are images in \[0, 1\]"),
+                        r"'driving': a float image must hold values in \[0, 1\], this one "
+                        r"spans \[-0\.25, -0\.25\]"),
     "a header declaring 120 GB": (
         lambda p: npz_with(p, npy_member({"descr": "<f4", "fortran_order": False,
                                           "shape": (10000, 3, 1000, 1000)}, b"\0" * 64)),
