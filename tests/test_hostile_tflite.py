@@ -402,7 +402,6 @@ def test_every_command_refuses_the_file(built, tmp_path, model, fmt, edit, expec
     cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
     cwd.mkdir()
     tmp.mkdir()
-    backend = FORMATS[fmt].backend
     inputs = built.inputs
     def state():
         return {**snapshot(cwd, bundle.parent, inputs), **snapshot(tmp, folder_times=False)}
@@ -410,12 +409,12 @@ def test_every_command_refuses_the_file(built, tmp_path, model, fmt, edit, expec
     env = {"TMPDIR": str(tmp)}
     runs = {
         "verify": command("verify", bundle, cwd=cwd, env=env),
-        "predict": command("predict", "--bundle", bundle, "--backend", backend, "--inputs",
+        "predict": command("predict", "--bundle", bundle, "--backend", fmt, "--inputs",
                            inputs / "in.npz", "--out", cwd / "out.npz", cwd=cwd, env=env),
-        "animate": command("animate", "--bundle", bundle, "--backend", backend, "--source",
+        "animate": command("animate", "--bundle", bundle, "--backend", fmt, "--source",
                            inputs / "face.png", "--driving", inputs / "talk.mp4", "--out",
                            cwd / "out.gif", cwd=cwd, env=env),
-        "api": python("-c", API, bundle, backend, cwd=cwd, env=env),
+        "api": python("-c", API, bundle, fmt, cwd=cwd, env=env),
     }
     for name, result in runs.items():
         assert result.returncode != -signal.SIGSEGV, name

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import one_line
 from ..extras import extras_named, missing_extra
-from ..formats import FASTEST_FIRST, FORMAT_OF_BACKEND, FORMATS
+from ..formats import FASTEST_FIRST, FORMAT_OF_BACKEND
 from ..paths import CHECKPOINTS, SYNTHETIC_NAME
 from .artifacts import check_artifacts
 from .manifest import MANIFEST, BundleError, check_files, read_manifest, unlisted_files
@@ -142,7 +142,7 @@ class OpenedBundle:
     def default_backend(self) -> str:
         """The backend to run this bundle with when none is named: its first format in
         formats.FASTEST_FIRST (lite runtimes before TensorFlow)."""
-        return next(FORMATS[f].backend for f in FASTEST_FIRST if f in self.formats)
+        return next(f for f in FASTEST_FIRST if f in self.formats)
 
     def check_backend(self, name: str, checkpoint=None):
         """A known backend; a bundle backend needs its format in the bundle and no

@@ -249,9 +249,9 @@ def _make(spec, checkpoint, weights, formats, version, final, stage, progress):
     for name in formats:
         fmt = FORMATS[name]
         check_format(tmp, spec, name)  # our own files pass the gate users' bundles pass
-        candidate = load_backend(fmt.backend, spec=spec, bundle=tmp)
-        reports[name] = format_parity(reference, candidate, spec.frame_shape, fmt.profile)
-        progress.step(f"end-to-end parity {name} ({fmt.profile}): {verdict(reports[name])}")
+        candidate = load_backend(name, spec=spec, bundle=tmp)
+        reports[name] = format_parity(reference, candidate, spec.frame_shape, fmt.precision)
+        progress.step(f"end-to-end parity {name} ({fmt.precision}): {verdict(reports[name])}")
     if not all(r.passed for r in reports.values()):
         fail(final, reports, ParityFailed)
     quality = {}
@@ -271,8 +271,7 @@ def int8_quality(spec, bundle: Path) -> dict:
     from ..fixtures import demo_inputs
     from ..parity.quality import variant_quality
     from ..runtime import load_backend
-    backends = [load_backend(FORMATS[name].backend, spec=spec, bundle=bundle)
-                for name in ("tflite", "tflite-int8")]
+    backends = [load_backend(name, spec=spec, bundle=bundle) for name in ("tflite", "tflite-int8")]
     quality = variant_quality(spec, *backends, *demo_inputs(spec.frame_shape, 8))
     return {"inputs": "the demo's drawn face, 8 frames",
             **{k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in quality.items()}}

@@ -23,15 +23,15 @@ _RUNTIME_CLASSES = {
     **{name: ("fomm_convert.runtime.browser.backend:BrowserBackend", {"runtime": name})
        for name in ("onnx-web", "litert-js", "litert-js-webgpu")},
 }
-# name -> (class, fixed keyword arguments): the checkpoint backends, one per format
-# (formats.FORMATS: its backend name, kind and, for TFLite, precision and static shapes),
-# then the third-party runtimes.
+# name -> (class, fixed keyword arguments): the checkpoint backends, one per format under
+# its name (formats.FORMATS: its kind and, for TFLite, precision and static shapes), then
+# the third-party runtimes.
 BACKENDS = {
     "torch": ("fomm_convert.runtime.torch_backend:TorchBackend", {}),
     "tf": ("fomm_convert.runtime.tf_backend:TFBackend", {}),
-    **{f.backend: (_BUNDLE_CLASSES[f.kind],
-                   {"precision": f.precision, "static": f.static} if f.kind == "tflite"
-                   else {}) for f in FORMATS.values()},
+    **{name: (_BUNDLE_CLASSES[f.kind],
+              {"precision": f.precision, "static": f.static} if f.kind == "tflite"
+              else {}) for name, f in FORMATS.items()},
     **{name: _RUNTIME_CLASSES[name] for name in RUNTIME_FORMATS},
 }
 # Backends that convert a checkpoint on the fly; the others run a bundle's artifacts.
