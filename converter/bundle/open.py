@@ -19,10 +19,6 @@ from .manifest import MANIFEST, BundleError, check_files, read_manifest, unliste
 from .models_check import check_format
 from .schema import check_identity, validate_manifest
 
-# The backends that run a bundle's artifacts (formats.FORMAT_OF_BACKEND); the others take a
-# checkpoint.
-BUNDLE_BACKENDS = tuple(FORMAT_OF_BACKEND)
-
 
 def bundle_spec(bundle, manifest: dict):
     """The resolved spec a bundle was built from (recorded in its validated manifest)."""
@@ -86,10 +82,10 @@ def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None)
     checkpoint backend (tf, torch) converts `checkpoint` (a path or a loaded Checkpoint).
     Every failure is a one-line BundleError. It runs no gate: a bundle's backend is opened
     through OpenedBundle.backend, which does."""
-    from ..runtime import CHECKPOINT_BACKENDS, load_backend
+    from ..runtime import load_backend
     check_backend_name(name)
     extra = {} if threads is None else {"threads": threads}
-    if name not in CHECKPOINT_BACKENDS:
+    if name in FORMAT_OF_BACKEND:
         if bundle is None:
             raise BundleError(f"backend {name} needs --bundle")
         try:
