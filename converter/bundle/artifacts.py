@@ -11,13 +11,12 @@ import json
 import struct
 from pathlib import Path
 
-from ..errors import one_line
+from ..errors import one_line, shown
 from ..formats import FORMATS, METADATA_NAME, ONNX_FILES, tflite_filename
 from ..limits import ARTIFACT_METADATA_MAX_BYTES
 from ..signatures import MODELS
 from .manifest import BundleError
 from .onnx_proto import onnx_facts
-from .schema import shown
 
 # What reading untrusted bytes with the flatbuffers and protobuf readers may raise.
 _UNREADABLE = (ValueError, KeyError, IndexError, TypeError, OverflowError, struct.error,

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from ..bundle import BundleError, bundle_version, file_table, staging, toolchain_versions
-from ..bundle.schema import shown
+from ..errors import shown
 from ..formats import DEFAULT_FORMATS, FORMATS, Format, checked_formats
 from ..io import write_json
 from ..licence import licence

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FommError, one_line
+from ..errors import FommError, cut, one_line
 from ..hull import movement_scale
 from ..io import output_lock, refuse_replacing, write_atomic
 from ..keypoints import detect_frames
@@ -106,8 +106,7 @@ def _header(path, archive, info, name):
 def _dtype_name(dtype) -> str:
     if dtype.hasobject:
         return "an object (pickled) array"
-    text = str(dtype)
-    return text if len(text) <= 60 else text[:60] + "..."  # a structured dtype can be long
+    return cut(dtype)  # a structured dtype can be long
 
 
 def _check_shape(path, name, shape, frame_shape):

@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ...errors import shown
 from ...formats import ONNX_ARTIFACT_FILES, ONNX_FILES, ONNX_WEIGHTS_FILE
 from ..onnx_proto import EXTERNAL, onnx_facts
-from ..schema import shown
 from . import ModelFileError, expect_files, folder_files
 
 # ONNX's standard operator sets: ai.onnx (also written "") and ai.onnx.ml.
