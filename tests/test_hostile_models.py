@@ -581,7 +581,7 @@ def test_untouched_bundle_passes_every_command(built, tmp_path):
             if name == "verify":
                 assert "parity savedmodel (fp32): pass" in result.stdout, result.stdout
         assert {p.name for p in out.iterdir()} == {"out.npz", "out.gif"}
-    info = json.loads(command("inspect", built.bundle / ONNX, cwd=built.cwd).stdout)
+    info = json.loads(command("inspect", "--json", built.bundle / ONNX, cwd=built.cwd).stdout)
     assert info["metadata"]["model"] == "process_kp_driving"
     assert info["outputs"] == [["value", ["batch", 5, 2]], ["jacobian", ["batch", 5, 2, 2]]]
 
