@@ -388,7 +388,8 @@ def test_every_command_refuses_the_file(built, tmp_path, model, fmt, edit, expec
     tmp.mkdir()
     inputs = built.inputs
     def state():
-        return {**snapshot(cwd, bundle.parent, inputs), **snapshot(tmp, folder_times=False)}
+        # predict and animate take their output's lock in cwd before the gate refuses
+        return {**snapshot(bundle.parent, inputs), **snapshot(cwd, tmp, folder_times=False)}
     before = state()
     env = {"TMPDIR": str(tmp)}
     runs = {
