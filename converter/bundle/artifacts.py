@@ -38,13 +38,17 @@ def check_artifacts(bundle, manifest: dict, spec) -> None:
         elif fmt.kind == "onnx":
             for (model, _), file_name in ONNX_FILES.items():
                 path = bundle / "onnx" / file_name
-                try:
-                    facts = onnx_facts(path)
-                except _UNREADABLE as exc:
-                    raise BundleError(f"{path}: not a readable ONNX model "
-                                      f"({one_line(exc)})") from None
+                facts = read_onnx(path)
                 _check_metadata(path, _json(path, facts.metadata.get(METADATA_NAME)),
                                 {**expected, "model": model})
+
+
+def read_onnx(path: Path, error=BundleError):
+    """onnx_facts of an .onnx file, or an `error`: "PATH: not a readable ONNX model (why)"."""
+    try:
+        return onnx_facts(path)
+    except _UNREADABLE as exc:
+        raise error(f"{path}: not a readable ONNX model ({one_line(exc)})") from None
 
 
 def _tflite_metadata(path: Path) -> dict:

@@ -35,12 +35,9 @@ def describe_artifact(path: Path) -> dict:
 def _describe_onnx(path: Path) -> dict:
     """Read by our own protobuf walk (no runtime parses it), after the ONNX gate's checks
     of the file (standard domains; external data only from generator.weights beside it)."""
+    from ..bundle.artifacts import read_onnx
     from ..bundle.models_check.onnx import check_onnx_file
-    from ..bundle.onnx_proto import onnx_facts
-    try:
-        facts = onnx_facts(path)
-    except (ValueError, OSError, RecursionError) as exc:
-        raise FommError(f"{path}: not a readable ONNX model ({one_line(exc)})") from None
+    facts = read_onnx(path)
     weights = path.parent / ONNX_WEIGHTS_FILE
     check_onnx_file(path, weights.stat().st_size if weights.is_file() else None, facts)
     props = dict(facts.metadata)
