@@ -39,7 +39,7 @@ def check_artifacts(bundle, manifest: dict, spec) -> None:
             for (model, _), file_name in ONNX_FILES.items():
                 path = bundle / "onnx" / file_name
                 facts = read_onnx(path)
-                _check_metadata(path, _json(path, facts.metadata.get(METADATA_NAME)),
+                _check_metadata(path, metadata_json(path, facts.metadata.get(METADATA_NAME)),
                                 {**expected, "model": model})
 
 
@@ -65,7 +65,9 @@ def _tflite_metadata(path: Path) -> dict:
     return data
 
 
-def _json(path: Path, raw) -> dict:
+def metadata_json(path: Path, raw) -> dict:
+    """Our metadata entry of a model file (`raw`: its text, None when there is none): a JSON
+    object of at most ARTIFACT_METADATA_MAX_BYTES, or a one-line BundleError."""
     if raw is None:
         raise BundleError(f"{path}: no {METADATA_NAME} metadata (not an artifact of ours)")
     if len(raw) > ARTIFACT_METADATA_MAX_BYTES:
