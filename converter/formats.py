@@ -1,8 +1,9 @@
 """The artifact formats of a bundle, one row each: every list of formats derives from here.
 
-A row names the exporter kind that writes it, the runtime backend that runs it, its
-precision, the tolerance profile its parity gate uses (parity/tolerances.yaml), the files
-it adds to a bundle, and whether `build` makes it by default.
+A row names the exporter kind that writes it, its precision (which also names the
+tolerance profile of its parity gate, parity/tolerances.yaml), the files it adds to a
+bundle, and whether `build` makes it by default. The runtime backend that runs a format's
+files has the format's name (runtime.BACKENDS).
 """
 from __future__ import annotations
 
@@ -15,9 +16,7 @@ from .signatures import MODELS
 class Format:
     name: str
     kind: str  # the exporter: savedmodel, tflite or onnx
-    backend: str  # the runtime backend that runs it (runtime.BACKENDS)
-    precision: str  # fp32, fp16 or int8
-    profile: str  # tolerance profile of its parity gate
+    precision: str  # fp32, fp16 or int8: also its parity gate's tolerance profile
     default: bool
     static: bool = False  # TFLite with every batch dimension 1 (runtimes without resize)
 
@@ -32,14 +31,13 @@ class Format:
 
 
 FORMATS = {f.name: f for f in (
-    Format("savedmodel", "savedmodel", "savedmodel", "fp32", "fp32", True),
-    Format("tflite", "tflite", "tflite", "fp32", "fp32", True),
-    Format("tflite-fp16", "tflite", "tflite-fp16", "fp16", "fp16", True),
-    Format("tflite-int8", "tflite", "tflite-int8", "int8", "int8", False),
-    Format("onnx", "onnx", "onnx", "fp32", "fp32", True),
-    Format("tflite-static", "tflite", "tflite-static", "fp32", "fp32", True, static=True),
-    Format("tflite-static-fp16", "tflite", "tflite-static-fp16", "fp16", "fp16", True,
-           static=True),
+    Format("savedmodel", "savedmodel", "fp32", True),
+    Format("tflite", "tflite", "fp32", True),
+    Format("tflite-fp16", "tflite", "fp16", True),
+    Format("tflite-int8", "tflite", "int8", False),
+    Format("onnx", "onnx", "fp32", True),
+    Format("tflite-static", "tflite", "fp32", True, static=True),
+    Format("tflite-static-fp16", "tflite", "fp16", True, static=True),
 )}
 FORMAT_NAMES = tuple(FORMATS)
 # The order a bundle's formats are chosen in when no backend is named (predict --bundle):
@@ -53,7 +51,7 @@ DEFAULT_FORMATS = tuple(name for name, f in FORMATS.items() if f.default)
 RUNTIME_FORMATS = {"openvino": "onnx", "onnx-web": "onnx", "litert-js": "tflite-static",
                    "litert-js-webgpu": "tflite-static"}
 # Every backend that runs a bundle's files -> their format (the others take a checkpoint).
-FORMAT_OF_BACKEND = {**{f.backend: name for name, f in FORMATS.items()}, **RUNTIME_FORMATS}
+FORMAT_OF_BACKEND = {**{name: name for name in FORMATS}, **RUNTIME_FORMATS}
 
 # ------------------------------------------------------------------------------ TFLite
 TFLITE_SUFFIXES = {"fp32": "", "fp16": ".fp16", "int8": ".int8"}
@@ -102,12 +100,11 @@ ONNX_WEIGHTS_FILE = "generator.weights"
 ONNX_ARTIFACT_FILES = (*ONNX_FILES.values(), ONNX_WEIGHTS_FILE)
 
 
-def parse_formats(text: str) -> tuple[str, ...]:
-    """A comma-separated list of format names, checked (ValueError naming the unknown)."""
-    wanted = tuple(f.strip() for f in text.split(",") if f.strip())
-    unknown = [f for f in wanted if f not in FORMATS]
+def checked_formats(names) -> tuple[str, ...]:
+    """Format names, checked (ValueError naming the unknown ones), in registry order."""
+    unknown = sorted(set(names) - set(FORMATS))
     if unknown:
         raise ValueError(f"unknown format {', '.join(unknown)} (known: {', '.join(FORMATS)})")
-    if not wanted:
+    if not names:
         raise ValueError(f"no format given (known: {', '.join(FORMATS)})")
-    return wanted
+    return tuple(name for name in FORMATS if name in names)

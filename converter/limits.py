@@ -11,8 +11,9 @@ SPEC_MAX_BYTES = 64 * 1024
 YAML_MAX_DEPTH = 32
 # (YAML aliases are refused outright: no spec or upstream config uses them, and one line of
 # them expands into gigabytes, the "billion laughs".)
-# A value quoted in an error message is cut to about this many characters.
-ERROR_VALUE_CHARS = 60
+# A value quoted in an error message is cut to this many characters (errors.shown): the
+# longest key of a published checkpoint, quoted, is 79.
+ERROR_VALUE_CHARS = 100
 
 # Frame sides: the published configs use 256 and 512; 2048 is four times the largest, and
 # its full-resolution feature map (64 channels, float32) already takes 1 GiB per frame.

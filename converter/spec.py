@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import reprlib
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -24,7 +23,7 @@ import yaml
 
 from . import limits
 from .architecture import downsample_step, downsampled_size
-from .errors import FommError, one_line, warn
+from .errors import FommError, cut, one_line, shown, warn
 from .paths import is_file_name, is_plain_name, spec_file
 
 # specs/ ships as the package fomm_convert.specs, in a checkout and in a wheel alike.
@@ -171,25 +170,8 @@ def read_yaml(path: Path):
     except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: 5000 digits
         mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
         reason = f"{problem} (line {mark.line + 1})" if problem and mark else one_line(exc)
-        raise SpecError(_cut(f"{path}: not valid YAML: {reason}")) from None
-
-
-_SHOW = reprlib.Repr()
-_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlong = 2, 40, 40, 40
-_SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = _SHOW.maxset = 4
-
-
-def _show(value) -> str:
-    """A value for an error message: a short repr, whatever its size or depth."""
-    try:
-        return _cut(_SHOW.repr(value), limits.ERROR_VALUE_CHARS)
-    except Exception:  # a repr that fails: say what it is
-        return type(value).__name__
-
-
-def _cut(text: str, limit: int = 4 * limits.ERROR_VALUE_CHARS) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit] + "..."
+        # The parser's reason quotes the file: cut as the line it was before (240).
+        raise SpecError(cut(f"{path}: not valid YAML: {reason}", 240)) from None
 
 
 def spec_from_data(path: Path, data) -> Spec:
@@ -215,7 +197,7 @@ def _from_spec(path: Path, data: dict) -> Spec:
     checkpoint = None if data["checkpoint"] is None \
         else _name(path, "checkpoint", data["checkpoint"], is_file_name)
     if not isinstance(description := data.get("description", ""), str):
-        raise SpecError(f"{path}: description: expected text, got {_show(description)}")
+        raise SpecError(f"{path}: description: expected text, got {shown(description)}")
     return _build(path, _name(path, "name", data["name"]), data["frame_shape"],
                   checkpoint, norm, _bool(path, "grid_sample_align_corners",
                                           data.get("grid_sample_align_corners", False)),
@@ -236,7 +218,7 @@ def _from_original_config(path: Path, data: dict) -> Spec:
             "adapt_scale": _bool(path, "animate_params.normalization_params.adapt_movement_scale",
                                  params.get("adapt_movement_scale", False))}
     if not is_plain_name(path.stem):
-        raise SpecError(f"{path}: the config's file name {_show(path.stem)} names the model: "
+        raise SpecError(f"{path}: the config's file name {shown(path.stem)} names the model: "
                         f"rename it to letters, digits, '_', '.' and '-'")
     return _build(path, path.stem, frame_shape, None, norm, False, data["model_params"],
                   "original-format config")
@@ -273,9 +255,9 @@ def _frame_shape(path, value) -> list:
     if (not isinstance(value, (list, tuple)) or len(value) != 3
             or not all(type(v) is int and v > 0 for v in value)):
         raise SpecError(f"{path}: frame_shape: expected [H, W, C] positive integers, "
-                        f"got {_show(value)}")
+                        f"got {shown(value)}")
     if max(value[:2]) > limits.MAX_FRAME_SIDE or value[2] > limits.MAX_CHANNELS:
-        raise SpecError(f"{path}: frame_shape: {_show(value)} has more than "
+        raise SpecError(f"{path}: frame_shape: {shown(value)} has more than "
                         f"{limits.MAX_FRAME_SIDE} pixels on a side or "
                         f"{limits.MAX_CHANNELS} channels")
     return list(value)
@@ -339,15 +321,15 @@ def _mapping(path, where, value) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise SpecError(f"{path}: {where}: expected a mapping, got {_show(value)}")
+        raise SpecError(f"{path}: {where}: expected a mapping, got {shown(value)}")
     return value
 
 
 def _reject_unknown(path, where, values, allowed):
-    unknown = [_cut(k, limits.ERROR_VALUE_CHARS) if isinstance(k, str) else _show(k)
+    unknown = [cut(k) if isinstance(k, str) else shown(k)
                for k in sorted(set(values) - set(allowed), key=str)]
     if unknown:
-        also = f" (also: {_cut(', '.join(unknown[1:]), 80)})" if unknown[1:] else ""
+        also = f" (also: {cut(', '.join(unknown[1:]), 80)})" if unknown[1:] else ""
         raise SpecError(f"{path}: {where}{'.' if where else ''}{unknown[0]}: unknown field{also}")
 
 
@@ -357,20 +339,20 @@ def _name(path, where, value, check=is_plain_name) -> str:
     if not check(value):
         kind = "a plain name (letters, digits, '_', '.' and '-')" if check is is_plain_name \
             else "a file name"
-        raise SpecError(f"{path}: {where}: expected {kind}, no folder, got {_show(value)}")
+        raise SpecError(f"{path}: {where}: expected {kind}, no folder, got {shown(value)}")
     return value
 
 
 def _bool(path, where, value):
     if not isinstance(value, bool):
-        raise SpecError(f"{path}: {where}: expected true or false, got {_show(value)}")
+        raise SpecError(f"{path}: {where}: expected true or false, got {shown(value)}")
     return value
 
 
 def _number(path, where, value):
     field = where.rsplit(".", 1)[-1]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{path}: {where}: expected a number, got {_show(value)}")
+        raise SpecError(f"{path}: {where}: expected a number, got {shown(value)}")
     try:
         finite = math.isfinite(value)
     except OverflowError:  # an integer too large for a float
@@ -378,14 +360,14 @@ def _number(path, where, value):
     if field not in FLOAT_FIELDS:
         if not finite or value != int(value) or value < 0:
             raise SpecError(f"{path}: {where}: expected a non-negative integer, "
-                            f"got {_show(value)}")
+                            f"got {shown(value)}")
         low, high = INT_RANGES[field]
         if not low <= value <= high:
             raise SpecError(f"{path}: {where}: {int(value)} is outside {low}..{high}")
         return int(value)
     if not finite or value <= 0:
         raise SpecError(f"{path}: {where}: expected a positive finite number, "
-                        f"got {_show(value)}")
+                        f"got {shown(value)}")
     value = float(value)
     if field != "scale_factor":
         if not limits.MIN_POSITIVE_PARAM <= value <= limits.MAX_POSITIVE_PARAM:

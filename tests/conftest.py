@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import fomm_convert  # noqa: F401  (first: it sets TensorFlow's numerics before TF loads)
@@ -175,3 +176,20 @@ def build_in_process_of_its_own(out: Path, *extra, config=None, checkpoint=TINY_
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return out
+
+
+def demo_media(folder: Path, frames: int) -> Path:
+    """The demo's drawn face at the tiny frame (fixtures.demo_inputs) as a user's files in
+    `folder`: face.png, `frames` frames of talk.mp4 and predict's in.npz (NCHW)."""
+    import imageio.v3 as iio
+    from fomm_convert.fixtures import demo_inputs
+    from fomm_convert.media import open_writer, to_uint8
+    folder.mkdir(parents=True, exist_ok=True)
+    source, driving = demo_inputs((64, 64, 3), frames)
+    iio.imwrite(folder / "face.png", to_uint8(source[0]))
+    with open_writer(folder / "talk.mp4", 25.0) as writer:
+        for frame in driving:
+            writer.write(to_uint8(frame))
+    np.savez(folder / "in.npz", source=source.transpose(0, 3, 1, 2),
+             driving=driving.transpose(0, 3, 1, 2))
+    return folder

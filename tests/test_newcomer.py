@@ -311,18 +311,24 @@ def test_tflite_runs_print_no_runtime_log_lines(bundle, tmp_path):
 
 def test_a_missing_framework_is_one_line_naming_the_extra(tmp_path):
     """Without torch and TensorFlow (a lite install: tests/test_wheel.py runs the installed
-    wheel), a command that needs them names the extra (issue 20, item 4)."""
+    wheel), a command that needs them names the extra (issue 20, item 4); so does --plot
+    without matplotlib."""
     script = ("import sys\n"
-              "for name in ('torch', 'tensorflow', 'onnx'): sys.modules[name] = None\n"
+              "for name in ('torch', 'tensorflow', 'onnx', 'matplotlib'): "
+              "sys.modules[name] = None\n"
               "from fomm_convert.cli import main\n"
               "sys.argv = ['fomm-convert', *sys.argv[1:]]\n"
               "main()\n")
-    for args, module in ((["build", "--dataset", "vox", "--synthetic"], "torch"),
-                         (["inspect", "--config", config_path("tiny"), "--checkpoint",
-                           str(CKPT)], "tensorflow")):
+    for args, what, module, extra in (
+            (["build", "--dataset", "vox", "--synthetic"], "fomm-convert build", "torch",
+             "convert"),
+            (["inspect", "--config", config_path("tiny"), "--checkpoint", str(CKPT)],
+             "fomm-convert inspect", "tensorflow", "convert"),
+            (["bench", "--from-json", "bench.json", "--plot", "bench.png"], "--plot",
+             "matplotlib", "plot")):
         result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
                                 text=True, cwd=tmp_path)
         assert (result.returncode, result.stderr) == (
-            1, f"Error: fomm-convert {args[0]} needs {module}, which is not installed: pip "
-               f"install 'fomm-convert[convert]'\n"), result.stderr
+            1, f"Error: {what} needs {module}, which is not installed: pip install "
+               f"'fomm-convert[{extra}]'\n"), result.stderr
     assert list(tmp_path.iterdir()) == []

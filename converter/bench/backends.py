@@ -13,11 +13,11 @@ from ..formats import FORMAT_OF_BACKEND, FORMATS, RUNTIME_FORMATS
 _FORMATS = sorted(FORMATS.values(), key=lambda f: f.kind == "savedmodel")
 # Backends in table order; torch is the baseline, run from the checkpoint.
 _FORMAT_OF = {name: FORMATS[FORMAT_OF_BACKEND[name]]
-              for name in (*(f.backend for f in _FORMATS), *RUNTIME_FORMATS)}
+              for name in (*(f.name for f in _FORMATS), *RUNTIME_FORMATS)}
 BENCH_BACKENDS = ("torch", *_FORMAT_OF)
 # The in-process third-party runtimes timed by default, with the module each needs.
 _DEFAULT_RUNTIMES = {"openvino": "openvino"}
-DEFAULT_BACKENDS = ("torch", *(f.backend for f in _FORMATS),
+DEFAULT_BACKENDS = ("torch", *(f.name for f in _FORMATS),
                     *(name for name, module in _DEFAULT_RUNTIMES.items() if find_spec(module)))
 # Which graph (flops.GRAPHS) each backend runs, for its FLOP floor: the TFLite files and the
 # SavedModel hold the XNNPACK-targeted graph, the ONNX files the MLAS-targeted one.

@@ -12,16 +12,12 @@ from pathlib import Path
 
 from ..errors import one_line
 from ..extras import extras_named, missing_extra
-from ..formats import FASTEST_FIRST, FORMAT_OF_BACKEND, FORMATS
+from ..formats import FASTEST_FIRST, FORMAT_OF_BACKEND
 from ..paths import CHECKPOINTS, SYNTHETIC_NAME
 from .artifacts import check_artifacts
 from .manifest import MANIFEST, BundleError, check_files, read_manifest, unlisted_files
 from .models_check import check_format
 from .schema import check_identity, validate_manifest
-
-# The backends that run a bundle's artifacts (formats.FORMAT_OF_BACKEND); the others take a
-# checkpoint.
-BUNDLE_BACKENDS = tuple(FORMAT_OF_BACKEND)
 
 
 def bundle_spec(bundle, manifest: dict):
@@ -86,10 +82,10 @@ def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None)
     checkpoint backend (tf, torch) converts `checkpoint` (a path or a loaded Checkpoint).
     Every failure is a one-line BundleError. It runs no gate: a bundle's backend is opened
     through OpenedBundle.backend, which does."""
-    from ..runtime import CHECKPOINT_BACKENDS, load_backend
+    from ..runtime import load_backend
     check_backend_name(name)
     extra = {} if threads is None else {"threads": threads}
-    if name not in CHECKPOINT_BACKENDS:
+    if name in FORMAT_OF_BACKEND:
         if bundle is None:
             raise BundleError(f"backend {name} needs --bundle")
         try:
@@ -142,7 +138,7 @@ class OpenedBundle:
     def default_backend(self) -> str:
         """The backend to run this bundle with when none is named: its first format in
         formats.FASTEST_FIRST (lite runtimes before TensorFlow)."""
-        return next(FORMATS[f].backend for f in FASTEST_FIRST if f in self.formats)
+        return next(f for f in FASTEST_FIRST if f in self.formats)
 
     def check_backend(self, name: str, checkpoint=None):
         """A known backend; a bundle backend needs its format in the bundle and no

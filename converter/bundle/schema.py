@@ -11,10 +11,11 @@ import math
 import re
 from pathlib import Path
 
+from ..errors import shown
 from ..formats import FORMATS
 from ..io import json_text
 from ..licence import licence
-from ..limits import BUNDLE_MAX_DEPTH, BUNDLE_MAX_FILES, ERROR_VALUE_CHARS, VERSION_MAX_CHARS
+from ..limits import BUNDLE_MAX_DEPTH, BUNDLE_MAX_FILES, VERSION_MAX_CHARS
 from ..paths import BUNDLE_PATH_PART, is_file_name, is_plain_name
 from .manifest import CONVERTER, MANIFEST, TOOLCHAIN, BundleError, bundle_version, json_type
 
@@ -29,12 +30,6 @@ PARITY_REPORT = "parity/report.json"
 QUALITY = ("tflite-int8", {"tflite", "tflite-int8"})
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 VERSION = re.compile(rf"^[\x21-\x7e]{{1,{VERSION_MAX_CHARS}}}$")  # printable ASCII
-
-
-def shown(value) -> str:
-    """A value for a message, cut short (a hostile manifest may hold a megabyte string)."""
-    text = repr(value)
-    return text if len(text) <= ERROR_VALUE_CHARS else f"{text[:ERROR_VALUE_CHARS - 3]}..."
 
 
 class _Fields:

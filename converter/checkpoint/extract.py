@@ -4,8 +4,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
+from ..errors import shown
 from .bounds import _check_finite, _where
-from .common import NETWORKS, SYNTHETIC_KEY, SYNTHETIC_TAG, CheckpointError, _short
+from .common import NETWORKS, SYNTHETIC_KEY, SYNTHETIC_TAG, CheckpointError
 
 
 def _extract(path: Path, obj, is_tensor, to_array) -> dict:
@@ -24,9 +25,9 @@ def _entries(path: Path, obj, is_tensor) -> dict:
     if missing:
         if obj and all(is_tensor(v) for v in obj.values()):
             raise CheckpointError(f"{path}: wrong model: a bare state_dict (first key "
-                                  f"{_short(next(iter(obj)))}), expected a FOMM checkpoint "
+                                  f"{shown(next(iter(obj)))}), expected a FOMM checkpoint "
                                   "with 'generator' and 'kp_detector'")
-        entries = ", ".join(_short(k, 60) for k in list(obj)[:8]) or "none"
+        entries = ", ".join(shown(k) for k in list(obj)[:8]) or "none"
         raise CheckpointError(f"{path}: wrong model: no {' or '.join(map(repr, missing))} "
                               f"entry (entries: {entries})")
     marker = obj.get(SYNTHETIC_KEY)
@@ -44,13 +45,13 @@ def _state_dict(path, net, sd, is_tensor) -> list:
     keys = list(sd)
     bad = next((k for k in keys if not isinstance(k, str)), None)
     if bad is not None:
-        raise CheckpointError(f"{path}: '{net}' has a non-string key {_short(bad)}")
+        raise CheckpointError(f"{path}: '{net}' has a non-string key {shown(bad)}")
     # nn.DataParallel prefixes every key with 'module.'.
     strip = bool(keys) and all(k.startswith("module.") for k in keys)
     out = []
     for key, value in sd.items():
         if not is_tensor(value):
-            raise CheckpointError(f"{path}: '{net}' entry {_short(key)} is not a tensor "
+            raise CheckpointError(f"{path}: '{net}' entry {shown(key)} is not a tensor "
                                   f"({_kind(value, is_tensor)})")
         out.append((key[len("module."):] if strip else key, key, value))
     return out

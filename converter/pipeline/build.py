@@ -16,8 +16,8 @@ from pathlib import Path
 import click
 
 from ..bundle import BundleError, bundle_version, file_table, staging, toolchain_versions
-from ..bundle.schema import shown
-from ..formats import DEFAULT_FORMATS, FORMATS, Format
+from ..errors import shown
+from ..formats import DEFAULT_FORMATS, FORMATS, Format, checked_formats
 from ..io import write_json
 from ..licence import licence
 from ..paths import ARTIFACTS, CHECKPOINTS, bundle_archive_name, is_plain_name
@@ -155,15 +155,13 @@ def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path 
     from ..checkpoint import load_checkpoint, weights_sha256
     from ..tf_model.weights import WeightTableError
 
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown:
-        raise BundleError(f"unknown format {', '.join(unknown)} (known: {', '.join(FORMATS)})")
-    if not formats:
-        raise BundleError(f"no format given (known: {', '.join(FORMATS)})")
-    check_name(spec)
     # Registry order, whatever the order asked: TF names traced functions by a per-process
     # counter, so the same order keeps the same inputs byte-identical.
-    formats = [name for name in FORMATS if name in formats]
+    try:
+        formats = list(checked_formats(formats))
+    except ValueError as exc:
+        raise BundleError(str(exc)) from None
+    check_name(spec)
     progress = Progress(echo)
     checkpoint = load_checkpoint(checkpoint_path)
     weights = weights_sha256(checkpoint)
@@ -251,9 +249,9 @@ def _make(spec, checkpoint, weights, formats, version, final, stage, progress):
     for name in formats:
         fmt = FORMATS[name]
         check_format(tmp, spec, name)  # our own files pass the gate users' bundles pass
-        candidate = load_backend(fmt.backend, spec=spec, bundle=tmp)
-        reports[name] = format_parity(reference, candidate, spec.frame_shape, fmt.profile)
-        progress.step(f"end-to-end parity {name} ({fmt.profile}): {verdict(reports[name])}")
+        candidate = load_backend(name, spec=spec, bundle=tmp)
+        reports[name] = format_parity(reference, candidate, spec.frame_shape, fmt.precision)
+        progress.step(f"end-to-end parity {name} ({fmt.precision}): {verdict(reports[name])}")
     if not all(r.passed for r in reports.values()):
         fail(final, reports, ParityFailed)
     quality = {}
@@ -273,8 +271,7 @@ def int8_quality(spec, bundle: Path) -> dict:
     from ..fixtures import demo_inputs
     from ..parity.quality import variant_quality
     from ..runtime import load_backend
-    backends = [load_backend(FORMATS[name].backend, spec=spec, bundle=bundle)
-                for name in ("tflite", "tflite-int8")]
+    backends = [load_backend(name, spec=spec, bundle=bundle) for name in ("tflite", "tflite-int8")]
     quality = variant_quality(spec, *backends, *demo_inputs(spec.frame_shape, 8))
     return {"inputs": "the demo's drawn face, 8 frames",
             **{k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in quality.items()}}

@@ -7,10 +7,9 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..errors import FommError, one_line
+from ..errors import FommError
 from ..formats import METADATA_NAME, ONNX_WEIGHTS_FILE
 
 
@@ -35,20 +34,14 @@ def describe_artifact(path: Path) -> dict:
 def _describe_onnx(path: Path) -> dict:
     """Read by our own protobuf walk (no runtime parses it), after the ONNX gate's checks
     of the file (standard domains; external data only from generator.weights beside it)."""
+    from ..bundle.artifacts import metadata_json, read_onnx
     from ..bundle.models_check.onnx import check_onnx_file
-    from ..bundle.onnx_proto import onnx_facts
-    try:
-        facts = onnx_facts(path)
-    except (ValueError, OSError, RecursionError) as exc:
-        raise FommError(f"{path}: not a readable ONNX model ({one_line(exc)})") from None
+    facts = read_onnx(path)
     weights = path.parent / ONNX_WEIGHTS_FILE
     check_onnx_file(path, weights.stat().st_size if weights.is_file() else None, facts)
     props = dict(facts.metadata)
-    try:
-        metadata = json.loads(props.pop(METADATA_NAME, "null"))
-    except (ValueError, RecursionError) as exc:
-        raise FommError(f"{path}: its {METADATA_NAME} metadata is not JSON "
-                        f"({one_line(exc)})") from None
+    raw = props.pop(METADATA_NAME, None)  # none: not one of ours, still worth showing
+    metadata = None if raw is None else metadata_json(path, raw)
     return {"file": str(path), "metadata": metadata, "other_metadata": props,
             "description": facts.description, "inputs": facts.inputs,
             "outputs": facts.outputs}

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FommError, one_line
+from ..errors import FommError, cut, one_line
 from ..hull import movement_scale
 from ..io import output_lock, refuse_replacing, write_atomic
 from ..keypoints import detect_frames
 from ..limits import MAX_INPUT_BYTES
+from ..media.pixels import check_unit_floats
 
 # Backend output layout (NHWC family) -> oracle layout (NCHW family).
 TO_ORACLE = {"prediction": (0, 3, 1, 2), "deformed": (0, 3, 1, 2), "mask": (0, 3, 1, 2),
@@ -63,13 +64,7 @@ def read_inputs(path: Path, frame_shape) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:  # zipfile and numpy raise many types for a damaged file
         raise InputsError(f"{path}: not a readable .npz ({one_line(exc)})") from None
     for name, a in arrays.items():
-        finite = np.isfinite(a)
-        if not finite.all():
-            raise InputsError(f"{path}: '{name}' holds {a.size - int(finite.sum())} values "
-                              f"that are not finite (NaN or infinite)")
-        if a.min() < 0 or a.max() > 1:
-            raise InputsError(f"{path}: '{name}' spans [{a.min():g}, {a.max():g}]; inputs "
-                              f"are images in [0, 1]")
+        check_unit_floats(f"{path}: '{name}'", a, InputsError)
     return tuple(np.ascontiguousarray(arrays[k].astype(np.float32).transpose(0, 2, 3, 1))
                  for k in ("source", "driving"))
 
@@ -111,8 +106,7 @@ def _header(path, archive, info, name):
 def _dtype_name(dtype) -> str:
     if dtype.hasobject:
         return "an object (pickled) array"
-    text = str(dtype)
-    return text if len(text) <= 60 else text[:60] + "..."  # a structured dtype can be long
+    return cut(dtype)  # a structured dtype can be long
 
 
 def _check_shape(path, name, shape, frame_shape):

@@ -11,31 +11,34 @@ import importlib
 
 from ..formats import FORMATS, RUNTIME_FORMATS
 
+# Backends that convert a checkpoint on the fly; the others run a bundle's artifacts (those
+# of the format formats.FORMAT_OF_BACKEND names).
+_CHECKPOINT_CLASSES = {
+    "torch": "fomm_convert.runtime.torch_backend:TorchBackend",
+    "tf": "fomm_convert.runtime.tf_backend:TFBackend",
+}
+CHECKPOINT_BACKENDS = tuple(_CHECKPOINT_CLASSES)
 # Classes of the bundle backends, by exporter kind.
 _BUNDLE_CLASSES = {
     "savedmodel": "fomm_convert.runtime.savedmodel_backend:SavedModelBackend",
     "tflite": "fomm_convert.runtime.tflite_backend:TFLiteBackend",
     "onnx": "fomm_convert.runtime.onnx_backend:ONNXBackend",
 }
-# Third-party runtimes over a format's files (formats.RUNTIME_FORMATS).
-_RUNTIME_CLASSES = {
-    "openvino": ("fomm_convert.runtime.openvino_backend:OpenVINOBackend", {}),
-    **{name: ("fomm_convert.runtime.browser.backend:BrowserBackend", {"runtime": name})
-       for name in ("onnx-web", "litert-js", "litert-js-webgpu")},
-}
-# name -> (class, fixed keyword arguments): the checkpoint backends, one per format
-# (formats.FORMATS: its backend name, kind and, for TFLite, precision and static shapes),
-# then the third-party runtimes.
+# The third-party runtimes over a format's files (formats.RUNTIME_FORMATS) run in this
+# process, or else in the browser.
+_IN_PROCESS = {"openvino": "fomm_convert.runtime.openvino_backend:OpenVINOBackend"}
+_BROWSER = "fomm_convert.runtime.browser.backend:BrowserBackend"
+# name -> (class, fixed keyword arguments): the checkpoint backends, one per format under
+# its name (formats.FORMATS: its kind and, for TFLite, precision and static shapes), then
+# the third-party runtimes.
 BACKENDS = {
-    "torch": ("fomm_convert.runtime.torch_backend:TorchBackend", {}),
-    "tf": ("fomm_convert.runtime.tf_backend:TFBackend", {}),
-    **{f.backend: (_BUNDLE_CLASSES[f.kind],
-                   {"precision": f.precision, "static": f.static} if f.kind == "tflite"
-                   else {}) for f in FORMATS.values()},
-    **{name: _RUNTIME_CLASSES[name] for name in RUNTIME_FORMATS},
+    **{name: (target, {}) for name, target in _CHECKPOINT_CLASSES.items()},
+    **{name: (_BUNDLE_CLASSES[f.kind],
+              {"precision": f.precision, "static": f.static} if f.kind == "tflite"
+              else {}) for name, f in FORMATS.items()},
+    **{name: (_IN_PROCESS[name], {}) if name in _IN_PROCESS else (_BROWSER, {"runtime": name})
+       for name in RUNTIME_FORMATS},
 }
-# Backends that convert a checkpoint on the fly; the others run a bundle's artifacts.
-CHECKPOINT_BACKENDS = {"torch", "tf"}
 
 
 def backend_names() -> list[str]:

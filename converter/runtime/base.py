@@ -62,15 +62,23 @@ def kp_inputs(kp: Arrays, prefix: str, jacobian: bool) -> Arrays:
             for name, key in zip(keypoint_names(prefix, jacobian), ("value", "jacobian"))}
 
 
-class SignatureBackend:
+class SpecBackend:
+    """A backend of a spec's models: what Backend says of its models comes from the spec."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.num_kp = spec.num_kp
+        self.estimate_jacobian = spec.estimate_jacobian
+        self.frame_shape = tuple(spec.frame_shape)
+
+
+class SignatureBackend(SpecBackend):
     """A backend over exported signatures with named inputs and outputs.
 
     Subclasses provide `call(model, signature, inputs) -> outputs`, where model is
     kp_detector, process_kp_driving or generator and signature serving_default,
     encode_source or generate: the names every artifact format carries.
     """
-    num_kp: int
-    estimate_jacobian: bool
 
     def call(self, model: str, signature: str, inputs: Arrays) -> Arrays:
         raise NotImplementedError

@@ -27,9 +27,7 @@ def _session(path: Path, options):
 
 class ONNXBackend(SignatureBackend):
     def __init__(self, spec, bundle, threads: int | None = None):
-        self.num_kp = spec.num_kp
-        self.estimate_jacobian = spec.estimate_jacobian
-        self.frame_shape = spec.frame_shape
+        super().__init__(spec)
         root = onnx_folder(bundle)
         options = ort.SessionOptions()
         if threads:

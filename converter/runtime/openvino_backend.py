@@ -52,9 +52,7 @@ def _names(ports, names, path: Path) -> list[str]:
 
 class OpenVINOBackend(SignatureBackend):
     def __init__(self, spec, bundle, threads: int | None = None):
-        self.num_kp = spec.num_kp
-        self.estimate_jacobian = spec.estimate_jacobian
-        self.frame_shape = spec.frame_shape
+        super().__init__(spec)
         root = onnx_folder(bundle)
         properties = dict(PROPERTIES)
         if threads:

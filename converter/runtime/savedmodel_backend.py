@@ -22,9 +22,7 @@ class SavedModelBackend(SignatureBackend):
     def __init__(self, spec, bundle, threads: int | None = None):
         if threads:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-        self.num_kp = spec.num_kp
-        self.estimate_jacobian = spec.estimate_jacobian
-        self.frame_shape = spec.frame_shape
+        super().__init__(spec)
         root = Path(bundle) / "savedmodel"
         missing = [m for m in MODELS if not (root / m / "saved_model.pb").exists()]
         if missing:

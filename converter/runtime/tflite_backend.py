@@ -54,9 +54,7 @@ def _show(shapes: dict) -> str:
 class TFLiteBackend(SignatureBackend):
     def __init__(self, spec, bundle, precision: str = "fp32", static: bool = False,
                  threads: int | None = None):
-        self.num_kp = spec.num_kp
-        self.estimate_jacobian = spec.estimate_jacobian
-        self.frame_shape = spec.frame_shape
+        super().__init__(spec)
         self.precision, self.static = precision, static
         self.signatures = signatures(spec)
         root = Path(bundle) / "tflite"

@@ -29,9 +29,7 @@ def format_files(spec, fmt: str) -> tuple[dict, list]:
 
 class BrowserBackend(SignatureBackend):
     def __init__(self, spec, bundle, runtime: str, threads: int | None = None):
-        self.num_kp = spec.num_kp
-        self.estimate_jacobian = spec.estimate_jacobian
-        self.frame_shape = spec.frame_shape
+        super().__init__(spec)
         self.runtime = runtime
         self.static = FORMATS[RUNTIME_FORMATS[runtime]].static
         self.signatures = signatures(spec)
