@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ...formats import ONNX_ARTIFACT_FILES, ONNX_FILES, ONNX_WEIGHTS_FILE
+from ...families import family_of
+from ...formats import ONNX_WEIGHTS_FILE, onnx_artifact_files, onnx_files
 from ..onnx_proto import EXTERNAL, onnx_facts
 from ..schema import shown
 from . import ModelFileError, expect_files, folder_files
@@ -29,8 +30,9 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]{0,17}")
 def check_format(bundle: Path, spec, fmt) -> None:
     folder = bundle / "onnx"
     files = folder_files(bundle, "onnx")
-    expect_files(folder, files, ONNX_ARTIFACT_FILES)
-    for name in ONNX_FILES.values():
+    family = family_of(spec)
+    expect_files(folder, files, onnx_artifact_files(family))
+    for name in onnx_files(family).values():
         check_onnx_file(folder / name, files[ONNX_WEIGHTS_FILE])
 
 
