@@ -54,6 +54,26 @@ def num_keypoints(num_tps: int) -> int:
     return POINTS_PER_TPS * num_tps
 
 
+def network_arguments(model_params: dict) -> dict[str, dict]:
+    """The constructor arguments of each network (NETWORKS) from an original config's
+    model_params, as demo.load_checkpoints passes them, for the torch and the TF models;
+    what no published checkpoint uses is refused."""
+    common = model_params["common_params"]
+    num_tps, num_channels = common["num_tps"], common["num_channels"]
+    if num_channels != 3:
+        raise ValueError(f"num_channels {num_channels}: the keypoint detector's resnet18 "
+                         "takes 3 (RGB)")
+    if not common.get("multi_mask", True):
+        raise ValueError("multi_mask False is not supported (no published checkpoint uses "
+                         "it)")
+    return {"kp_detector": {"num_tps": num_tps},
+            "dense_motion_network": {"num_tps": num_tps, "num_channels": num_channels,
+                                     **model_params["dense_motion_params"]},
+            "inpainting_network": {"num_channels": num_channels,
+                                   **model_params["generator_params"]},
+            "avd_network": {"num_tps": num_tps, **model_params["avd_network_params"]}}
+
+
 @dataclass(frozen=True)
 class DenseMotionPlan:
     """The dense motion network's channels, in module order.

@@ -3,7 +3,6 @@ the TPSMM keypoint detector's backbone."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..architecture import (RESNET18_BLOCKS_PER_STAGE, RESNET18_STAGES,
@@ -18,6 +17,7 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU()  # called twice, as torchvision's (a module of the original)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.downsample = None
@@ -27,9 +27,9 @@ class BasicBlock(nn.Module):
                 nn.BatchNorm2d(out_channels))
 
     def forward(self, x):
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
         identity = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + identity)
+        return self.relu(out + identity)
 
 
 class ResNet18(nn.Module):
