@@ -35,6 +35,10 @@ MAX_DOWN_BLOCKS = 6  # [2] the generator's frame must divide by 2**num_down_bloc
 MAX_BOTTLENECK_BLOCKS = 32  # [6] residual blocks at the bottleneck's width
 MAX_KP_PAD = 3  # [0] 3 keeps the 7x7 heatmap conv 'same'; more only adds a border of zeros
 MAX_DOWNSAMPLE = 32  # [4, 8] 1 / scale_factor: the anti-alias kernel is ~4x as wide
+# TPSMM: [10] thin-plate splines of 5 keypoints each, so 5K stays within MAX_NUM_KP (the
+# in-graph hull's exact sums are bounded for 64 points: exact.py).
+MAX_NUM_TPS = MAX_NUM_KP // 5
+MAX_BOTTLE_SIZE = 1024  # [128] the AVD network's identity and pose codes (its widths are fixed)
 # temperature and kp_variance [0.1, 0.01]: float32 holds them and their reciprocals far
 # from overflow and underflow.
 MIN_POSITIVE_PARAM, MAX_POSITIVE_PARAM = 1e-6, 1e6

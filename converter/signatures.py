@@ -15,7 +15,11 @@ from dataclasses import dataclass
 
 from .architecture import downsampled_size, generator_channels
 
-MODELS = ("kp_detector", "process_kp_driving", "generator")
+# Each model's signatures, models in export order.
+SIGNATURE_NAMES = {"kp_detector": ("serving_default",),
+                   "process_kp_driving": ("serving_default",),
+                   "generator": ("serving_default", "encode_source", "generate")}
+MODELS = tuple(SIGNATURE_NAMES)
 DRIVING, SOURCE = "driving", "source"
 FLAGS = ("use_relative_movement", "use_relative_jacobian", "adapt_movement_scale")
 

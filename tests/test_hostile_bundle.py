@@ -220,6 +220,10 @@ MANIFEST_CASES = [
     ("spec-extra", lambda m: resign(m["spec"].update(description="x") or m),
      r"spec: not as build writes it"),
     ("quality", lambda m: m.update(quality={"tflite-int8": {}}), r"quality: holds"),
+    ("family-unknown", lambda m: m["spec"].update(family="coreml"),
+     r"manifest\.json: spec\.family: unknown model family 'coreml' \(known: fomm, tpsmm\)$"),
+    ("family-other", lambda m: m["spec"].update(family="tpsmm"),
+     r"manifest\.json: checkpoint\.weights_sha256: unknown field 'generator'$"),
 ]
 
 

@@ -223,7 +223,7 @@ def test_total_bound_of_the_two_networks(tmp_path, zip_, use_torch):
     """1025 entries sharing one 1 MiB storage would become 1 GiB of arrays."""
     assert CHECKPOINT_MAX_NETWORK_BYTES == 1024 << 20
     refused(shared(tmp_path, zip_, 1025), use_torch,
-            rf"'generator' entry 'w1024': the two networks declare over "
+            rf"'generator' entry 'w1024': the networks declare over "
             rf"{CHECKPOINT_MAX_NETWORK_BYTES} bytes in all")
 
 

@@ -31,6 +31,7 @@ from fomm_convert.cli import cli
 from peak_memory import measured
 import test_animate
 from fomm_convert.errors import FommError, shown
+from fomm_convert.fomm.animation import Normalisation
 from fomm_convert.pipeline.predict import InputsError, read_inputs
 from fomm_convert.spec import SpecError, load_spec, spec_from_data
 
@@ -418,9 +419,9 @@ def animate(tmp_path, driving, out, force=False):
     if not media_source.exists():
         media_source.write_bytes(png_of_size(64, 64))
     prepared = types.SimpleNamespace(spec=load_spec(TINY), backend=IdentityBackend())
-    return jobs.run_animate(prepared, media_source, driving, out, relative=True,
-                            adapt_scale=False, batch_size=4, stream=io.StringIO(),
-                            force=force)
+    return jobs.run_animate(prepared, media_source, driving, out,
+                            mode=Normalisation(relative=True, adapt_scale=False),
+                            batch_size=4, stream=io.StringIO(), force=force)
 
 
 @pytest.mark.parametrize("out", ["out.gif", "frames", "out.mp4"])

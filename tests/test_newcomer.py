@@ -64,7 +64,8 @@ def test_a_folder_or_file_named_like_a_dataset_does_not_hide_it(tmp_path, monkey
 def test_a_bare_name_that_is_no_dataset_lists_the_known_ones(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SpecError, match=r"^unknown dataset 'voxx': no .*voxx\.yaml \(known: "
-                                        r"bair, fashion, mgif, nemo, taichi, taichi-adv, vox,"):
+                                        r"bair, fashion, mgif, nemo, taichi, taichi-adv, "
+                                        r"tpsmm-mgif, tpsmm-taichi, tpsmm-ted, tpsmm-vox, vox,"):
         load_spec("voxx")
     (tmp_path / "mine").write_text((FIXTURES / "configs" / "tiny.yaml").read_text())
     assert load_spec("mine").path == Path("mine")  # no dataset of that name: the file

@@ -7,6 +7,8 @@ from __future__ import annotations
 from importlib.util import find_spec
 from pathlib import Path
 
+from ..bundle.manifest import read_manifest
+from ..families import family_of_record
 from ..formats import FORMAT_OF_BACKEND, FORMATS, RUNTIME_FORMATS
 
 # Artifact formats in table order: the SavedModel (TFLite's graph, under TensorFlow) last.
@@ -26,8 +28,10 @@ GRAPH_OF = {"torch": "reference", **{b: _GRAPH_OF_KIND[f.kind] for b, f in _FORM
 
 
 def _files(backend: str, bundle: Path) -> list[Path]:
-    """The paths a backend's format adds to a bundle (SavedModels: their directories)."""
-    return [bundle / p for p in _FORMAT_OF[backend].files()]
+    """The paths a backend's format adds to a bundle of its model family (its manifest's
+    spec's; SavedModels: their directories)."""
+    family = family_of_record(read_manifest(bundle)["spec"])
+    return [bundle / p for p in _FORMAT_OF[backend].files(family)]
 
 
 def bundle_backends(bundle: Path) -> list[str]:

@@ -12,9 +12,9 @@ import struct
 from pathlib import Path
 
 from ..errors import one_line, shown
-from ..formats import FORMATS, METADATA_NAME, ONNX_FILES, tflite_filename
+from ..families import family_of
+from ..formats import FORMATS, METADATA_NAME, onnx_files, tflite_filename
 from ..limits import ARTIFACT_METADATA_MAX_BYTES
-from ..signatures import MODELS
 from .manifest import BundleError
 from .onnx_proto import onnx_facts
 
@@ -29,14 +29,15 @@ def check_artifacts(bundle, manifest: dict, spec) -> None:
     bundle = Path(bundle)
     expected = {"dataset": spec.name, "bundle_version": manifest["version"],
                 "frame_shape": list(spec.frame_shape)}
+    family = family_of(spec)
     for name in manifest["formats"]:
         fmt = FORMATS[name]
         if fmt.kind == "tflite":
-            for model in MODELS:
+            for model in family.models:
                 path = bundle / "tflite" / tflite_filename(model, fmt.precision, fmt.static)
                 _check_metadata(path, _tflite_metadata(path), {**expected, "model": model})
         elif fmt.kind == "onnx":
-            for (model, _), file_name in ONNX_FILES.items():
+            for (model, _), file_name in onnx_files(family).items():
                 path = bundle / "onnx" / file_name
                 facts = read_onnx(path)
                 _check_metadata(path, metadata_json(path, facts.metadata.get(METADATA_NAME)),

@@ -74,7 +74,7 @@ def synthetic_in_memory(spec, seed: int, path: Path):
     (`path`: the file it stands for, in messages; sha256 None: there are no file bytes)."""
     from ..checkpoint import checkpoint_from_object
     from ..synth import make_checkpoint
-    return checkpoint_from_object(path, make_checkpoint(spec, seed))
+    return checkpoint_from_object(path, make_checkpoint(spec, seed), spec.family)
 
 
 def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None):
@@ -102,7 +102,8 @@ def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None)
     from ..checkpoint import CheckpointError
     try:
         with extras_named(f"backend {name}"):
-            return load_backend(name, spec=spec, checkpoint=_loaded(checkpoint), **extra)
+            return load_backend(name, spec=spec, checkpoint=_loaded(checkpoint, spec),
+                                **extra)
     except (CheckpointError, ValueError, OSError) as exc:
         raise BundleError(one_line(exc)) from None
 
@@ -114,10 +115,12 @@ def check_backend_name(name: str):
         raise BundleError(f"unknown backend '{name}' (known: {', '.join(backend_names())})")
 
 
-def _loaded(checkpoint):
-    """A Checkpoint from a path (or itself); CheckpointError for unusable files."""
+def _loaded(checkpoint, spec):
+    """A Checkpoint of the spec's family from a path (or itself); CheckpointError for
+    unusable files."""
     from ..checkpoint import Checkpoint, load_checkpoint
-    return checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    return checkpoint if isinstance(checkpoint, Checkpoint) \
+        else load_checkpoint(checkpoint, family=spec.family)
 
 
 class OpenedBundle:
@@ -167,7 +170,7 @@ class OpenedBundle:
         try:
             if given is None or isinstance(given, (str, Path)):
                 given = find_checkpoint(self.manifest, self.spec, given)
-            checkpoint = _loaded(given)
+            checkpoint = _loaded(given, self.spec)
         except (CheckpointError, OSError) as exc:
             raise BundleError(one_line(exc)) from None
         if weights_sha256(checkpoint) != self.manifest["checkpoint"]["weights_sha256"]:

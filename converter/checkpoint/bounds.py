@@ -1,6 +1,6 @@
 """Bounds on what a checkpoint may make us allocate, checked before the allocation:
 the zip directory before any member is read, the object pickle while it is read, and
-every tensor of the two networks (geometry, bytes, storage) before any data is read."""
+every tensor of the networks (geometry, bytes, storage) before any data is read."""
 from __future__ import annotations
 
 import math
@@ -194,13 +194,13 @@ def _check_tensor(path, where: str, tensor) -> int:
 
 
 def _check_networks(path, top: dict):
-    """Every tensor of the two networks checked, and their sum bounded, before any is read."""
+    """Every tensor of the networks checked, and their sum bounded, before any is read."""
     total = 0
     for net, entries in top["nets"].items():
         for _key, original, value in entries:
             total += _check_tensor(path, _where(net, original), value)
             if total > CHECKPOINT_MAX_NETWORK_BYTES:
-                raise CheckpointError(f"{path}: {_where(net, original)}: the two networks "
+                raise CheckpointError(f"{path}: {_where(net, original)}: the networks "
                                       f"declare over {CHECKPOINT_MAX_NETWORK_BYTES} bytes in all")
 
 

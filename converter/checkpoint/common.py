@@ -8,7 +8,6 @@ import numpy as np
 
 from ..errors import FommError, shown
 
-NETWORKS = ("generator", "kp_detector")
 SYNTHETIC_KEY = "synthetic"  # fomm_convert.synth's marker entry
 SYNTHETIC_TAG = "fomm-convert synth"
 
@@ -34,7 +33,14 @@ _UNSUPPORTED_STORAGES = {
 
 
 class CheckpointError(FommError, ValueError):
-    """The file is not a usable FOMM checkpoint; the one-line message names the file and why."""
+    """The file is not a usable checkpoint of its model family; the one-line message names
+    the file and why."""
+
+
+def _listed(names) -> str:
+    """'a', 'a' and 'b', 'a', 'b' and 'c': names quoted, for messages."""
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
 
 
 def _describe(fmt) -> str:

@@ -254,11 +254,12 @@ def _opened(path: Path, fmt):
             yield _read_zip(path, zf, fmt[1])
 
 
-def _scan(path: Path, fmt, read) -> dict:
-    """Read the object and check every network tensor (no data read), then `read(top)`."""
+def _scan(path: Path, fmt, family, read) -> dict:
+    """Read the object and check every tensor of the family's networks (no data read),
+    then `read(top)`."""
     try:
         with _opened(path, fmt) as obj:
-            top = _entries(path, obj, lambda v: isinstance(v, (_Tensor, _Unsupported)))
+            top = _entries(path, obj, lambda v: isinstance(v, (_Tensor, _Unsupported)), family)
             _check_networks(path, top)
             return read(top)
     except CheckpointError:
@@ -268,8 +269,9 @@ def _scan(path: Path, fmt, read) -> dict:
                               f"({_one_line(exc)})") from None
 
 
-def _load_without_torch(path: Path, fmt) -> dict:
-    return _scan(path, fmt, lambda top: _arrays(path, top, lambda net, key, t: t.array()))
+def _load_without_torch(path: Path, fmt, family) -> dict:
+    return _scan(path, fmt, family,
+                 lambda top: _arrays(path, top, lambda net, key, t: t.array()))
 
 
 def _read_legacy(path: Path, f):

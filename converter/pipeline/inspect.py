@@ -49,16 +49,19 @@ def _describe_onnx(path: Path) -> dict:
 
 def describe_checkpoint(config: str, checkpoint: str) -> str:
     from ..checkpoint import load_checkpoint
+    from ..families import family_of
     from ..spec import load_spec
-    from ..tf_model.weights import WeightTableError, build_tf_models
-    from .misfit import explain_misfit
 
     spec = load_spec(config)
-    ckpt = load_checkpoint(checkpoint)
+    convert = family_of(spec).facet("convert")
+    ckpt = load_checkpoint(checkpoint, family=spec.family)
     try:
-        _, _, reports = build_tf_models(spec, ckpt, return_reports=True)
-    except WeightTableError as exc:
-        raise explain_misfit(exc, spec, ckpt.path) from None
+        reports = convert.weight_reports(spec, ckpt)
+    except Exception as exc:
+        misfit = convert.misfit(exc, spec, ckpt.path)
+        if misfit is None:
+            raise
+        raise misfit from None
     lines = [f"{ckpt.path}  sha256 {ckpt.sha256}"
              f"{'  (SYNTHETIC weights)' if ckpt.synthetic else ''}",
              f"ignored entries: {', '.join(ckpt.ignored) or 'none'}"]

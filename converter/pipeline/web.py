@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..bundle.open import open_bundle
 from ..errors import FommError
+from ..families import family_of
 from ..formats import FORMATS
 from ..io import check_folder_output, json_text, pid_alive
 from ..runtime.browser.backend import format_files
@@ -61,7 +62,7 @@ def site_config(opened, fmt: str) -> dict:
         "frame_shape": list(spec.frame_shape),
         "num_kp": spec.num_kp,
         "jacobian": spec.estimate_jacobian,
-        "normalization": {"relative": spec.relative, "adapt_scale": spec.adapt_scale},
+        "normalization": family_of(spec).facet("animation").defaults(spec),
         "synthetic": manifest["synthetic"],
         "licence": manifest["licence"],
         "files": {model: {sig: in_site(path) for sig, path in sigs.items()}

@@ -1,4 +1,6 @@
-"""The backend contract: what every runtime provides, in numpy and NHWC."""
+"""The backend contract: what every runtime provides, in numpy and NHWC. The model calls
+here are FOMM's (Backend, SignatureBackend); another family's are its package's
+(TPSMM's: tpsmm/runtime, SignatureCalls), over the same `call(model, signature, inputs)`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..formats import ONNX_ARTIFACT_FILES
+from ..families import family_of
+from ..formats import onnx_artifact_files
 from ..signatures import FLAGS, keypoint_names
 
 Arrays = dict[str, np.ndarray]
@@ -38,11 +41,13 @@ class Backend(Protocol):
         """Prediction (B, H, W, C) from encode_source's output."""
 
 
-def onnx_folder(bundle) -> Path:
-    """<bundle>/onnx, holding every file a runtime loads (FileNotFoundError naming those
-    missing): the onnxruntime and OpenVINO backends run the same files."""
+def onnx_folder(bundle, spec) -> Path:
+    """<bundle>/onnx, holding every file a runtime loads for the spec's model family
+    (FileNotFoundError naming those missing): the onnxruntime and OpenVINO backends run the
+    same files."""
     root = Path(bundle) / "onnx"
-    missing = [name for name in ONNX_ARTIFACT_FILES if not (root / name).is_file()]
+    missing = [name for name in onnx_artifact_files(family_of(spec))
+               if not (root / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{root}: missing {', '.join(missing)}")
     return root

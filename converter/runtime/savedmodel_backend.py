@@ -6,7 +6,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from ..errors import one_line
-from ..signatures import MODELS
+from ..families import family_of
 from .base import SignatureBackend
 
 
@@ -24,10 +24,11 @@ class SavedModelBackend(SignatureBackend):
             tf.config.threading.set_intra_op_parallelism_threads(threads)
         super().__init__(spec)
         root = Path(bundle) / "savedmodel"
-        missing = [m for m in MODELS if not (root / m / "saved_model.pb").exists()]
+        models = family_of(spec).models
+        missing = [m for m in models if not (root / m / "saved_model.pb").exists()]
         if missing:
             raise FileNotFoundError(f"{root}: no SavedModel for {', '.join(missing)}")
-        self.loaded = {m: _load(root / m) for m in MODELS}
+        self.loaded = {m: _load(root / m) for m in models}
 
     def call(self, model, signature, inputs):
         out = self.loaded[model].signatures[signature](**inputs)

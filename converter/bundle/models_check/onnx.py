@@ -16,7 +16,8 @@ import re
 from pathlib import Path
 
 from ...errors import shown
-from ...formats import ONNX_ARTIFACT_FILES, ONNX_FILES, ONNX_WEIGHTS_FILE
+from ...families import family_of
+from ...formats import ONNX_WEIGHTS_FILE, onnx_artifact_files, onnx_files
 from ..artifacts import read_onnx
 from ..onnx_proto import EXTERNAL
 from . import ModelFileError, expect_files, folder_files
@@ -30,8 +31,9 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]{0,17}")
 def check_format(bundle: Path, spec, fmt) -> None:
     folder = bundle / "onnx"
     files = folder_files(bundle, "onnx")
-    expect_files(folder, files, ONNX_ARTIFACT_FILES)
-    for name in ONNX_FILES.values():
+    family = family_of(spec)
+    expect_files(folder, files, onnx_artifact_files(family))
+    for name in onnx_files(family).values():
         check_onnx_file(folder / name, files[ONNX_WEIGHTS_FILE])
 
 
