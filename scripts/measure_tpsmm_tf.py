@@ -2,7 +2,7 @@
 array's error against the original (../shared/oracle-tpsmm) per case and mode, and TF's
 time per frame at one thread.
 
-Per layer: parity/tpsmm_layers.py (layer_parity) on the fixed inputs, the worst layer of each
+Per layer: tpsmm/parity.py (layer_parity) on the fixed inputs, the worst layer of each
 stage. End to end: the arrays of tests/test_tpsmm_tf.py (keypoints per frame at batch 1,
 the generator on the generator positions at once beside a source of batch 1), from our
 own keypoints on tiny and tiny-rect, from the oracle's on vox-256 (its frames from our
@@ -31,7 +31,7 @@ import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 
 from fomm_convert.fixtures import fixed_inputs  # noqa: E402
-from fomm_convert.parity.tpsmm_layers import layer_parity  # noqa: E402
+from fomm_convert.tpsmm.parity import layer_parity  # noqa: E402
 from fomm_convert.tpsmm.tf_model import build_tf_models  # noqa: E402
 from fomm_convert.tpsmm.tf_model.functions import model_functions  # noqa: E402
 from test_tpsmm_torch import CASES, ORACLE, max_errors, tolerance  # noqa: E402

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from fomm_convert.bundle.models_check.tflite_shapes import RULES
 from fomm_convert.export.tflite_ops import op_report
 from fomm_convert.fixtures import fixed_inputs
-from fomm_convert.parity.tpsmm_layers import layer_parity
+from fomm_convert.tpsmm.parity import layer_parity
 from fomm_convert.tf_model import ops
 from fomm_convert.tf_model.blocks import named_variables
 from fomm_convert.tf_model.weights import TRANSFORMS, WeightTableError, load_entry_rules

@@ -21,6 +21,8 @@ from ..architecture import downsampled_size, hourglass_channels
 NETWORKS = ("kp_detector", "dense_motion_network", "inpainting_network", "avd_network")
 UNUSED_NETWORKS = ("bg_predictor",)
 
+# The original demo's animation modes (--mode), its default first.
+MODES = ("relative", "standard", "avd")
 # Each thin-plate spline has this many control points; the detector gives 5 * num_tps
 # keypoints, consecutive groups of 5 forming one TPS.
 POINTS_PER_TPS = 5
@@ -41,6 +43,9 @@ NORM_EPSILON = 1e-5
 RESNET18_STEM_WIDTH = 64
 RESNET18_STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))
 RESNET18_BLOCKS_PER_STAGE = 2
+# The background predictor of `bg` configs (never run at inference): a resnet18 named
+# bg_encoder reading source and driving stacked, giving a 2x3 affine transform.
+BG_PREDICTOR = {"prefix": "bg_encoder.", "in_channels": 6, "outputs": 6}
 # The AVD network's fixed hidden widths (encoders widen through them, the decoder narrows).
 AVD_WIDTHS = (256, 512, 1024)
 

@@ -34,12 +34,13 @@ class BasicBlock(nn.Module):
 
 class ResNet18(nn.Module):
     """Stem (7x7/2 conv, BN, ReLU, 3x3/2 max pool), four stages of basic blocks, global
-    average pool, then a linear layer to num_outputs."""
+    average pool, then a linear layer to num_outputs. in_channels: 3 for the keypoint
+    detector; the background predictor (never run at inference) reads two images, 6."""
 
-    def __init__(self, num_outputs: int):
+    def __init__(self, num_outputs: int, in_channels: int = 3):
         super().__init__()
         width = RESNET18_STEM_WIDTH
-        self.conv1 = nn.Conv2d(3, width, 7, 2, padding=3, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, width, 7, 2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)

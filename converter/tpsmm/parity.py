@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from ..hull import movement_scale
-from ..tpsmm.torch_model import build_models, load_networks, normalize_kp
-from .compare import ParityReport, compare, load_tolerances
-from .record import ROOT, record_torch
+from ..parity.compare import ParityReport, compare, load_tolerances
+from ..parity.record import ROOT, record_torch
+from .torch_model import build_models, load_networks, normalize_kp
 
 KEYPOINTS = f"{ROOT}:fg_kp"  # the original's networks return {"fg_kp": ...}
 
@@ -77,7 +77,7 @@ def torch_intermediates(model_params: dict, state_dicts, source, driving):
 
 def tf_intermediates(models: dict, source, driving, feeds) -> dict:
     """The TF networks' taps under the same names, each fed the reference's inputs."""
-    from ..tpsmm.tf_model import ProcessKpDriving
+    from .tf_model import ProcessKpDriving
 
     def nhwc(a):
         return np.ascontiguousarray(np.transpose(a, (0, 2, 3, 1)))
