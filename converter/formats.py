@@ -48,8 +48,8 @@ FASTEST_FIRST = ("tflite", "tflite-static", "onnx", "tflite-fp16", "tflite-stati
 DEFAULT_FORMATS = tuple(name for name, f in FORMATS.items() if f.default)
 # Runtimes nobody on the project wrote, run on a format's files as they are shipped:
 # backend name -> the format whose files it loads.
-RUNTIME_FORMATS = {"openvino": "onnx", "onnx-web": "onnx", "litert-js": "tflite-static",
-                   "litert-js-webgpu": "tflite-static"}
+RUNTIME_FORMATS = {"openvino": "onnx", "onnx-web": "onnx", "onnx-webgpu": "onnx",
+                   "litert-js": "tflite-static", "litert-js-webgpu": "tflite-static"}
 # Every backend that runs a bundle's files -> their format (the others take a checkpoint).
 FORMAT_OF_BACKEND = {**{name: name for name in FORMATS}, **RUNTIME_FORMATS}
 

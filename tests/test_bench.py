@@ -86,7 +86,7 @@ def test_bench_subset_and_errors(bundle, tmp_path):
     # Its files' backends: the formats', then the third-party runtimes of its ONNX files
     # (timed only when named: --backends).
     assert bundle_backends(bundle) == ["tflite", "tflite-int8", "onnx", "savedmodel",
-                                       "openvino", "onnx-web"]
+                                       "openvino", "onnx-web", "onnx-webgpu"]
     assert set(bundle_backends(bundle)) < set(BENCH_BACKENDS)
 
 

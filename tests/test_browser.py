@@ -1,6 +1,7 @@
-"""The browser backends (runtime/browser): onnx-web (onnxruntime-web, wasm) on the ONNX
-files, litert-js (LiteRT.js, wasm) and litert-js-webgpu (LiteRT.js on SwiftShader WebGPU)
-on the static TFLite files, each in headless Chromium, against the tiny oracle: `predict`,
+"""The browser backends (runtime/browser): onnx-web (onnxruntime-web, wasm) and onnx-webgpu
+(its WebGPU execution provider, on SwiftShader) on the ONNX files, litert-js (LiteRT.js,
+wasm) and litert-js-webgpu (LiteRT.js on SwiftShader WebGPU) on the static TFLite files,
+each in headless Chromium, against the tiny oracle: `predict`,
 every stage fed the oracle's inputs, a generator call of source batch 1 beside driving
 batch 3, the GPU placement LiteRT.js reports, and the one-line errors.
 
@@ -29,14 +30,15 @@ from oracle_policy import STAGE, assert_matches_oracle
 
 pytestmark = pytest.mark.browser
 
-RUNTIMES = ("onnx-web", "litert-js", "litert-js-webgpu")
-# Issue 9: LiteRT.js on WebGPU is held to 1e-3 everywhere (GPU arithmetic).
+RUNTIMES = ("onnx-web", "onnx-webgpu", "litert-js", "litert-js-webgpu")
+# Issues 9 and 24: the WebGPU runtimes are held to 1e-3 everywhere (GPU arithmetic).
+WEBGPU_RUNTIMES = ("onnx-webgpu", "litert-js-webgpu")
 WEBGPU_TOLERANCE = 1e-3
 
 
 def stage_tolerance(runtime: str, key: str) -> float:
     """A stage fed the oracle's own inputs: oracle_policy.STAGE (WebGPU: 1e-3)."""
-    return WEBGPU_TOLERANCE if runtime == "litert-js-webgpu" else STAGE.get(key, STAGE["other"])
+    return WEBGPU_TOLERANCE if runtime in WEBGPU_RUNTIMES else STAGE.get(key, STAGE["other"])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -82,7 +84,7 @@ def kps(oracle, prefix, rows=slice(None)):
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_predict_matches_oracle(backends, oracle, runtime):
     ours = predict(backends[runtime], nhwc(oracle, "source"), nhwc(oracle, "driving"))
-    if runtime != "litert-js-webgpu":
+    if runtime not in WEBGPU_RUNTIMES:
         assert len(assert_matches_oracle(ours, oracle)) == 20
         return
     for name in ours:
@@ -123,6 +125,7 @@ def test_accelerators(backends, bundle):
     sparse_deformed output; and the placements recorded in webgpu_placement.json (which
     tflite/ops.md reports) are what this browser measures now."""
     assert backends["onnx-web"].accelerator["backend"] == "wasm"
+    assert backends["onnx-webgpu"].accelerator["backend"] == "webgpu"
     wasm = backends["litert-js"].accelerator
     assert (wasm["backend"], wasm["threads"]) == ("wasm", 2)
     webgpu = backends["litert-js-webgpu"]
@@ -143,6 +146,17 @@ def test_accelerators(backends, bundle):
         ops = sum(r["count"] for r in rows)
         record = recorded[rows[0]["graph_digest"]]
         assert (record["ops"], record["gpu_ops"]) == (ops, ops - graph["cpu"]), (model, index)
+
+
+def test_onnx_webgpu_is_not_the_wasm_provider(backends, oracle):
+    """onnx-webgpu really runs on the GPU provider: the same files, the same inputs, other
+    arithmetic (its outputs differ from the wasm provider's in the low bits), within 1e-3."""
+    kp = kps(oracle, "kp_source")
+    image = nhwc(oracle, "source")
+    wasm, gpu = (backends[r].generator(image, kp, kp) for r in ("onnx-web", "onnx-webgpu"))
+    for key in wasm:
+        assert np.abs(gpu[key] - wasm[key]).max() <= WEBGPU_TOLERANCE, key
+    assert not np.array_equal(gpu["prediction"], wasm["prediction"])
 
 
 def test_cli_predict(bundle, oracle, tmp_path):

@@ -30,6 +30,7 @@ from click.testing import CliRunner
 from fomm_convert.cli import cli
 from fomm_convert.pipeline.web import SITE_JSON, write_site
 from fomm_convert.pipeline.web_server import site_server, url_of
+from fomm_convert.runtime.browser.chromium import WEBGPU_FLAGS
 
 from conftest import (ROOT, SHARED, build_in_process_of_its_own, builds, missing_tool,
                       require_browser, require_module, require_shared)
@@ -243,20 +244,37 @@ def test_undecodable_picture_refused_camera_and_no_webgpu(browser_tools, bundle,
     assert state["runtime"] == "litert-js" and "WebGPU" in state["notice"], state
 
 
+def test_onnx_site_runs_on_webgpu_and_falls_back_without_it(browser_tools, bundle, clips,
+                                                            tmp_path, open_page):
+    """An ONNX site's first choice is onnxruntime-web's WebGPU provider (SwiftShader here);
+    a browser without WebGPU gets the wasm provider, and the page says so."""
+    site = write_with_inputs(bundle, tmp_path / "site", "onnx", clips)
+    state = finished(open_page(site, "source=source.png&driving=clip.webm", flags=WEBGPU_FLAGS))
+    assert state["state"] == "done" and state["runtime"] == "onnx-webgpu", state
+    assert state["framesRendered"] == str(CLIP_FRAMES) and not state["notice"], state
+    page = open_page(site, "backend=onnx-webgpu", flags=("--disable-gpu",))
+    page.wait_for("document.getElementById('result')?.dataset.state === 'ready'", 120,
+                  "the models to load")
+    state = state_of(page)
+    assert state["runtime"] == "onnx-web" and "WebGPU" in state["notice"], state
+
+
 # ------------------------------------------------------------------ the site, no browser
 def test_site_holds_the_format_files_and_the_manifest_hashes(bundle, tmp_path):
     site = write_site(bundle, tmp_path / "site", "onnx")
     config = json.loads((site / SITE_JSON).read_text())
     manifest = json.loads((bundle / "manifest.json").read_text())
     listed = {f["path"]: f for f in manifest["files"]}
-    assert config["format"] == "onnx" and config["runtimes"] == ["onnx-web"]
+    assert config["format"] == "onnx" and config["runtimes"] == ["onnx-webgpu", "onnx-web"]
     assert config["frame_shape"] == [64, 64, 3] and config["num_kp"] == 5 and config["jacobian"]
     assert config["licence"] == manifest["licence"] and config["synthetic"] is False
     assert sorted(config["sha256"]) == sorted(f"model/{p}" for p in listed if p.startswith("onnx/"))
     for path, entry in config["sha256"].items():
         assert entry == {k: listed[path.removeprefix("model/")][k] for k in ("sha256", "size")}
         assert (site / path).read_bytes() == (bundle / path.removeprefix("model/")).read_bytes()
-    assert (site / "runtime/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm").is_file()
+    for name in ("ort-wasm-simd-threaded.wasm", "ort.webgpu.min.mjs",
+                 "ort-wasm-simd-threaded.asyncify.wasm"):
+        assert (site / "runtime/onnxruntime-web/dist" / name).is_file(), name
     assert not (site / "runtime/@litertjs").exists()
 
 

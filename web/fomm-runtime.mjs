@@ -5,12 +5,12 @@
 // '@litertjs/core'): the page maps them (an import map, or a bundler) to the copies it
 // serves, never a CDN. Tensors cross this API as {data: Float32Array, shape: number[]}.
 
-export const RUNTIMES = ['onnx-web', 'litert-js', 'litert-js-webgpu'];
+export const RUNTIMES = ['onnx-web', 'onnx-webgpu', 'litert-js', 'litert-js-webgpu'];
 
 /**
  * Load every model file of a bundle for one runtime.
  *
- * runtime: 'onnx-web' | 'litert-js' | 'litert-js-webgpu'
+ * runtime: 'onnx-web' | 'onnx-webgpu' | 'litert-js' | 'litert-js-webgpu'
  * baseUrl: where the bundle's paths are resolved (its root folder)
  * wasmUrl: the runtime's wasm folder (onnxruntime-web/dist/ or @litertjs/core/wasm/)
  * files: {model: {signature: path}}; ONNX has a file per signature, TFLite one file per
@@ -27,7 +27,7 @@ export async function openModels({runtime, baseUrl, wasmUrl, files, externalData
     throw new Error(`unknown runtime ${runtime} (known: ${RUNTIMES.join(', ')})`);
   }
   const base = new URL(baseUrl, location.href);
-  const open = runtime === 'onnx-web' ? openOnnx : openLiteRt;
+  const open = runtime.startsWith('onnx-') ? openOnnx : openLiteRt;
   return open({runtime, base, wasmUrl: new URL(wasmUrl, location.href).href, files,
                externalData, threads, onProgress});
 }
@@ -53,8 +53,12 @@ function checkShapes(where, inputs) {
 }
 
 // ------------------------------------------------------------------ onnxruntime-web
+// onnx-webgpu: the WebGPU execution provider (its own build, 'onnxruntime-web/webgpu'); ops
+// it has no kernel for run on its wasm CPU provider, as onnxruntime places them.
 async function openOnnx({runtime, base, wasmUrl, files, externalData, threads, onProgress}) {
-  const ort = await import('onnxruntime-web');
+  const webgpu = runtime === 'onnx-webgpu';
+  if (webgpu && !navigator.gpu) throw new Error(`${runtime}: this browser has no WebGPU`);
+  const ort = await import(webgpu ? 'onnxruntime-web/webgpu' : 'onnxruntime-web');
   ort.env.wasm.wasmPaths = wasmUrl;
   if (threads) ort.env.wasm.numThreads = threads;
   const weights = await Promise.all(externalData.map(async ({path, url}) =>
@@ -68,7 +72,7 @@ async function openOnnx({runtime, base, wasmUrl, files, externalData, threads, o
     try {
       // Every session gets the weights: a file that names none ignores them.
       sessions[`${model}/${signature}`] = await ort.InferenceSession.create(bytes, {
-        executionProviders: ['wasm'], externalData: weights});
+        executionProviders: [webgpu ? 'webgpu' : 'wasm'], externalData: weights});
     } catch (err) {
       throw new Error(`${path}: onnxruntime-web cannot load it (${err.message ?? err})`);
     }
@@ -76,7 +80,7 @@ async function openOnnx({runtime, base, wasmUrl, files, externalData, threads, o
   }
   return {
     runtime,
-    accelerator: {backend: 'wasm', threads: ort.env.wasm.numThreads},
+    accelerator: {backend: webgpu ? 'webgpu' : 'wasm', threads: ort.env.wasm.numThreads},
     async run(model, signature, inputs) {
       const session = sessions[`${model}/${signature}`];
       if (!session) throw new Error(`${runtime}: no model ${model} ${signature}`);

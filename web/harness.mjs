@@ -7,6 +7,7 @@ import {openModels} from './fomm-runtime.mjs';
 // Where each runtime's wasm files are in this folder (npm ci --prefix web).
 const WASM = {
   'onnx-web': './node_modules/onnxruntime-web/dist/',
+  'onnx-webgpu': './node_modules/onnxruntime-web/dist/',
   'litert-js': './node_modules/@litertjs/core/wasm/',
   'litert-js-webgpu': './node_modules/@litertjs/core/wasm/',
 };

@@ -40,8 +40,8 @@ def _threads(text: str) -> tuple[int, ...]:
 @click.option("--warmup", default=1, show_default=True, type=int,
               help="Untimed runs of everything before the rounds.")
 @click.option("--backends", help="Comma-separated subset of: " + ", ".join(BENCH_BACKENDS)
-              + " (default: torch, every format of the bundle and "
-              "openvino when installed; onnx-web, litert-js[-webgpu] only when named).")
+              + " (default: torch, every format of the bundle and openvino when "
+              "installed; onnx-web, onnx-webgpu, litert-js[-webgpu] only when named).")
 @click.option("--quality-media", type=click.Path(file_okay=False),
               help="Directory with source.png and driving.mp4: also measure int8 vs fp32.")
 @click.option("--quality-frames", default=32, show_default=True, type=int)

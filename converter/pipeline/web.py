@@ -25,7 +25,7 @@ from ..runtime.browser.session import web_dir
 SITE_FORMATS = ("tflite-static", "tflite-static-fp16", "onnx")
 # The browser runtimes of each kind of file, the page's first choice first (it falls back
 # from WebGPU to wasm when the browser has none).
-RUNTIMES = {"tflite": ("litert-js-webgpu", "litert-js"), "onnx": ("onnx-web",)}
+RUNTIMES = {"tflite": ("litert-js-webgpu", "litert-js"), "onnx": ("onnx-webgpu", "onnx-web")}
 # The npm files each kind needs, under web/node_modules (the page's import map and
 # models.mjs name them under runtime/).
 RUNTIME_FILES = {
@@ -34,7 +34,11 @@ RUNTIME_FILES = {
                "@litertjs/wasm-utils/dist/index.js"),
     "onnx": ("onnxruntime-web/package.json", "onnxruntime-web/dist/ort.wasm.min.mjs",
              "onnxruntime-web/dist/ort-wasm-simd-threaded.mjs",
-             "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm"),
+             "onnxruntime-web/dist/ort-wasm-simd-threaded.wasm",
+             # the WebGPU build (its own wasm: the asyncify one)
+             "onnxruntime-web/dist/ort.webgpu.min.mjs",
+             "onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.mjs",
+             "onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.wasm"),
 }
 MODEL_DIR = "model"  # the bundle's files, under their bundle paths
 SITE_JSON = "site.json"

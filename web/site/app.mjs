@@ -5,7 +5,7 @@
 // initial frame's keypoints, and generate, all at batch 1.
 //
 // For tests and links the page starts from its address:
-//   ?source=URL&driving=URL|camera[&backend=litert-js|litert-js-webgpu|onnx-web]
+//   ?source=URL&driving=URL|camera[&backend=litert-js|litert-js-webgpu|onnx-web|onnx-webgpu]
 //   [&relative=0|1][&adapt_scale=0|1]
 // <canvas id="result"> counts its frames in data-frames-rendered, says data-state
 // (loading, ready, running, done, stopped, error) and holds the motion origin in

@@ -1,11 +1,15 @@
 // The site's models: each file fetched once (a progress bar's worth of bytes), checked
 // against the sha256 the bundle's manifest gives it (site.json), then opened from memory
 // with fomm-runtime.mjs. A WebGPU runtime that is missing or fails falls back to wasm.
+
+// Each WebGPU runtime's wasm fallback (the same files on the CPU).
+const WASM_FALLBACK = {'litert-js-webgpu': 'litert-js', 'onnx-webgpu': 'onnx-web'};
 import {openModels} from './fomm-runtime.mjs';
 
 // Where `fomm-convert web` puts each runtime's wasm files.
 const WASM = {
   'onnx-web': './runtime/onnxruntime-web/dist/',
+  'onnx-webgpu': './runtime/onnxruntime-web/dist/',
   'litert-js': './runtime/@litertjs/core/wasm/',
   'litert-js-webgpu': './runtime/@litertjs/core/wasm/',
 };
@@ -52,8 +56,8 @@ export async function chooseRuntime(site, wanted) {
     throw new PageError(`backend=${runtime}: this site holds the ${site.format} files, which ` +
                         `run on ${site.runtimes.join(' or ')}`);
   }
-  if (runtime === 'litert-js-webgpu' && !(navigator.gpu && await navigator.gpu.requestAdapter())) {
-    return {runtime: 'litert-js',
+  if (WASM_FALLBACK[runtime] && !(navigator.gpu && await navigator.gpu.requestAdapter())) {
+    return {runtime: WASM_FALLBACK[runtime],
             notice: 'This browser has no WebGPU: running on wasm (the CPU) instead.'};
   }
   return {runtime, notice: null};
@@ -92,12 +96,15 @@ export async function loadModels(site, runtime, onProgress) {
     try {
       return Object.assign(await open(runtime), {runtime, notice: null});
     } catch (err) {
-      if (runtime !== 'litert-js-webgpu') throw err;
-      const litert = await import('@litertjs/core');
-      try { litert.unloadLiteRt(); } catch { /* it failed before loading */ }
+      const fallback = WASM_FALLBACK[runtime];
+      if (!fallback) throw err;
+      if (fallback === 'litert-js') {
+        const litert = await import('@litertjs/core');
+        try { litert.unloadLiteRt(); } catch { /* it failed before loading */ }
+      }
       const notice = `WebGPU could not run the models (${err.message}): running on wasm ` +
                      '(the CPU) instead.';
-      return Object.assign(await open('litert-js'), {runtime: 'litert-js', notice});
+      return Object.assign(await open(fallback), {runtime: fallback, notice});
     }
   } finally {
     Object.values(urls).forEach((url) => URL.revokeObjectURL(url));

@@ -1,6 +1,7 @@
-"""A bundle's files run in headless Chromium: onnx-web (onnxruntime-web on wasm, the ONNX
-files), litert-js (LiteRT.js on wasm) and litert-js-webgpu (LiteRT.js on WebGPU, the ops
-it refuses on wasm), both on the static TFLite files, called once per example."""
+"""A bundle's files run in headless Chromium: onnx-web and onnx-webgpu (onnxruntime-web on
+wasm, on its WebGPU execution provider) on the ONNX files, litert-js (LiteRT.js on wasm)
+and litert-js-webgpu (LiteRT.js on WebGPU, the ops it refuses on wasm) on the static
+TFLite files, called once per example."""
 from __future__ import annotations
 
 from pathlib import Path

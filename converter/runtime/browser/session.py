@@ -25,8 +25,9 @@ CALL_SECONDS = 300
 # What the page needs under web/ (the harness and the runtimes' npm files).
 WEB_FILES = ("harness.html", "harness.mjs", "fomm-runtime.mjs",
              "node_modules/onnxruntime-web/dist/ort.wasm.min.mjs",
+             "node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs",
              "node_modules/@litertjs/core/dist/index.js")
-WEBGPU_RUNTIMES = {"litert-js-webgpu"}
+WEBGPU_RUNTIMES = {"onnx-webgpu", "litert-js-webgpu"}
 
 
 def web_dir() -> Path:
