@@ -24,6 +24,7 @@ from fomm_convert.runtime import load_backend
 from fomm_convert.runtime.browser import BrowserError
 from fomm_convert.runtime.browser.chromium import find_chromium
 from fomm_convert.runtime.browser.placement import parse_placement
+from fomm_convert.runtime.browser.session import WEBGPU_RUNTIMES
 
 from conftest import FIXTURES, require_browser
 from oracle_policy import STAGE, assert_matches_oracle
@@ -32,7 +33,6 @@ pytestmark = pytest.mark.browser
 
 RUNTIMES = ("onnx-web", "onnx-webgpu", "litert-js", "litert-js-webgpu")
 # Issues 9 and 24: the WebGPU runtimes are held to 1e-3 everywhere (GPU arithmetic).
-WEBGPU_RUNTIMES = ("onnx-webgpu", "litert-js-webgpu")
 WEBGPU_TOLERANCE = 1e-3
 
 

@@ -19,9 +19,12 @@ from .chromium import Chromium
 from .server import HarnessServer
 
 # Loading compiles every file (LiteRT.js on SwiftShader WebGPU: ~10 s for the tiny
-# generator); one call may be a vox-256 generator on wasm.
+# generator); one call may be a vox-256 generator on wasm. WebGPU without a GPU is
+# SwiftShader: onnx-webgpu's vox-256 generator took 955 s for 2 frames on a busy 2-core
+# machine, so its calls get an hour (a dead browser still ends a wait at once).
 LOAD_SECONDS = 300
 CALL_SECONDS = 300
+WEBGPU_CALL_SECONDS = 3600
 # What the page needs under web/ (the harness and the runtimes' npm files).
 WEB_FILES = ("harness.html", "harness.mjs", "fomm-runtime.mjs",
              "node_modules/onnxruntime-web/dist/ort.wasm.min.mjs",
@@ -44,6 +47,7 @@ class BrowserSession:
     def __init__(self, runtime: str, bundle: Path, files: dict, external_data=(),
                  threads: int | None = None):
         self.runtime = runtime
+        self.call_seconds = WEBGPU_CALL_SECONDS if runtime in WEBGPU_RUNTIMES else CALL_SECONDS
         config = {"runtime": runtime, "files": files, "externalData": list(external_data),
                   "threads": threads}
         self.server = HarnessServer({"web": web_dir(), "bundle": bundle}, config)
@@ -93,7 +97,7 @@ class BrowserSession:
             {"id": job, "model": model, "signature": signature},
             {name: np.asarray(value, np.float32) for name, value in inputs.items()}))
         header, outputs = self._wait(lambda: self.server.results.pop(job, None),
-                                     CALL_SECONDS, f"running {file} {signature}")
+                                     self.call_seconds, f"running {file} {signature}")
         if "error" in header:
             raise BrowserError(f"{self.runtime} {file} {signature}: {header['error']}")
         self.last_call_ms = header["ms"]  # in the page, without the trip to it and back
