@@ -13,10 +13,10 @@ def inverse2x2(m: torch.Tensor) -> torch.Tensor:
     The original calls torch.inverse: LAPACK's LU with partial pivoting, then a solve
     against the identity. The same steps here: pivot on the larger of |a| and |c|,
     l = q0 / p0, u = q1 - l p1, then each unknown scaled by a reciprocal (1 / u, 1 / p0),
-    as the solve does. On 400000 random matrices this equals torch.inverse (torch 2.13's
-    CPU build, the oracle's) bit for bit, and the vox-256 sparse_deformed the original
-    recorded, where the closed form [[d, -b], [-c, a]] / det rounds differently (29 of 80
-    entries; stage-fed sparse_deformed 7.7e-6 off the original instead of 0)."""
+    as the solve does. This equals torch.inverse (torch 2.13's CPU build, the oracle's) bit
+    for bit on 400000 random matrices, and gives the vox-256 sparse_deformed the original
+    recorded exactly; the closed form [[d, -b], [-c, a]] / det rounds differently (29 of
+    80 entries there: stage-fed sparse_deformed 7.7e-6 off the original)."""
     a, b, c, d = m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1]
     swap = c.abs() > a.abs()
     p0, p1 = torch.where(swap, c, a), torch.where(swap, d, b)  # the pivot row
@@ -37,7 +37,7 @@ def inverse2x2(m: torch.Tensor) -> torch.Tensor:
 # as torch's CPU matmul computes it (so the reference is unchanged, bit for bit). Exported
 # as MatMul, native onnxruntime (the (B, K, 2, 2) product) and OpenVINO fused a
 # multiply-add where onnxruntime-web and torch round twice: as Mul and Add, every runtime
-# rounds as the original does (docs/runtimes.md, "onnxruntime-web").
+# rounds as the original does (docs/runtimes.md, "Margins on vox-256").
 def matmul2x2(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """p @ q for (..., 2, 2) matrices: column k of p times row k of q, summed over k."""
     return p[..., :, 0:1] * q[..., 0:1, :] + p[..., :, 1:2] * q[..., 1:2, :]
