@@ -17,7 +17,7 @@ import importlib.util
 from dataclasses import dataclass
 from types import ModuleType
 
-from .errors import FommError
+from .errors import FommError, shown
 from .formats import FORMAT_NAMES
 from .signatures import SIGNATURE_NAMES
 from .tpsmm.architecture import NETWORKS as TPSMM_NETWORKS
@@ -144,8 +144,7 @@ def family(name: str) -> Family:
     try:
         return FAMILIES[name]
     except (KeyError, TypeError):  # a name from a file may be anything
-        shown = repr(name) if len(repr(name)) <= 40 else f"{repr(name)[:37]}..."
-        raise UnknownFamily(f"unknown model family {shown} (known: "
+        raise UnknownFamily(f"unknown model family {shown(name)} (known: "
                             f"{', '.join(FAMILIES)})") from None
 
 
