@@ -13,6 +13,7 @@ EXTRA_OF_MODULE = {
     **dict.fromkeys(("ai_edge_litert", "onnxruntime", "openvino", "imageio", "imageio_ffmpeg",
                      "PIL", "flatbuffers"), "lite"),
     **dict.fromkeys(("scipy", "skimage", "pytest"), "dev"),
+    "ray": "ray",
 }
 
 

@@ -1,0 +1,23 @@
+"""What the scheduler (many/run.py) asks of an engine, local (local.py) or Ray (ray_engine.py):
+
+    engine.free() -> int       workers without a job
+    engine.submit(task)        a job (work.py's dict) to a free worker
+    engine.wait() -> [(task, result | Lost)]   blocks until a job ends or is lost
+    engine.stop()              every worker stopped (a job underway unwinds)
+
+A job is lost when its worker dies under it (kill -9, out of memory, a node gone); the
+scheduler retries it elsewhere, up to its bound.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import FommError
+
+class SetupFailed(FommError):
+    """A worker could not load the bundle or its runtime (every worker would fail alike)."""
+
+
+@dataclass
+class Lost:
+    reason: str  # one line: how the worker died
