@@ -48,6 +48,8 @@ def animate_many_command(bundle, backend, checkpoint, batch_size, threads, force
                            address=address, workers=workers, threads=threads,
                            backend=backend, checkpoint=checkpoint, batch_size=batch_size,
                            force=force, retries=retries, notify=_notify)
+    for key, warning in summary["warnings"]:
+        click.echo(f"warning: {key}: {warning}", err=True)
     for key, error in summary["failed"]:
         click.echo(f"failed: {key}: {error}", err=True)
     for key, video in summary.get("videos", {}).items():
@@ -57,7 +59,8 @@ def animate_many_command(bundle, backend, checkpoint, batch_size, threads, force
                    f"{sum(v['frames'] for v in summary['videos'].values())} frames of "
                    f"{len(summary['videos'])} videos")
     click.echo(f"{summary['ok']} of {summary['jobs']} jobs done ({summary['skipped']} by an "
-               f"earlier run), {len(summary['failed'])} failed; {summary['frames']} frames "
-               f"in {summary['seconds']:.1f} s; {summary['results']}")
+               f"earlier run), {len(summary['failed'])} failed; this run: "
+               f"{summary['frames']} frames in {summary['seconds']:.1f} s; "
+               f"{summary['results']}")
     if summary["failed"]:
         raise SystemExit(1)

@@ -21,3 +21,21 @@ class SetupFailed(FommError):
 @dataclass
 class Lost:
     reason: str  # one line: how the worker died
+
+
+class Restarts:
+    """How many dead workers may still be replaced: a bound, so that a worker that dies
+    whatever it runs is not started forever."""
+
+    def __init__(self, left: int):
+        self.left = left
+
+    def allow(self, alive: int) -> bool:
+        """Whether to start a replacement; with none left and no worker alive, the run
+        cannot go on."""
+        if self.left <= 0:
+            if not alive:
+                raise SetupFailed("every worker died; see the results file")
+            return False
+        self.left -= 1
+        return True

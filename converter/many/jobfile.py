@@ -49,7 +49,7 @@ class Job:
     inputs: dict  # role ("source", "driving"; "video") -> Path
     out: str | None = None  # under --out
     options: dict = field(default_factory=dict)  # the other fields, defaults filled in
-    row: str = ""  # where it was read, for messages
+    row: str = field(default="", compare=False)  # where it was read, for messages
 
 
 def job_fields() -> dict[str, Field]:

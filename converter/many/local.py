@@ -15,7 +15,7 @@ import signal
 import sys
 from multiprocessing.connection import wait as wait_for
 
-from .engine import Lost, SetupFailed
+from .engine import Lost, Restarts, SetupFailed
 from .work import Worker, describe
 
 STOP_SECONDS = 10  # a stopped worker's time to unwind its job before SIGKILL
@@ -31,7 +31,7 @@ class LocalEngine:
     name = "local"
 
     def __init__(self, setup: dict, workers: int, max_restarts: int):
-        self.setup, self.workers, self.restarts_left = setup, workers, max_restarts
+        self.setup, self.restarts = setup, Restarts(max_restarts)
         self.context = multiprocessing.get_context("spawn")
         self.slots = [self._start() for _ in range(workers)]
 
@@ -84,12 +84,8 @@ class LocalEngine:
     def _replace(self, slot: Slot):
         slot.conn.close()
         self.slots.remove(slot)
-        if self.restarts_left <= 0:
-            if not self.slots:
-                raise SetupFailed("every worker died; see the results file")
-            return
-        self.restarts_left -= 1
-        self.slots.append(self._start())
+        if self.restarts.allow(len(self.slots)):
+            self.slots.append(self._start())
 
     def stop(self):
         for slot in self.slots:

@@ -5,7 +5,8 @@ Nothing assumes a shared filesystem: the bundle travels once through Ray's objec
 (a tar, unpacked on each worker and checked there against its manifest, whose sha256 the
 driver sends), each input file with the jobs that read it, and each output back to the
 driver, which writes it where the job says (ship.py). A worker node needs fomm-convert
-with its lite extra and ray installed.
+with its lite extra and ray installed. A local Ray started for the run listens on
+127.0.0.1 only, with no dashboard.
 """
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from ..bundle.manifest import MANIFEST
 from ..errors import one_line
 from ..extras import extras_named
 from ..io import pid_alive
-from .engine import Lost, SetupFailed
+from .engine import Lost, Restarts, SetupFailed
 from .results import output_sha256
 from .ship import pack_folder, pack_output, place_output, unpack_folder
 from .work import Worker, describe
 
 HOME = "fomm-animate-many"  # under the worker's temporary folder: a folder per actor
+STOP_SECONDS = 10  # for the actors to remove their folders before they are killed
+LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's node address is 127.0.0.1
 
 
 class RayWorker:
@@ -71,8 +74,9 @@ class RayWorker:
                 result["error"] = result["error"].replace(copy, original)
         return result
 
-    def pid(self) -> int:
-        return os.getpid()
+    def close(self):
+        """Its folder removed (a killed actor's goes when the next one starts)."""
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 def _actor_home() -> Path:
@@ -93,6 +97,10 @@ class RayEngine:
 
     def __init__(self, setup: dict, workers: int | None, max_restarts: int, *,
                  address: str | None, threads: int):
+        if address is None:
+            # A Ray of this machine alone: every one of its servers on 127.0.0.1 (by
+            # default Ray binds the machine's address, to be joined by other nodes).
+            os.environ.setdefault(LOCAL_ONLY, "0")
         with extras_named("animate-many --engine ray"):
             import ray
         self.ray, self.started = ray, not ray.is_initialized()
@@ -117,7 +125,7 @@ class RayEngine:
                                                          max_task_retries=0)
         self.args = (self.bundle_ref, manifest_sha256, setup)
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.restarts_left = max_restarts
+        self.restarts = Restarts(max_restarts)
         self.idle = [self.actor_class.remote(*self.args)
                      for _ in range(workers or max(1, cpus // threads))]
         self.actors = list(self.idle)
@@ -183,16 +191,15 @@ class RayEngine:
 
     def _replace(self, actor):
         self.actors.remove(actor)
-        if self.restarts_left <= 0:
-            if not self.actors:
-                raise SetupFailed("every Ray worker died; see the results file")
+        if not self.restarts.allow(len(self.actors)):
             return
-        self.restarts_left -= 1
         replacement = self.actor_class.remote(*self.args)
         self.actors.append(replacement)
         self.idle.append(replacement)
 
     def stop(self):
+        closing = [actor.close.remote() for actor in self.actors]
+        self.ray.wait(closing, num_returns=len(closing), timeout=STOP_SECONDS)
         for actor in self.actors:
             self.ray.kill(actor)
         self.actors, self.idle, self.running, self.blobs = [], [], {}, {}

@@ -84,16 +84,17 @@ def animate_many(bundle, out, *, jobs=None, reconstruct=None, engine: str = "loc
                 _schedule(open_engine(engine, setup, workers, restarts, address=address,
                                       threads=threads),
                           pending, results, retries, force, out,
-                          JobsBar(len(pending), stream, skipped))
+                          JobsBar(len(pending), stream, len(skipped)))
         finally:
             results.close()
     return _summary(job_list, results, skipped, time.perf_counter() - start, out)
 
 
 def _plan(job_list, out: Path, run: dict, results: Results):
-    """[(job, digest)] still to do, and how many were done by an earlier run. A job whose
-    input cannot be read fails here, recorded."""
-    hashes, pending, skipped = {}, [], 0
+    """[(job, digest, ours)] still to do (ours: an earlier run recorded the job, so what is
+    at its output is ours to replace), and the keys of the jobs an earlier run did. A job
+    whose input cannot be read fails here, recorded."""
+    hashes, pending, skipped = {}, [], set()
     for job in job_list:
         try:
             shas = {role: _sha256(hashes, path) for role, path in job.inputs.items()}
@@ -103,9 +104,9 @@ def _plan(job_list, out: Path, run: dict, results: Results):
             continue
         digest = job_digest(job, shas, run)
         if results.done(job, digest, None if job.out is None else out / job.out):
-            skipped += 1
+            skipped.add(job.key)
         else:
-            pending.append((job, digest))
+            pending.append((job, digest, results.ours(job)))
     # Jobs of one source in a row: a worker encodes a picture once for all of them.
     pending.sort(key=lambda item: str(item[0].inputs.get("source", "")))
     return pending, skipped
@@ -129,24 +130,24 @@ def _sha256(hashes: dict, path: Path) -> str:
 def _schedule(engine, pending: list, results: Results, retries: int, force: bool,
               out: Path, bar: JobsBar):
     queue, attempts, running = deque(pending), {}, 0
-    digests = {job.key: (job, digest) for job, digest in pending}
+    by_key = {item[0].key: item for item in pending}
     try:
         while queue or running:
             while queue and engine.free():
-                job, digest = queue.popleft()
+                job, digest, ours = queue.popleft()
                 attempts[job.key] = attempts.get(job.key, 0) + 1
                 results.append({"job": job.key, "status": "started", "digest": digest,
                                 "attempt": attempts[job.key]})
-                engine.submit(_task(job, out, force or results.ours(job)))
+                engine.submit(_task(job, out, force or ours))
                 running += 1
                 bar.started()
             for task, outcome in engine.wait():
                 running -= 1
-                job, digest = digests[task["key"]]
+                job, digest, _ = by_key[task["key"]]
                 tries = attempts[job.key]
                 if isinstance(outcome, Lost):
                     if tries <= retries:
-                        queue.appendleft((job, digest))
+                        queue.appendleft(by_key[job.key])
                         bar.ended(None)
                         continue
                     outcome = {"status": "failed", "frames": 0, "seconds": None,
@@ -169,14 +170,17 @@ def _task(job, out_root: Path, force: bool) -> dict:
             "options": job.options, "force": force}
 
 
-def _summary(job_list, results: Results, skipped: int, seconds: float, out: Path) -> dict:
+def _summary(job_list, results: Results, skipped: set, seconds: float, out: Path) -> dict:
+    """The run's figures; frames and warnings are this run's (not the skipped jobs')."""
     records = [results.last.get(job.key, {}) for job in job_list]
     ok = [r for r in records if r.get("status") == "ok"]
-    summary = {"jobs": len(job_list), "ok": len(ok), "skipped": skipped,
+    now = [r for r in records if r.get("job") not in skipped]
+    summary = {"jobs": len(job_list), "ok": len(ok), "skipped": len(skipped),
                "failed": [(r["job"], r.get("error")) for r in records
                           if r.get("status") == "failed"],
-               "frames": sum(r.get("frames", 0) for r in ok), "seconds": seconds,
-               "results": str(out / RESULTS)}
+               "frames": sum(r.get("frames", 0) for r in now if r.get("status") == "ok"),
+               "warnings": [(r["job"], w) for r in now for w in r.get("warnings", [])],
+               "seconds": seconds, "results": str(out / RESULTS)}
     if job_list and job_list[0].kind == "reconstruct":
         videos = {r["job"]: {"l1": r["l1"], "frames": r["frames"]} for r in ok}
         # The original's reconstruction loss: the mean over every frame of every video.

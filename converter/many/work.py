@@ -16,7 +16,7 @@ import time
 import warnings
 
 from ..animation.jobs import animate, prepare, run_reconstruct
-from ..errors import FommError, one_line
+from ..errors import FommError, FommWarning, one_line
 from .results import output_sha256
 
 
@@ -37,7 +37,8 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - a job's failure is its own
                 result = {"status": "failed", "error": describe(exc)}
         result["seconds"] = round(time.perf_counter() - start, 3)
-        result["warnings"] = [str(w.message) for w in caught]
+        result["warnings"] = [str(w.message) for w in caught
+                              if issubclass(w.category, FommWarning)]
         return result
 
     def _run(self, job: dict, quiet) -> dict:
