@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from ..animation.jobs import animate
 from ..errors import FommError
 from ..limits import ERROR_VALUE_CHARS, JOBS_MAX_BYTES, MAX_JOBS
+from .results import RESULTS
 
 # animate's parameters that a run sets for all its jobs (or that are not options at all).
 RUN_PARAMETERS = ("bundle", "backend", "checkpoint", "threads", "batch_size", "force",
@@ -220,7 +221,6 @@ def _convert(where: str, spec: Field, value):
 def _out_name(where: str, name: str) -> str:
     """A relative path under --out: no absolute path, no '..', no hidden part (the run's own
     files are hidden or results.jsonl)."""
-    from .results import RESULTS
     parts = PurePosixPath(name).parts
     if (not parts or PurePosixPath(name).is_absolute() or "\\" in name
             or any(p in ("..", ".") or p.startswith(".") for p in parts)

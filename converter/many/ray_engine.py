@@ -118,22 +118,28 @@ class RayEngine:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise SetupFailed(f"ray at {address or 'a local Ray'}: {one_line(exc)}") \
                     from None
+        self.actors, self.idle, self.running, self.blobs = [], [], {}, {}
         bundle = Path(setup["bundle"])
         manifest_sha256 = hashlib.sha256((bundle / MANIFEST).read_bytes()).hexdigest()
         self.bundle_ref = ray.put(pack_folder(bundle))
         self.actor_class = ray.remote(RayWorker).options(num_cpus=threads, max_restarts=0,
                                                          max_task_retries=0)
         self.args = (self.bundle_ref, manifest_sha256, setup)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        workers = workers or max(1, cpus // threads)
+        if workers * threads > cpus:  # an actor holds its CPUs: the others would never start
+            self.stop()
+            raise SetupFailed(f"--workers {workers} x --threads {threads} needs "
+                              f"{workers * threads} CPUs; the Ray cluster has {cpus}")
         self.restarts = Restarts(max_restarts)
-        self.idle = [self.actor_class.remote(*self.args)
-                     for _ in range(workers or max(1, cpus // threads))]
+        self.idle = [self.actor_class.remote(*self.args) for _ in range(workers)]
         self.actors = list(self.idle)
         for error in ray.get([actor.ready.remote() for actor in self.idle]):
             if error is not None:
+                self.stop()
                 raise SetupFailed(error)
-        self.running: dict = {}  # ObjectRef -> (actor, task, input paths)
-        self.blobs: dict = {}  # input path -> [ObjectRef, tasks holding it]
+        # self.running: ObjectRef -> (actor, task, input paths); self.blobs: input path ->
+        # [ObjectRef, tasks holding it]
 
     def free(self) -> int:
         return len(self.idle)
@@ -199,7 +205,8 @@ class RayEngine:
 
     def stop(self):
         closing = [actor.close.remote() for actor in self.actors]
-        self.ray.wait(closing, num_returns=len(closing), timeout=STOP_SECONDS)
+        if closing:
+            self.ray.wait(closing, num_returns=len(closing), timeout=STOP_SECONDS)
         for actor in self.actors:
             self.ray.kill(actor)
         self.actors, self.idle, self.running, self.blobs = [], [], {}, {}
