@@ -509,6 +509,6 @@ def test_ray_retries_the_job_of_a_killed_worker(synthetic_bundle, media, ray_hea
 def test_without_ray_the_engine_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(FommError) as info:
-        many_run.open_engine("ray", {}, 1, 0)
+        many_run.open_engine("ray", {}, 1, 1)
     assert str(info.value) == ("animate-many --engine ray needs ray, which is not "
                                "installed: pip install 'fomm-convert[ray]'")

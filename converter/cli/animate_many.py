@@ -6,6 +6,7 @@ import functools
 
 import click
 
+from ..many.engine import ENGINES
 from .animate import _common_options, _notify, _terminate_cleanly
 
 
@@ -23,7 +24,7 @@ from .animate import _common_options, _notify, _terminate_cleanly
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Folder of the outputs and of results.jsonl (a line per job's start "
                    "and end).")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+@click.option("--engine", type=click.Choice(ENGINES), default="local",
               show_default=True,
               help="local: worker processes on this machine; ray: Ray actors on a local "
                    "Ray started for the run, or on the cluster at --address.")

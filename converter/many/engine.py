@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 from ..errors import FommError
 
+ENGINES = ("local", "ray")
+
+
 class SetupFailed(FommError):
     """A worker could not load the bundle or its runtime (every worker would fail alike)."""
 

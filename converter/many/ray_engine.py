@@ -95,7 +95,7 @@ def _actor_home() -> Path:
 class RayEngine:
     name = "ray"
 
-    def __init__(self, setup: dict, workers: int | None, max_restarts: int, *,
+    def __init__(self, setup: dict, workers: int | None, jobs: int, max_restarts: int, *,
                  address: str | None, threads: int):
         if address is None:
             # A Ray of this machine alone: every one of its servers on 127.0.0.1 (by
@@ -126,7 +126,7 @@ class RayEngine:
                                                          max_task_retries=0)
         self.args = (self.bundle_ref, manifest_sha256, setup)
         cpus = int(ray.cluster_resources().get("CPU", 0))
-        workers = workers or max(1, cpus // threads)
+        workers = min(workers or max(1, cpus // threads), jobs)
         if workers * threads > cpus:  # an actor holds its CPUs: the others would never start
             self.stop()
             raise SetupFailed(f"--workers {workers} x --threads {threads} needs "

@@ -16,7 +16,7 @@ import numpy as np
 from ..animation.jobs import prepare
 from ..errors import FommError
 from ..io import file_sha256, output_lock
-from .engine import Lost
+from .engine import ENGINES, Lost
 from .jobfile import read_jobs, reconstruct_jobs
 from .progress import JobsBar
 from .results import RESULTS, Results, job_digest
@@ -26,15 +26,16 @@ class ManyError(FommError):
     """animate-many refused its arguments."""
 
 
-def open_engine(name: str, setup: dict, workers: int | None, max_restarts: int, *,
-                address: str | None = None, threads: int = 1):
+def open_engine(name: str, setup: dict, workers: int | None, jobs: int, *,
+                address: str | None = None, threads: int = 1, retries: int = 2):
+    """The engine of ENGINES named, with no more workers than jobs (each loads the bundle
+    as it starts); a dead worker is replaced at most once a try of a job."""
+    restarts = jobs * (retries + 1)
     if name == "local":
         from .local import LocalEngine
-        return LocalEngine(setup, workers or default_workers(threads), max_restarts)
-    if name == "ray":
-        from .ray_engine import RayEngine
-        return RayEngine(setup, workers, max_restarts, address=address, threads=threads)
-    raise ManyError(f"--engine: '{name}' is not one of local, ray")
+        return LocalEngine(setup, min(workers or default_workers(threads), jobs), restarts)
+    from .ray_engine import RayEngine
+    return RayEngine(setup, workers, jobs, restarts, address=address, threads=threads)
 
 
 def default_workers(threads: int) -> int:
@@ -57,6 +58,8 @@ def animate_many(bundle, out, *, jobs=None, reconstruct=None, engine: str = "loc
     again; force: replace outputs that no run of this command recorded."""
     if (jobs is None) == (reconstruct is None):
         raise ManyError("give a jobs file or --reconstruct VIDEOS, one of them")
+    if engine not in ENGINES:
+        raise ManyError(f"--engine: '{engine}' is not one of {', '.join(ENGINES)}")
     if retries < 0:
         raise ManyError(f"--retries: {retries} is below 0")
     threads = threads or 1
@@ -80,9 +83,8 @@ def animate_many(bundle, out, *, jobs=None, reconstruct=None, engine: str = "loc
             start = time.perf_counter()
             pending, skipped = _plan(job_list, out, run, results)
             if pending:
-                restarts = len(pending) * (retries + 1)  # at most one a try
-                _schedule(open_engine(engine, setup, workers, restarts, address=address,
-                                      threads=threads),
+                _schedule(open_engine(engine, setup, workers, len(pending),
+                                      address=address, threads=threads, retries=retries),
                           pending, results, retries, force, out,
                           JobsBar(len(pending), stream, len(skipped)))
         finally:
