@@ -12,6 +12,7 @@ EXTRA_OF_MODULE = {
     **dict.fromkeys(("torch", "tensorflow", "onnx", "tf_keras", "keras"), "convert"),
     **dict.fromkeys(("ai_edge_litert", "onnxruntime", "openvino", "imageio", "imageio_ffmpeg",
                      "PIL", "flatbuffers"), "lite"),
+    "matplotlib": "plot",
     **dict.fromkeys(("scipy", "skimage", "pytest"), "dev"),
     "ray": "ray",
 }

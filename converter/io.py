@@ -72,14 +72,29 @@ class OutputExists(FommError):
     """An output that is there already, and no --force."""
 
 
-def refuse_replacing(out, force: bool, replaces: bool | None = None):
+def refuse_replacing(out, force: bool, replaces: bool | None = None, error=OutputExists):
     """Nothing a user has is replaced without --force (`replaces`: whether writing `out`
     would replace something; default: whether it exists)."""
     out = Path(out)
     if replaces is None:
         replaces = out.exists() or out.is_symlink()
     if replaces and not force:
-        raise OutputExists(f"{out} exists; pass --force to replace it")
+        raise error(f"{out} exists; pass --force to replace it")
+
+
+def check_folder_output(out, force: bool, foreign, error=OutputExists):
+    """A folder output (a bundle, a web site) may be written: absent, or, with --force, one
+    this program wrote. `foreign(out)` says why an existing folder is not one of ours
+    ("is not a ...") or None; such a folder, a file or a link is never replaced, whatever
+    --force says. Refusals are `error`s."""
+    out = Path(out)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise error(f"{out}: exists and is not a folder; choose another --out")
+    if out.exists():
+        reason = foreign(out)
+        if reason is not None:
+            raise error(f"{out}: exists and {reason}; choose another --out")
+    refuse_replacing(out, force, error=error)
 
 
 @contextmanager

@@ -1,21 +1,16 @@
-"""The licence and attribution every artifact carries: official FOMM weights are
-CC BY-NC 4.0; synthetic ones only credit the architecture."""
+"""The licence and attribution every artifact carries: official weights carry their
+family's licence (FOMM's CC BY-NC 4.0, TPSMM's MIT) and its authors' attribution;
+synthetic ones only credit the architecture."""
 from __future__ import annotations
 
-PAPER = ("Aliaksandr Siarohin, Stéphane Lathuilière, Sergey Tulyakov, Elisa Ricci, Nicu Sebe. "
-         "First Order Motion Model for Image Animation. NeurIPS 2019.")
-REPOSITORY = "https://github.com/AliaksandrSiarohin/first-order-model"
 
-
-def licence(synthetic: bool) -> dict:
-    """Official weights carry CC BY-NC 4.0 and its attribution; synthetic ones only credit
-    the architecture."""
-    attribution = f"{PAPER} {REPOSITORY}"
+def licence(family, synthetic: bool) -> dict:
+    """The licence entry of a bundle of `family` (a families.Family row)."""
+    terms = family.licence
+    attribution = f"{terms.paper} {terms.repository}"
     if synthetic:
         return {"weights": "synthetic (seeded random, made by fomm-convert synth); not the "
-                           "official FOMM weights", "license": None,
+                           f"official {family.title} weights", "license": None,
                 "architecture": attribution}
-    return {"weights": "converted from a First Order Motion Model checkpoint",
-            "license": "CC-BY-NC-4.0",
-            "license_url": "https://creativecommons.org/licenses/by-nc/4.0/",
-            "attribution": attribution}
+    return {"weights": f"converted from a {family.long_name} checkpoint",
+            "license": terms.spdx, "license_url": terms.url, "attribution": attribution}

@@ -11,8 +11,9 @@ SPEC_MAX_BYTES = 64 * 1024
 YAML_MAX_DEPTH = 32
 # (YAML aliases are refused outright: no spec or upstream config uses them, and one line of
 # them expands into gigabytes, the "billion laughs".)
-# A value quoted in an error message is cut to about this many characters.
-ERROR_VALUE_CHARS = 60
+# A value quoted in an error message is cut to this many characters (errors.shown): the
+# longest key of a published checkpoint, quoted, is 79.
+ERROR_VALUE_CHARS = 100
 
 # Frame sides: the published configs use 256 and 512; 2048 is four times the largest, and
 # its full-resolution feature map (64 channels, float32) already takes 1 GiB per frame.
@@ -34,6 +35,10 @@ MAX_DOWN_BLOCKS = 6  # [2] the generator's frame must divide by 2**num_down_bloc
 MAX_BOTTLENECK_BLOCKS = 32  # [6] residual blocks at the bottleneck's width
 MAX_KP_PAD = 3  # [0] 3 keeps the 7x7 heatmap conv 'same'; more only adds a border of zeros
 MAX_DOWNSAMPLE = 32  # [4, 8] 1 / scale_factor: the anti-alias kernel is ~4x as wide
+# TPSMM: [10] thin-plate splines of 5 keypoints each, so 5K stays within MAX_NUM_KP (the
+# in-graph hull's exact sums are bounded for 64 points: exact.py).
+MAX_NUM_TPS = MAX_NUM_KP // 5
+MAX_BOTTLE_SIZE = 1024  # [128] the AVD network's identity and pose codes (its widths are fixed)
 # temperature and kp_variance [0.1, 0.01]: float32 holds them and their reciprocals far
 # from overflow and underflow.
 MIN_POSITIVE_PARAM, MAX_POSITIVE_PARAM = 1e-6, 1e6

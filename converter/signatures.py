@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 from .architecture import downsampled_size, generator_channels
 
-MODELS = ("kp_detector", "process_kp_driving", "generator")
+# Each model's signatures, models in export order.
+SIGNATURE_NAMES = {"kp_detector": ("serving_default",),
+                   "process_kp_driving": ("serving_default",),
+                   "generator": ("serving_default", "encode_source", "generate")}
+MODELS = tuple(SIGNATURE_NAMES)
 DRIVING, SOURCE = "driving", "source"
 FLAGS = ("use_relative_movement", "use_relative_jacobian", "adapt_movement_scale")
-# The generator's serving_default outputs, in order (occlusion_map when estimated).
-GENERATOR_OUTPUTS = ("prediction", "mask", "occlusion_map", "deformation",
-                     "sparse_deformed", "deformed")
 
 IMAGE = "RGB float32 in [0, 1], NHWC"
 KEYPOINTS = "(x, y) in [-1, 1]; x along the width, y along the height"

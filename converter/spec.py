@@ -1,21 +1,22 @@
-"""Dataset specs: which FOMM model a checkpoint holds and how to run it.
+"""Dataset specs: which model a checkpoint holds and how to run it.
 
 Two inputs are accepted and resolved to the same `Spec`:
 - our spec YAML (specs/<name>.yaml), and
 - an original-format config YAML (the upstream `config/*.yaml`, for custom-trained
-  models), of which only `dataset_params.frame_shape`, `model_params` and
-  `animate_params.normalization_params` matter.
+  models), of which only `dataset_params.frame_shape`, `model_params` and (FOMM)
+  `animate_params.normalization_params` matter; its model params say its family.
 
-Every field is checked: an unknown or missing one is an error that names the file and
-the field's dotted path, because a silently ignored option is how converted models end
-up "distorted". A spec is hostile input too: YAML without aliases, of bounded size and depth;
+A spec names its model family (`family`, default fomm: families.py); the family's schema
+(its package's `spec` module) resolves the model parameters and its own settings. Every
+field is checked: an unknown or missing one is an error that names the file and the
+field's dotted path, because a silently ignored option is how converted models end up
+"distorted". A spec is hostile input too: YAML without aliases, of bounded size and depth;
 every number in its range (limits.py); the frame a size the networks can take.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-import reprlib
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -23,43 +24,22 @@ from pathlib import Path
 import yaml
 
 from . import limits
-from .architecture import downsample_step, downsampled_size
-from .errors import FommError, one_line, warn
+from .errors import FommError, cut, one_line, shown, warn
+from .families import DEFAULT, FAMILIES, UnknownFamily, family
 from .paths import is_file_name, is_plain_name, spec_file
 
 # specs/ ships as the package fomm_convert.specs, in a checkout and in a wheel alike.
 SPECS_DIR = Path(str(files("fomm_convert.specs")))
 
-# Model parameters the original modules accept, with the original's defaults
-# (REQUIRED where the original has none).
+# A field the original has no default for.
 REQUIRED = object()
-MODEL_FIELDS = {
-    "common_params": {"num_kp": REQUIRED, "num_channels": REQUIRED, "estimate_jacobian": False},
-    "kp_detector_params": {
-        "block_expansion": REQUIRED, "max_features": REQUIRED, "num_blocks": REQUIRED,
-        "temperature": REQUIRED, "scale_factor": 1, "single_jacobian_map": False, "pad": 0},
-    "generator_params": {
-        "block_expansion": REQUIRED, "max_features": REQUIRED, "num_down_blocks": REQUIRED,
-        "num_bottleneck_blocks": REQUIRED, "estimate_occlusion_map": False,
-        "dense_motion_params": REQUIRED},
-    "dense_motion_params": {
-        "block_expansion": REQUIRED, "max_features": REQUIRED, "num_blocks": REQUIRED,
-        "scale_factor": 1, "kp_variance": 0.01},
-}
-# Sections of model_params that belong to training only.
-TRAINING_ONLY = {"discriminator_params"}
-
-SPEC_FIELDS = {"name", "description", "upstream_config", "frame_shape", "checkpoint",
-               "normalization", "grid_sample_align_corners", "model_params"}
-NORMALIZATION_FIELDS = {"relative": True, "adapt_scale": True}
-# Integer fields: (smallest, largest) allowed (limits.py says why).
-INT_RANGES = {"num_kp": (1, limits.MAX_NUM_KP), "num_channels": (1, limits.MAX_CHANNELS),
-              "block_expansion": (1, limits.MAX_BLOCK_EXPANSION),
-              "max_features": (1, limits.MAX_FEATURES), "num_blocks": (1, limits.MAX_NUM_BLOCKS),
-              "num_down_blocks": (0, limits.MAX_DOWN_BLOCKS),
-              "num_bottleneck_blocks": (0, limits.MAX_BOTTLENECK_BLOCKS),
-              "pad": (0, limits.MAX_KP_PAD)}
+# The fields of every spec; a family's schema adds its SETTINGS.
+SPEC_FIELDS = {"name", "family", "description", "upstream_config", "frame_shape", "checkpoint",
+               "model_params"}
+# Model params that are numbers, not integers (in every family that has them).
 FLOAT_FIELDS = ("temperature", "scale_factor", "kp_variance")
+# The setting --align-corners overrides (families whose grid_sample convention is a choice).
+ALIGN_CORNERS = "grid_sample_align_corners"
 
 
 class SpecError(FommError, ValueError):
@@ -67,27 +47,48 @@ class SpecError(FommError, ValueError):
 
 
 @dataclass(frozen=True)
+class SpecParts:
+    """What a family's schema resolves: model params by section (its own layout), its
+    settings as to_dict records them, keypoints per frame, the grid_sample convention."""
+    params: dict
+    settings: dict
+    num_kp: int
+    align_corners: bool
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     path: Path
+    family: str  # families.FAMILIES
     frame_shape: tuple  # (H, W, C)
     checkpoint: str | None  # file name under checkpoints/
-    relative: bool
-    adapt_scale: bool
-    align_corners: bool  # grid_sample convention (False: torch >= 1.3 default)
-    common: dict
-    kp_detector: dict
-    generator: dict  # without dense_motion_params
-    dense_motion: dict
+    params: dict  # the resolved model params by section, as the family's schema holds them
+    settings: dict  # the family's own resolved fields (animation defaults, conventions)
+    num_kp: int  # keypoints per frame
+    align_corners: bool  # grid_sample convention (FOMM: False is torch >= 1.3's default)
     description: str = ""
 
+    # Sections by the original's names (a family has those its configs have).
     @property
-    def num_kp(self) -> int:
-        return self.common["num_kp"]
+    def common(self) -> dict:
+        return self.params["common_params"]
+
+    @property
+    def kp_detector(self) -> dict:
+        return self.params["kp_detector_params"]
+
+    @property
+    def generator(self) -> dict:
+        return self.params["generator_params"]
+
+    @property
+    def dense_motion(self) -> dict:
+        return self.params["dense_motion_params"]
 
     @property
     def estimate_jacobian(self) -> bool:
-        return self.common["estimate_jacobian"]
+        return self.common.get("estimate_jacobian", False)
 
     def kp_detector_kwargs(self) -> dict:
         return {**self.common, **self.kp_detector}
@@ -96,21 +97,25 @@ class Spec:
         return {**self.common, **self.generator, "dense_motion_params": dict(self.dense_motion)}
 
     def model_params(self) -> dict:
-        gen = dict(self.generator, dense_motion_params=dict(self.dense_motion))
-        return {"common_params": dict(self.common),
-                "kp_detector_params": dict(self.kp_detector),
-                "generator_params": gen}
+        """The model params in the original configs' layout."""
+        return family(self.family).facet("spec").model_params(self.params)
 
     def to_dict(self) -> dict:
-        """The resolved spec, every default filled in (recorded in bundles)."""
-        return {"name": self.name, "frame_shape": list(self.frame_shape),
-                "checkpoint": self.checkpoint,
-                "normalization": {"relative": self.relative, "adapt_scale": self.adapt_scale},
-                "grid_sample_align_corners": self.align_corners,
+        """The resolved spec, every default filled in (recorded in bundles). The default
+        family is not written: specs resolved before families existed, and the bundle
+        versions digested from them, stay what they were."""
+        named = {} if self.family == DEFAULT else {"family": self.family}
+        return {"name": self.name, **named, "frame_shape": list(self.frame_shape),
+                "checkpoint": self.checkpoint, **self.settings,
                 "model_params": self.model_params()}
 
     def with_align_corners(self, value: bool) -> "Spec":
-        return dataclasses.replace(self, align_corners=bool(value))
+        if ALIGN_CORNERS not in self.settings:
+            raise SpecError(f"{self.path}: a {family(self.family).title} model has no "
+                            f"{ALIGN_CORNERS} choice (its grid_sample always aligns "
+                            f"corners): --align-corners does not apply")
+        return dataclasses.replace(self, align_corners=bool(value),
+                                   settings={**self.settings, ALIGN_CORNERS: bool(value)})
 
 
 def available_specs() -> list[str]:
@@ -171,25 +176,8 @@ def read_yaml(path: Path):
     except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: 5000 digits
         mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
         reason = f"{problem} (line {mark.line + 1})" if problem and mark else one_line(exc)
-        raise SpecError(_cut(f"{path}: not valid YAML: {reason}")) from None
-
-
-_SHOW = reprlib.Repr()
-_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlong = 2, 40, 40, 40
-_SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = _SHOW.maxset = 4
-
-
-def _show(value) -> str:
-    """A value for an error message: a short repr, whatever its size or depth."""
-    try:
-        return _cut(_SHOW.repr(value), limits.ERROR_VALUE_CHARS)
-    except Exception:  # a repr that fails: say what it is
-        return type(value).__name__
-
-
-def _cut(text: str, limit: int = 4 * limits.ERROR_VALUE_CHARS) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit] + "..."
+        # The parser's reason quotes the file: cut as the line it was before (240).
+        raise SpecError(cut(f"{path}: not valid YAML: {reason}", 240)) from None
 
 
 def spec_from_data(path: Path, data) -> Spec:
@@ -204,68 +192,53 @@ def spec_from_data(path: Path, data) -> Spec:
 
 
 def _from_spec(path: Path, data: dict) -> Spec:
-    _reject_unknown(path, "", data, SPEC_FIELDS)
+    try:
+        row = family(data.get("family", DEFAULT))
+    except UnknownFamily as exc:
+        raise SpecError(f"{path}: family: {exc}") from None
+    schema = row.facet("spec")
+    reject_unknown(path, "", data, SPEC_FIELDS | set(schema.SETTINGS))
     for field in ("name", "frame_shape", "checkpoint", "model_params"):
         if field not in data:
             raise SpecError(f"{path}: {field}: missing")
-    norm = _mapping(path, "normalization", data.get("normalization", {}))
-    _reject_unknown(path, "normalization", norm, NORMALIZATION_FIELDS)
-    norm = {k: _bool(path, f"normalization.{k}", norm.get(k, d))
-            for k, d in NORMALIZATION_FIELDS.items()}
     checkpoint = None if data["checkpoint"] is None \
         else _name(path, "checkpoint", data["checkpoint"], is_file_name)
     if not isinstance(description := data.get("description", ""), str):
-        raise SpecError(f"{path}: description: expected text, got {_show(description)}")
-    return _build(path, _name(path, "name", data["name"]), data["frame_shape"],
-                  checkpoint, norm, _bool(path, "grid_sample_align_corners",
-                                          data.get("grid_sample_align_corners", False)),
-                  data["model_params"], description)
+        raise SpecError(f"{path}: description: expected text, got {shown(description)}")
+    name = _name(path, "name", data["name"])
+    frame_shape = _frame_shape(path, data["frame_shape"])
+    return _spec(path, name, row.name, frame_shape, checkpoint, description,
+                 schema.resolve(path, data, frame_shape, original=False))
 
 
 def _from_original_config(path: Path, data: dict) -> Spec:
-    frame_shape = _mapping(path, "dataset_params", data["dataset_params"]).get("frame_shape")
+    """An upstream config: the family whose MARKER its common_params hold (the
+    default family's, which says what is wrong, when none does); its frame shape, else
+    the family's demo default."""
+    dataset = mapping(path, "dataset_params", data["dataset_params"])
+    model_params = data.get("model_params")
+    common = model_params.get("common_params") if isinstance(model_params, dict) else None
+    row = next((f for name, f in FAMILIES.items() if name != DEFAULT
+                and isinstance(common, dict) and f.facet("spec").MARKER in common),
+               family(DEFAULT))
+    schema = row.facet("spec")
+    frame_shape = dataset.get("frame_shape", schema.DEFAULT_FRAME_SHAPE)
     if frame_shape is None:
         raise SpecError(f"{path}: dataset_params.frame_shape: missing")
     if "model_params" not in data:
         raise SpecError(f"{path}: model_params: missing")
-    animate = _mapping(path, "animate_params", data.get("animate_params"))
-    params = _mapping(path, "animate_params.normalization_params",
-                      animate.get("normalization_params"))
-    norm = {"relative": _bool(path, "animate_params.normalization_params.use_relative_movement",
-                              params.get("use_relative_movement", True)),
-            "adapt_scale": _bool(path, "animate_params.normalization_params.adapt_movement_scale",
-                                 params.get("adapt_movement_scale", False))}
     if not is_plain_name(path.stem):
-        raise SpecError(f"{path}: the config's file name {_show(path.stem)} names the model: "
+        raise SpecError(f"{path}: the config's file name {shown(path.stem)} names the model: "
                         f"rename it to letters, digits, '_', '.' and '-'")
-    return _build(path, path.stem, frame_shape, None, norm, False, data["model_params"],
-                  "original-format config")
-
-
-def _build(path, name, frame_shape, checkpoint, norm, align_corners, model_params, description):
     frame_shape = _frame_shape(path, frame_shape)
-    if not isinstance(model_params, dict):
-        raise SpecError(f"{path}: model_params: expected a mapping")
-    allowed = set(MODEL_FIELDS) - {"dense_motion_params"} | TRAINING_ONLY
-    _reject_unknown(path, "model_params", model_params, allowed)
-    resolved = {}
-    for section in ("common_params", "kp_detector_params", "generator_params"):
-        resolved[section] = _section(path, f"model_params.{section}",
-                                     model_params.get(section), MODEL_FIELDS[section])
-    dense = _section(path, "model_params.generator_params.dense_motion_params",
-                     resolved["generator_params"].pop("dense_motion_params"),
-                     MODEL_FIELDS["dense_motion_params"])
-    common = resolved["common_params"]
-    if common["num_channels"] != frame_shape[2]:
-        raise SpecError(f"{path}: model_params.common_params.num_channels: "
-                        f"{common['num_channels']} does not match frame_shape {frame_shape}")
-    _check_frame(path, frame_shape, common, resolved["kp_detector_params"],
-                 resolved["generator_params"], dense)
-    return Spec(name=name, path=path, frame_shape=tuple(frame_shape), checkpoint=checkpoint,
-                relative=norm["relative"], adapt_scale=norm["adapt_scale"],
-                align_corners=align_corners, common=common,
-                kp_detector=resolved["kp_detector_params"],
-                generator=resolved["generator_params"], dense_motion=dense,
+    return _spec(path, path.stem, row.name, frame_shape, None, "original-format config",
+                 schema.resolve(path, data, frame_shape, original=True))
+
+
+def _spec(path, name, family_name, frame_shape, checkpoint, description, parts: SpecParts):
+    return Spec(name=name, path=path, family=family_name, frame_shape=tuple(frame_shape),
+                checkpoint=checkpoint, params=parts.params, settings=parts.settings,
+                num_kp=parts.num_kp, align_corners=parts.align_corners,
                 description=description)
 
 
@@ -273,59 +246,29 @@ def _frame_shape(path, value) -> list:
     if (not isinstance(value, (list, tuple)) or len(value) != 3
             or not all(type(v) is int and v > 0 for v in value)):
         raise SpecError(f"{path}: frame_shape: expected [H, W, C] positive integers, "
-                        f"got {_show(value)}")
+                        f"got {shown(value)}")
     if max(value[:2]) > limits.MAX_FRAME_SIDE or value[2] > limits.MAX_CHANNELS:
-        raise SpecError(f"{path}: frame_shape: {_show(value)} has more than "
+        raise SpecError(f"{path}: frame_shape: {shown(value)} has more than "
                         f"{limits.MAX_FRAME_SIDE} pixels on a side or "
                         f"{limits.MAX_CHANNELS} channels")
     return list(value)
 
 
-def _check_frame(path, frame_shape, common, kp, gen, dense):
-    """The frame sizes the original's networks need, and their largest activation: each
-    hourglass concatenates every upsampled level with its skip, so the frame downsampled
-    by its scale_factor must divide by 2**num_blocks; the generator outputs the frame's
-    size only if it divides by 2**num_down_blocks; the 7x7 heatmap conv needs a pixel."""
-    (h, w, c), gen_where = frame_shape, "model_params.generator_params"
-    kp_size, dense_size = (downsampled_size(frame_shape, p["scale_factor"]) for p in (kp, dense))
-    for where, params, size in (("model_params.kp_detector_params", kp, kp_size),
-                                (f"{gen_where}.dense_motion_params", dense, dense_size)):
-        scale, multiple = params["scale_factor"], 2 ** params["num_blocks"]
-        if size[0] % multiple or size[1] % multiple:
-            raise SpecError(
-                f"{path}: frame_shape: {h}x{w} does not suit {where}: downsampled by "
-                f"scale_factor {scale} it is {size[0]}x{size[1]}, which its num_blocks "
-                f"{params['num_blocks']} needs to be a multiple of {multiple} (frames of a "
-                f"multiple of {downsample_step(scale) * multiple} suit)")
-    if min(kp_size) + 2 * kp["pad"] - 6 < 1:
-        raise SpecError(f"{path}: frame_shape: {h}x{w} leaves the keypoint detector's 7x7 "
-                        f"heatmap conv (pad {kp['pad']}) no pixel of its input")
-    multiple = 2 ** gen["num_down_blocks"]
-    if h % multiple or w % multiple:
-        raise SpecError(f"{path}: frame_shape: {h}x{w} does not suit {gen_where}: its "
-                        f"num_down_blocks {gen['num_down_blocks']} needs a multiple of "
-                        f"{multiple} (the original would output a smaller frame)")
-    largest = max(h * w * gen["block_expansion"],
-                  dense_size[0] * dense_size[1]
-                  * ((common["num_kp"] + 1) * (c + 1) + dense["block_expansion"]),
-                  kp_size[0] * kp_size[1] * (c + kp["block_expansion"]))
-    if largest > limits.MAX_ACTIVATION:
-        raise SpecError(f"{path}: model_params: the frame {h}x{w} and these widths need an "
-                        f"activation of {largest} values per frame, more than "
-                        f"{limits.MAX_ACTIVATION}")
-
-
-def _section(path, where, values, fields):
-    values = _mapping(path, where, values)
-    _reject_unknown(path, where, values, fields)
+def section(path, where, values, fields: dict, int_ranges: dict, nested=()) -> dict:
+    """A section of model params: `fields` maps each field to its default (REQUIRED: none),
+    booleans by a boolean default, integers checked against `int_ranges` (smallest,
+    largest), FLOAT_FIELDS as positive numbers; `nested` fields (sections inside this one)
+    are returned as they are, for their own check."""
+    values = mapping(path, where, values)
+    reject_unknown(path, where, values, fields)
     out = {}
     for field, default in fields.items():
         if field in values:
             value = values[field]
             if default is not REQUIRED and isinstance(default, bool):
-                value = _bool(path, f"{where}.{field}", value)
-            elif field != "dense_motion_params":
-                value = _number(path, f"{where}.{field}", value)
+                value = boolean(path, f"{where}.{field}", value)
+            elif field not in nested:
+                value = _number(path, f"{where}.{field}", value, int_ranges)
             out[field] = value
         elif default is REQUIRED:
             raise SpecError(f"{path}: {where}.{field}: missing")
@@ -334,20 +277,20 @@ def _section(path, where, values, fields):
     return out
 
 
-def _mapping(path, where, value) -> dict:
+def mapping(path, where, value) -> dict:
     """A section that may be absent (None: empty) but is a mapping when present."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise SpecError(f"{path}: {where}: expected a mapping, got {_show(value)}")
+        raise SpecError(f"{path}: {where}: expected a mapping, got {shown(value)}")
     return value
 
 
-def _reject_unknown(path, where, values, allowed):
-    unknown = [_cut(k, limits.ERROR_VALUE_CHARS) if isinstance(k, str) else _show(k)
+def reject_unknown(path, where, values, allowed):
+    unknown = [cut(k) if isinstance(k, str) else shown(k)
                for k in sorted(set(values) - set(allowed), key=str)]
     if unknown:
-        also = f" (also: {_cut(', '.join(unknown[1:]), 80)})" if unknown[1:] else ""
+        also = f" (also: {cut(', '.join(unknown[1:]), 80)})" if unknown[1:] else ""
         raise SpecError(f"{path}: {where}{'.' if where else ''}{unknown[0]}: unknown field{also}")
 
 
@@ -357,20 +300,20 @@ def _name(path, where, value, check=is_plain_name) -> str:
     if not check(value):
         kind = "a plain name (letters, digits, '_', '.' and '-')" if check is is_plain_name \
             else "a file name"
-        raise SpecError(f"{path}: {where}: expected {kind}, no folder, got {_show(value)}")
+        raise SpecError(f"{path}: {where}: expected {kind}, no folder, got {shown(value)}")
     return value
 
 
-def _bool(path, where, value):
+def boolean(path, where, value):
     if not isinstance(value, bool):
-        raise SpecError(f"{path}: {where}: expected true or false, got {_show(value)}")
+        raise SpecError(f"{path}: {where}: expected true or false, got {shown(value)}")
     return value
 
 
-def _number(path, where, value):
+def _number(path, where, value, int_ranges):
     field = where.rsplit(".", 1)[-1]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{path}: {where}: expected a number, got {_show(value)}")
+        raise SpecError(f"{path}: {where}: expected a number, got {shown(value)}")
     try:
         finite = math.isfinite(value)
     except OverflowError:  # an integer too large for a float
@@ -378,14 +321,14 @@ def _number(path, where, value):
     if field not in FLOAT_FIELDS:
         if not finite or value != int(value) or value < 0:
             raise SpecError(f"{path}: {where}: expected a non-negative integer, "
-                            f"got {_show(value)}")
-        low, high = INT_RANGES[field]
+                            f"got {shown(value)}")
+        low, high = int_ranges[field]
         if not low <= value <= high:
             raise SpecError(f"{path}: {where}: {int(value)} is outside {low}..{high}")
         return int(value)
     if not finite or value <= 0:
         raise SpecError(f"{path}: {where}: expected a positive finite number, "
-                        f"got {_show(value)}")
+                        f"got {shown(value)}")
     value = float(value)
     if field != "scale_factor":
         if not limits.MIN_POSITIVE_PARAM <= value <= limits.MAX_POSITIVE_PARAM:

@@ -13,9 +13,10 @@ def psnr(a, b, peak: float = 1.0) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(peak ** 2 / mse)
 
 
-def variant_quality(spec, reference, candidate, source, driving) -> dict:
-    """A lower-precision variant against float32 (relative motion, adapted scale,
-    encode-once, as the demo animates): PSNR (peak 1) of each predicted frame, and the
+def variant_quality(mode, reference, candidate, source, driving) -> dict:
+    """A lower-precision variant against float32, animating as the demo does in the
+    family's animation `mode` (the spec's default: animation.jobs.animation_mode; FOMM's:
+    relative motion, adapted scale), encoding once: PSNR (peak 1) of each predicted frame, and the
     keypoint drift (max |candidate - reference| of the detector's keypoint values on the
     source and every driving frame; the int8 variant keeps the detector float, so 0)."""
     outputs = []
@@ -25,8 +26,7 @@ def variant_quality(spec, reference, candidate, source, driving) -> dict:
         encoded = backend.encode_source(source)
         predictions = []
         for kp in kps:
-            norm = backend.process_kp_driving(kp, kps[0], kp_source, spec.relative,
-                                              spec.relative, spec.adapt_scale)
+            norm = mode.normalise(backend, kp, kps[0], kp_source)
             predictions.append(backend.generate(encoded, norm, kp_source)[0])
         values = np.concatenate([kp_source["value"]] + [kp["value"] for kp in kps])
         outputs.append((np.stack(predictions), values))
@@ -41,7 +41,7 @@ def variant_quality(spec, reference, candidate, source, driving) -> dict:
             "keypoint_drift_mean": float(np.abs(fp32[1] - low[1]).mean())}
 
 
-def media_quality(spec, reference, candidate, source_path, driving_path,
+def media_quality(spec, mode, reference, candidate, source_path, driving_path,
                   frames: int = 32) -> dict:
     """variant_quality animating a real source image with the first `frames` frames of a
     real driving video, both at the spec's frame size."""
@@ -54,4 +54,4 @@ def media_quality(spec, reference, candidate, source_path, driving_path,
         if len(driving) == frames:
             break
     return {"source": str(source_path), "driving": str(driving_path),
-            **variant_quality(spec, reference, candidate, source, np.stack(driving))}
+            **variant_quality(mode, reference, candidate, source, np.stack(driving))}

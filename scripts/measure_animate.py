@@ -23,7 +23,10 @@ from pathlib import Path
 
 from fomm_convert.animation.jobs import frame_size, prepare, run_animate
 from fomm_convert.animation.loop import Source, animate_frames
+from fomm_convert.fomm.animation import Normalisation
 from fomm_convert.media import open_video, read_image
+
+RELATIVE = Normalisation(relative=True, adapt_scale=True)
 
 MEDIA = Path(__file__).resolve().parent.parent.parent / "shared" / "media"
 
@@ -33,7 +36,7 @@ def calls_alone(backend, image, frames) -> float:
     start = time.perf_counter()
     source = Source.prepare(backend, image)
     count = sum(len(batch.prediction) for batch in animate_frames(
-        backend, source, iter(frames), relative=True, adapt_scale=True, batch_size=1))
+        backend, source, iter(frames), mode=RELATIVE, batch_size=1))
     return count / (time.perf_counter() - start)
 
 
@@ -55,7 +58,7 @@ def main():
         before = calls_alone(prepared.backend, image, frames)
         for round_ in range(args.rounds):
             summary = run_animate(prepared, args.source, args.driving,
-                                  Path(scratch) / "out.mp4", relative=True, adapt_scale=True,
+                                  Path(scratch) / "out.mp4", mode=RELATIVE,
                                   batch_size=1, stream=io.StringIO(), force=True)
             after = calls_alone(prepared.backend, image, frames)
             ratios.append(summary["frames_per_second"] / ((before + after) / 2))

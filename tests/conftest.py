@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import fomm_convert  # noqa: F401  (first: it sets TensorFlow's numerics before TF loads)
@@ -23,6 +24,10 @@ ORACLE = SHARED / "oracle"
 SPEC_TABLES = {"vox": "vox-256", "vox-adv": "vox-adv-256", "taichi": "taichi-256",
                "taichi-adv": "taichi-adv-256", "fashion": "fashion-256", "mgif": "mgif-256",
                "bair": "bair-256", "nemo": "nemo-256"}
+# TPSMM's dataset specs and the TPSMM oracle's fact table (../shared/oracle-tpsmm/statedicts)
+# each must reproduce.
+TPSMM_SPEC_TABLES = {"tpsmm-vox": "vox-256", "tpsmm-taichi": "taichi-256",
+                     "tpsmm-ted": "ted-384", "tpsmm-mgif": "mgif-256"}
 EXTRA_CONFIGS = ["tiny", "tiny-pad", "tiny-single-jac", "tiny-nojac", "tiny-noocc", "vox-512"]
 
 
@@ -128,6 +133,38 @@ def vox256_checkpoint(tmp_path_factory) -> Path:
     return out
 
 
+TPSMM_ORACLE = SHARED / "oracle-tpsmm"
+
+
+def require_tpsmm_oracle(*names):
+    require_shared(*(f"oracle-tpsmm/{n}" for n in names))
+
+
+@pytest.fixture(scope="session")
+def tpsmm_checkpoint(tmp_path_factory):
+    """get(name, zip=False) -> the path of the TPSMM oracle's seed-7 checkpoint of that
+    weights name (tiny, vox-256: the case of that name records its weights_sha256), made on
+    first use by the oracle's make_weights.py (55 MB for tiny, 351 MB for vox-256: too big
+    to commit) and checked against the recorded weights_sha256 through our reader."""
+    made = {}
+
+    def get(name: str, zip: bool = False) -> Path:
+        if (name, zip) not in made:
+            require_tpsmm_oracle("make_weights.py", f"{name}.json", f"statedicts/{name}.json")
+            path = tmp_path_factory.mktemp("tpsmm") / f"{name}-seed7.pth.tar"
+            subprocess.run([sys.executable, str(TPSMM_ORACLE / "make_weights.py"), "--table",
+                            str(TPSMM_ORACLE / "statedicts" / f"{name}.json"), "--seed", "7",
+                            "--out", str(path), *(["--zip"] if zip else [])], check=True)
+            from fomm_convert.checkpoint import load_checkpoint, weights_sha256
+            expected = json.loads((TPSMM_ORACLE / f"{name}.json").read_text())["weights_sha256"]
+            ours = weights_sha256(load_checkpoint(path, family="tpsmm"))
+            # the recorded hashes include the bg_predictor of bg configs, which we never read
+            assert ours == {net: expected[net] for net in ours}
+            made[name, zip] = path
+        return made[name, zip]
+    return get
+
+
 TINY_CHECKPOINT = FIXTURES / "tiny-seed7.pth.tar"
 
 
@@ -175,3 +212,20 @@ def build_in_process_of_its_own(out: Path, *extra, config=None, checkpoint=TINY_
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return out
+
+
+def demo_media(folder: Path, frames: int) -> Path:
+    """The demo's drawn face at the tiny frame (fixtures.demo_inputs) as a user's files in
+    `folder`: face.png, `frames` frames of talk.mp4 and predict's in.npz (NCHW)."""
+    import imageio.v3 as iio
+    from fomm_convert.fixtures import demo_inputs
+    from fomm_convert.media import open_writer, to_uint8
+    folder.mkdir(parents=True, exist_ok=True)
+    source, driving = demo_inputs((64, 64, 3), frames)
+    iio.imwrite(folder / "face.png", to_uint8(source[0]))
+    with open_writer(folder / "talk.mp4", 25.0) as writer:
+        for frame in driving:
+            writer.write(to_uint8(frame))
+    np.savez(folder / "in.npz", source=source.transpose(0, 3, 1, 2),
+             driving=driving.transpose(0, 3, 1, 2))
+    return folder

@@ -7,12 +7,9 @@ import base64
 import json
 import os
 import select
-import shutil
-import subprocess
-import tempfile
 import time
 
-from fomm_convert.runtime.browser.chromium import FLAGS, find_chromium
+from fomm_convert.runtime.browser.chromium import Chromium
 
 
 class DevToolsError(RuntimeError):
@@ -20,21 +17,18 @@ class DevToolsError(RuntimeError):
 
 
 class Browser:
-    """One headless Chromium (fresh profile, removed on close) with extra `flags`."""
+    """One headless Chromium (the runtime's launcher: a fresh profile, removed on close)
+    with extra `flags`, driven over the pipe."""
 
     def __init__(self, flags=()):
-        self.profile = tempfile.mkdtemp(prefix="fomm-web-test-")
         to_browser, from_browser = os.pipe(), os.pipe()
 
         def as_fds_3_and_4():  # in the child, before exec
             os.dup2(to_browser[0], 3)
             os.dup2(from_browser[1], 4)
-        self.process = subprocess.Popen(
-            [find_chromium(), *FLAGS, "--remote-debugging-pipe", "--window-size=1000,760",
-             f"--user-data-dir={self.profile}",
-             *flags, "about:blank"], pass_fds=(3, 4), preexec_fn=as_fds_3_and_4,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+        self.chromium = Chromium("about:blank", flags=("--remote-debugging-pipe",
+                                                       "--window-size=1000,760", *flags),
+                                 pass_fds=(3, 4), preexec_fn=as_fds_3_and_4)
         os.close(to_browser[0])
         os.close(from_browser[1])
         self._out = os.fdopen(to_browser[1], "wb", buffering=0)
@@ -73,14 +67,9 @@ class Browser:
         return Page(self, url, before_load)
 
     def close(self):
-        try:
-            os.killpg(self.process.pid, 9)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=10)
+        self.chromium.close()
         self._out.close()
         os.close(self._in)
-        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 class Page:

@@ -25,10 +25,10 @@ STAGE = {"value": 1e-5, "jacobian": 1e-4, "other": 1e-4}
 END_TO_END = {"norm_value": 3e-5, "warped": 5e-4}
 
 FLAG_COMBINATIONS = list(itertools.product((0.0, 1.0), repeat=3))
-# Reduced-precision generators: the detector and the normalisation stay float32
-# (formats.FLOAT32_ONLY), so keypoint arrays meet the float32 policy; every other float16
-# output within FP16_FRAME of the original (issue 12), every other int8 output within its
-# stage's bound in the int8 profile (parity/tolerances.yaml).
+# Reduced-precision generators: the detector and the normalisation stay float32 (the
+# family's float32_only: families.py), so keypoint arrays meet the float32 policy; every
+# other float16 output within FP16_FRAME of the original (issue 12), every other int8
+# output within its stage's bound in the int8 profile (parity/tolerances.yaml).
 FP16_FRAME = 1e-2
 # Oracle arrays that are inputs or bookkeeping, not outputs.
 NOT_OUTPUTS = ("source", "driving", "driving_frame_indices", "gen_frame_positions",

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from fomm_convert import media
 from fomm_convert.animation import best_frame, drawing, jobs, loop, progress
 from fomm_convert.cli import cli
+from fomm_convert.fomm.animation import Normalisation
 from fomm_convert.keypoints import detect_frame
 from fomm_convert.pipeline.predict import predict
 
@@ -29,6 +30,7 @@ TINY = config_path("tiny")
 CKPT = str(FIXTURES / "tiny-seed7.pth.tar")
 MEDIA = SHARED / "media"
 FPS = 12
+ABSOLUTE = Normalisation(relative=False, adapt_scale=False)  # the reconstruction's
 
 
 def run(*args):
@@ -374,9 +376,9 @@ class IdentityBackend:
 def test_reconstruct_of_a_static_video_is_exact_with_a_perfect_generator():
     rng = np.random.default_rng(2)
     frame = rng.random((16, 16, 3)).astype(np.float32)
-    still = loop.reconstruct_frames(IdentityBackend(), [frame] * 7, batch_size=3)
+    still = loop.reconstruct_frames(IdentityBackend(), [frame] * 7, mode=ABSOLUTE, batch_size=3)
     assert still.l1 == 0 and still.frames == 7
-    other = loop.reconstruct_frames(IdentityBackend(), [frame] * 7, batch_size=3,
+    other = loop.reconstruct_frames(IdentityBackend(), [frame] * 7, mode=ABSOLUTE, batch_size=3,
                                     source=rng.random((16, 16, 3)).astype(np.float32))
     assert other.l1 > 0.2
 
@@ -415,7 +417,7 @@ def test_the_loop_holds_at_most_one_batch_of_frames(batch_size):
     source = loop.Source.prepare(backend, next(synthetic_frames(1)))
     frames = Tracked(synthetic_frames(50))
     count = 0
-    for batch in loop.animate_frames(backend, source, frames, relative=True, adapt_scale=True,
+    for batch in loop.animate_frames(backend, source, frames, mode=Normalisation(True, True),
                                      batch_size=batch_size):
         count += len(batch.prediction)
     assert count == frames.made == 50
@@ -427,7 +429,8 @@ def test_the_loop_holds_at_most_one_batch_of_frames(batch_size):
     assert len(keypoints) == 20 and scan.peak == 1
 
     rec = Tracked(synthetic_frames(20))
-    assert loop.reconstruct_frames(backend, rec, batch_size=batch_size).frames == 20
+    assert loop.reconstruct_frames(backend, rec, mode=ABSOLUTE, batch_size=batch_size).frames \
+        == 20
     assert rec.peak <= batch_size
 
 
@@ -442,7 +445,7 @@ def test_the_animate_command_streams(bundle, files, tmp_path, monkeypatch):
     monkeypatch.setattr(media.VideoReader, "frames", counted)
     opened = jobs.prepare(bundle, "tflite", None, None)
     summary = jobs.run_animate(opened, files["source"], files["driving"], tmp_path / "o.mp4",
-                               relative=True, adapt_scale=False, batch_size=4, best_frame=True)
+                               mode=Normalisation(True, False), batch_size=4, best_frame=True)
     assert summary["frames"] == files["frames"] and len(tracked) == 2
     # Decoding runs ahead of inference: FRAMES_AHEAD waiting, one being decoded, and the
     # scan's one frame or the loop's batch of 4.
@@ -545,7 +548,7 @@ def test_a_failure_midway_leaves_nothing(bundle, files, tmp_path, name):
     opened.backend = FailingBackend(opened.backend)
     with pytest.raises(media.MediaError, match="disk full"):
         jobs.run_animate(opened, files["source"], files["driving"], tmp_path / name,
-                         relative=True, adapt_scale=False, batch_size=2)
+                         mode=Normalisation(True, False), batch_size=2)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -27,8 +27,12 @@ from fomm_convert.many import jobfile, run as many_run
 from fomm_convert.many.engine import Lost
 from fomm_convert.many.progress import JobsBar
 from fomm_convert.many.results import RESULTS, Results, output_sha256
+from fomm_convert.spec import load_spec
 
 from conftest import FIXTURES, ROOT, require_module
+
+
+FOMM, TPSMM = load_spec("vox"), load_spec("tpsmm-vox")  # specs of each model family
 
 
 def u8(x):
@@ -76,23 +80,30 @@ def final(out) -> dict:
 
 def test_job_fields_are_animates_own_options():
     """The fields are animate's options on the command line, less those of every command
-    of its family (bundle, backend, threads, ...): the same names, read from animate()."""
+    of its family (bundle, backend, threads, ...): the same names, read from animate() and
+    the bundle's model family's animation modes."""
     common = {p.name for p in _common_options(lambda: None).__click_params__}
     cli = [p.name for p in animate_command.params if p.name not in common]
-    assert list(jobfile.job_fields()) == cli == [
+    fields = jobfile.job_fields(FOMM)
+    assert list(fields) == cli == [
         "source", "driving", "out", "relative", "adapt_scale", "best_frame", "visualize",
         "crop"]
-    assert jobfile.input_fields() == ("source", "driving")
+    assert list(jobfile.job_fields(TPSMM)) == [
+        "source", "driving", "out", "mode", "best_frame", "visualize", "crop"]
+    assert jobfile.input_fields(fields) == ("source", "driving")
 
 
 def test_an_option_added_to_animate_is_a_job_field(monkeypatch, tmp_path):
-    def animate(bundle, source, driving, out, *, backend="tflite", relative: bool = None,
-                mode: str = "standard", notify=print):
+    def animate(bundle, source, driving, out, *, backend="tflite", loops: int = 1,
+                notify=print, **mode_options):
         pass
     monkeypatch.setattr(jobfile, "animate", animate)
-    (tmp_path / "jobs.csv").write_text("source,driving,out,mode\na.png,d.mp4,o.mp4,avd\n")
-    job, = jobfile.read_jobs(tmp_path / "jobs.csv")
-    assert job.options == {"relative": None, "mode": "avd"}
+    (tmp_path / "jobs.csv").write_text("source,driving,out,mode,loops\n"
+                                       "a.png,d.mp4,o.mp4,avd,2\n")
+    job, = jobfile.read_jobs(tmp_path / "jobs.csv", TPSMM)
+    assert job.options == {"mode": "avd", "loops": 2}
+    with pytest.raises(jobfile.JobsError, match="line 2: unknown field 'mode'"):
+        jobfile.read_jobs(tmp_path / "jobs.csv", FOMM)
 
 
 def test_csv_and_json_lines_give_the_same_jobs(tmp_path):
@@ -104,8 +115,8 @@ def test_csv_and_json_lines_give_the_same_jobs(tmp_path):
         '{"source": "faces/a.png", "driving": "d1.mp4", "out": "a1.mp4"}\n\n'
         '{"source": "b.png", "driving": "d2.mp4", "out": "sub/b.gif", "relative": false, '
         '"best_frame": "yes", "crop": "center"}\n')
-    csv_jobs = jobfile.read_jobs(tmp_path / "jobs.csv")
-    assert csv_jobs == jobfile.read_jobs(tmp_path / "jobs.jsonl")
+    csv_jobs = jobfile.read_jobs(tmp_path / "jobs.csv", FOMM)
+    assert csv_jobs == jobfile.read_jobs(tmp_path / "jobs.jsonl", FOMM)
     first, second = csv_jobs
     assert first.inputs == {"source": tmp_path / "faces/a.png", "driving": tmp_path / "d1.mp4"}
     assert first.options == {"relative": None, "adapt_scale": None, "best_frame": False,
@@ -138,7 +149,7 @@ def test_a_bad_jobs_file_is_one_line_naming_the_row(tmp_path, name, text, messag
     path = tmp_path / name
     path.write_text(text)
     with pytest.raises(jobfile.JobsError) as info:
-        jobfile.read_jobs(path)
+        jobfile.read_jobs(path, FOMM)
     assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -146,7 +157,7 @@ def test_a_bad_jobs_file_is_one_line_naming_the_row(tmp_path, name, text, messag
 def test_bytes_that_are_not_text(tmp_path):
     (tmp_path / "jobs.csv").write_bytes(b"source,driving,out\n\xff\xfe,b,c.mp4\n")
     with pytest.raises(jobfile.JobsError, match="not UTF-8 text"):
-        jobfile.read_jobs(tmp_path / "jobs.csv")
+        jobfile.read_jobs(tmp_path / "jobs.csv", FOMM)
 
 
 def test_videos_to_reconstruct_from_a_folder_or_a_list(tmp_path):

@@ -4,12 +4,11 @@ from __future__ import annotations
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import FIXTURES, builds, config_path
+from conftest import FIXTURES, builds, config_path, demo_media
 
 import fomm_convert
 from fomm_convert.errors import FommError
-from fomm_convert.fixtures import demo_inputs
-from fomm_convert.media import open_video, open_writer, read_image, to_uint8
+from fomm_convert.media import open_video, read_image, to_uint8
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +25,8 @@ def test_build_verify_open_animate(bundle_dir, tmp_path):
                                   echo=lambda *_: None)
     assert list(reports) == ["tflite"] and reports["tflite"].passed
 
-    source, driving = demo_inputs((64, 64, 3), 6)
-    iio.imwrite(tmp_path / "face.png", to_uint8(source[0]))
+    demo_media(tmp_path, 6)
     frames = tmp_path / "frames"
-    with open_writer(tmp_path / "talk.mp4", 25.0) as writer:
-        for frame in driving:
-            writer.write(to_uint8(frame))
     bundle = fomm_convert.open_bundle(bundle_dir)
     assert bundle.spec.name == "tiny" and bundle.manifest["formats"] == ["tflite"]
     summary = bundle.animate(tmp_path / "face.png", tmp_path / "talk.mp4", frames,

@@ -1,5 +1,5 @@
 """Float16 TFLite against the original: every output within 1e-2, keypoints within the
-float32 policy (the detector and the normalisation stay float32: formats.FLOAT32_ONLY),
+float32 policy (the detector and the normalisation stay float32: the family's float32_only),
 on the oracle's tiny cases (vox-256: test_tflite.py, on its one vox build); the detector
 file really holds float32, and the build's fp16 gate refuses a float16 detector."""
 from __future__ import annotations
@@ -14,7 +14,8 @@ from fomm_convert.export.savedmodel import export_savedmodels
 from fomm_convert.export.tflite import convert_savedmodel, export_tflite, tflite_sources
 from fomm_convert.export.tflite_file import metadata_bytes, read_tflite_metadata, with_metadata
 from fomm_convert.export.tflite_ops import op_report
-from fomm_convert.formats import FLOAT32_ONLY, METADATA_NAME, tflite_filename
+from fomm_convert.families import FAMILIES
+from fomm_convert.formats import METADATA_NAME, tflite_filename
 from fomm_convert.parity.end_to_end import format_parity
 from fomm_convert.pipeline.predict import predict
 from fomm_convert.runtime import load_backend
@@ -29,6 +30,7 @@ from oracle_policy import reduced_errors
 
 # The oracle's cases with recorded outputs: config -> checkpoint.
 CASES = {"tiny": "tiny-seed7.pth.tar", "tiny-single-jac": "tiny-single-jac-seed7.pth.tar"}
+FOMM = FAMILIES["fomm"]
 METADATA = {m: {"name": f"fomm-test-{m}"} for m in MODELS}
 
 
@@ -39,7 +41,7 @@ def export_variants(spec, checkpoint, root, precisions=("fp32", "fp16")):
     export_savedmodels(model_functions(spec, kp_detector, fast_generator), root / "savedmodel")
     sources = tflite_sources(spec, root / "savedmodel", kp_detector, root / "scratch")
     for precision in precisions:
-        export_tflite(sources, root / "tflite", precision, METADATA)
+        export_tflite(sources, root / "tflite", precision, METADATA, family=FOMM)
     return sources
 
 
@@ -90,7 +92,7 @@ def float16_tensors(path) -> int:
 def test_fp16_detector_file_holds_float32(case):
     """No float16 tensor, no DEQUANTIZE, metadata saying so; byte for byte the float32
     file but for the variant in its metadata. The generator is the one in float16."""
-    assert FLOAT32_ONLY["fp16"] >= {"kp_detector", "process_kp_driving"}
+    assert FOMM.float32_only >= {"kp_detector", "process_kp_driving"}
     tflite = case["root"] / "tflite"
     for model in ("kp_detector", "process_kp_driving"):
         path = tflite / tflite_filename(model, "fp16")

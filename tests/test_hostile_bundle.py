@@ -34,7 +34,7 @@ from fomm_convert.cli import cli
 from fomm_convert.io import file_sha256
 from fomm_convert.limits import BUNDLE_MAX_FILES, MANIFEST_MAX_BYTES
 
-from conftest import FIXTURES, ROOT, as_a_user, config_path, require_module
+from conftest import FIXTURES, ROOT, as_a_user, config_path, demo_media, require_module
 
 TINY = config_path("tiny")
 CKPT = str(FIXTURES / "tiny-seed7.pth.tar")
@@ -220,6 +220,10 @@ MANIFEST_CASES = [
     ("spec-extra", lambda m: resign(m["spec"].update(description="x") or m),
      r"spec: not as build writes it"),
     ("quality", lambda m: m.update(quality={"tflite-int8": {}}), r"quality: holds"),
+    ("family-unknown", lambda m: m["spec"].update(family="coreml"),
+     r"manifest\.json: spec\.family: unknown model family 'coreml' \(known: fomm, tpsmm\)$"),
+    ("family-other", lambda m: m["spec"].update(family="tpsmm"),
+     r"manifest\.json: checkpoint\.weights_sha256: unknown field 'generator'$"),
 ]
 
 
@@ -397,17 +401,9 @@ def test_verify_and_animate_write_nothing_else(built, tmp_path):
     """From an empty working folder (no checkpoints/): verify makes the synthetic
     checkpoint again in memory and passes; animate on the torch backend writes its output
     only. Neither touches the working folder, the bundle, its folder or TMPDIR."""
-    import imageio.v3 as iio
-    from fomm_convert.fixtures import demo_inputs
-    from fomm_convert.media import open_writer, to_uint8
-    inputs, cwd, tmp = tmp_path / "inputs", tmp_path / "cwd", tmp_path / "tmp"
-    for folder in (inputs, cwd, tmp):
+    inputs, cwd, tmp = demo_media(tmp_path / "inputs", 3), tmp_path / "cwd", tmp_path / "tmp"
+    for folder in (cwd, tmp):
         folder.mkdir()
-    source, driving = demo_inputs((64, 64, 3), 3)
-    iio.imwrite(inputs / "face.png", to_uint8(source[0]))
-    with open_writer(inputs / "talk.mp4", 25.0) as writer:
-        for frame in driving:
-            writer.write(to_uint8(frame))
     def state():  # TMPDIR's own time changes with onnxruntime's session file
         return {**snapshot(cwd, built.bundle.parent, inputs),
                 **snapshot(tmp, folder_times=False)}

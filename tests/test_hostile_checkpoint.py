@@ -223,7 +223,7 @@ def test_total_bound_of_the_two_networks(tmp_path, zip_, use_torch):
     """1025 entries sharing one 1 MiB storage would become 1 GiB of arrays."""
     assert CHECKPOINT_MAX_NETWORK_BYTES == 1024 << 20
     refused(shared(tmp_path, zip_, 1025), use_torch,
-            rf"'generator' entry 'w1024': the two networks declare over "
+            rf"'generator' entry 'w1024': the networks declare over "
             rf"{CHECKPOINT_MAX_NETWORK_BYTES} bytes in all")
 
 
@@ -357,50 +357,67 @@ def test_non_finite_weights(tmp_path, value, net, zip_, use_torch):
 
 # --- storages against the file, zip members ------------------------------------------------
 
-@READERS
-def test_legacy_storage_count_differs_from_the_object(tmp_path, use_torch):
-    pickled = dumps(checkpoint(w=Tensor(Storage("0", GIB // 4), [4], [1])), True)
-    path = tmp_path / "count.pth"
-    path.write_bytes(legacy_bytes(pickled, {"0": (4, bytes(16))}))
-    refused(path, use_torch, r"truncated or corrupt legacy torch file \(ValueError: storage "
-                             rf"'0' holds 4 elements, expected {GIB // 4}\)")
+def one_storage(numel, legacy, size=4):
+    """The object pickle of a checkpoint whose tensor 'w' views `size` elements of storage
+    '0', which declares `numel`."""
+    return dumps(checkpoint(w=Tensor(Storage("0", numel), [size], [1])), legacy)
+
+
+BIG = CHECKPOINT_MAX_STORAGE_BYTES // 4 + 1  # elements: one more byte than a storage may hold
+# name -> (the file's bytes, the refusal after '<path>: ' as a function of the file's size)
+FILES = {
+    "legacy storage count differs from the object": (
+        lambda: legacy_bytes(one_storage(GIB // 4, True), {"0": (4, bytes(16))}),
+        lambda size: r"truncated or corrupt legacy torch file \(ValueError: storage '0' "
+                     rf"holds 4 elements, expected {GIB // 4}\)"),
+    # The header agrees with the object, but the file ends: torch would allocate 1 GiB.
+    "legacy storage past the end of the file": (
+        lambda: legacy_bytes(one_storage(GIB // 4, True), {"0": (GIB // 4, bytes(16))}),
+        lambda size: r"truncated or corrupt legacy torch file \(ValueError: file ends at "
+                     rf"byte {size}, storage '0' at byte {size - 16 + GIB}\)"),
+    "legacy storage over the storage bound": (
+        lambda: legacy_bytes(one_storage(BIG, True), {"0": (BIG, bytes(16))}),
+        lambda size: rf"storage '0' declares {BIG * 4} bytes, at most "
+                     rf"{CHECKPOINT_MAX_STORAGE_BYTES}"),
+    # The directory tells the truth: the member is as large as the storage.
+    "zip storage over the storage bound": (
+        lambda: zip_bytes(one_storage(BIG, False), {},
+                          [stored("archive/data/0", bytes(16), BIG * 4)]),
+        lambda size: rf"zip member 'archive/data/0' inflates to {BIG * 4} bytes, at most "
+                     rf"{CHECKPOINT_MAX_STORAGE_BYTES}"),
+    "zip record smaller than its storage": (
+        lambda: zip_bytes(one_storage(GIB // 4, False), {"0": bytes(16)}),
+        lambda size: r"truncated or corrupt torch zip archive \(ValueError: storage '0' "
+                     rf"declares {GIB} bytes, its record holds 16\)"),
+    "zip member lying about its size": (
+        lambda: zip_bytes(one_storage(4, False), {},
+                          [stored("archive/data/0", bytes(16), 3 << 30)]),
+        lambda size: rf"zip member 'archive/data/0' inflates to {3 << 30} bytes, at most "
+                     rf"{CHECKPOINT_MAX_STORAGE_BYTES}"),
+    "zip data.pkl over the pickle bound": (
+        lambda: raw_zip([stored("archive/data.pkl", pickle.dumps({}, protocol=2), 64 << 20),
+                         stored("archive/version", b"3\n")]),
+        lambda size: rf"zip member 'archive/data.pkl' inflates to {64 << 20} bytes, at most "
+                     rf"{CHECKPOINT_MAX_PICKLE_BYTES}"),
+    "zip member twice": (
+        lambda: zip_bytes(one_storage(1, False, size=1), {"0": bytes(4)},
+                          [stored("archive/data/0", bytes(4))]),
+        lambda size: r"zip member 'archive/data/0' appears twice"),
+    # BINUNICODE declaring 2 GiB in a 200-byte file: the unpickler would allocate it.
+    "legacy pickle declaring a huge string": (
+        lambda: LEGACY_HEAD + b"\x80\x02}X\x09\x00\x00\x00generatorX"
+        + struct.pack("<I", 2 << 30) + b"abc",
+        lambda size: rf"the object pickle is larger than {CHECKPOINT_MAX_PICKLE_BYTES} bytes"),
+}
 
 
 @READERS
-def test_legacy_storage_past_the_end_of_the_file(tmp_path, use_torch):
-    """The header agrees with the object, but the file ends: torch would allocate 1 GiB."""
-    pickled = dumps(checkpoint(w=Tensor(Storage("0", GIB // 4), [4], [1])), True)
-    path = tmp_path / "short.pth"
-    path.write_bytes(legacy_bytes(pickled, {"0": (GIB // 4, bytes(16))}))
-    size = path.stat().st_size
-    refused(path, use_torch, rf"truncated or corrupt legacy torch file \(ValueError: file ends "
-                             rf"at byte {size}, storage '0' at byte {size - 16 + GIB}\)")
-
-
-@READERS
-@FORMATS
-def test_storage_over_the_storage_bound(tmp_path, zip_, use_torch):
-    numel = CHECKPOINT_MAX_STORAGE_BYTES // 4 + 1
-    pickled = dumps(checkpoint(w=Tensor(Storage("0", numel), [4], [1])), not zip_)
-    path = tmp_path / "huge-storage.pth"
-    if zip_:  # the directory tells the truth: the member is as large as the storage
-        path.write_bytes(zip_bytes(pickled, {}, [stored("archive/data/0", bytes(16), numel * 4)]))
-        pattern = (rf"zip member 'archive/data/0' inflates to {numel * 4} bytes, at most "
-                   rf"{CHECKPOINT_MAX_STORAGE_BYTES}")
-    else:
-        path.write_bytes(legacy_bytes(pickled, {"0": (numel, bytes(16))}))
-        pattern = (rf"storage '0' declares {numel * 4} bytes, at most "
-                   rf"{CHECKPOINT_MAX_STORAGE_BYTES}")
-    refused(path, use_torch, pattern)
-
-
-@READERS
-def test_zip_record_smaller_than_its_storage(tmp_path, use_torch):
-    pickled = dumps(checkpoint(w=Tensor(Storage("0", GIB // 4), [4], [1])), False)
-    path = tmp_path / "record.pth"
-    path.write_bytes(zip_bytes(pickled, {"0": bytes(16)}))
-    refused(path, use_torch, rf"truncated or corrupt torch zip archive \(ValueError: storage "
-                             rf"'0' declares {GIB} bytes, its record holds 16\)")
+@pytest.mark.parametrize("case", list(FILES))
+def test_storages_and_members_against_the_file(tmp_path, case, use_torch):
+    make, pattern = FILES[case]
+    path = tmp_path / "case.pth"
+    path.write_bytes(make())
+    refused(path, use_torch, pattern(path.stat().st_size))
 
 
 @READERS
@@ -423,43 +440,6 @@ def test_zip_of_many_small_bombs(tmp_path, monkeypatch, use_torch):
     refused(path, use_torch, rf"its zip members inflate {path.stat().st_size} bytes to "
                              rf"{(80 << 20) + len(dumps(obj, False)) + 8} \(over "
                              rf"{CHECKPOINT_MAX_ZIP_RATIO}:1, a zip bomb\)")
-
-
-@READERS
-def test_zip_member_lying_about_its_size(tmp_path, use_torch):
-    pickled = dumps(checkpoint(w=Tensor(Storage("0", 4), [4], [1])), False)
-    path = tmp_path / "liar.pth"
-    path.write_bytes(zip_bytes(pickled, {}, [stored("archive/data/0", bytes(16), 3 << 30)]))
-    refused(path, use_torch, rf"zip member 'archive/data/0' inflates to {3 << 30} bytes, at "
-                             rf"most {CHECKPOINT_MAX_STORAGE_BYTES}")
-
-
-@READERS
-def test_zip_data_pkl_over_the_pickle_bound(tmp_path, use_torch):
-    rows = [stored("archive/data.pkl", pickle.dumps({}, protocol=2), 64 << 20),
-            stored("archive/version", b"3\n")]
-    path = tmp_path / "pkl.pth"
-    path.write_bytes(raw_zip(rows))
-    refused(path, use_torch, rf"zip member 'archive/data.pkl' inflates to {64 << 20} bytes, "
-                             rf"at most {CHECKPOINT_MAX_PICKLE_BYTES}")
-
-
-@READERS
-def test_zip_member_twice(tmp_path, use_torch):
-    pickled = dumps(checkpoint(w=Tensor(Storage("0", 1), [1], [1])), False)
-    path = tmp_path / "twice.pth"
-    path.write_bytes(zip_bytes(pickled, {"0": bytes(4)}, [stored("archive/data/0", bytes(4))]))
-    refused(path, use_torch, r"zip member 'archive/data/0' appears twice")
-
-
-@READERS
-def test_legacy_pickle_declaring_a_huge_string(tmp_path, use_torch):
-    """BINUNICODE declaring 2 GiB in a 200-byte file: the unpickler would allocate it."""
-    pickled = b"\x80\x02}X\x09\x00\x00\x00generatorX" + struct.pack("<I", 2 << 30) + b"abc"
-    path = tmp_path / "string.pth"
-    path.write_bytes(LEGACY_HEAD + pickled)
-    refused(path, use_torch, rf"the object pickle is larger than {CHECKPOINT_MAX_PICKLE_BYTES} "
-                             r"bytes")
 
 
 DEEP = {

@@ -30,7 +30,8 @@ from fomm_convert.animation import jobs
 from fomm_convert.cli import cli
 from peak_memory import measured
 import test_animate
-from fomm_convert.errors import FommError
+from fomm_convert.errors import FommError, shown
+from fomm_convert.fomm.animation import Normalisation
 from fomm_convert.pipeline.predict import InputsError, read_inputs
 from fomm_convert.spec import SpecError, load_spec, spec_from_data
 
@@ -172,7 +173,7 @@ SPEC_CASES = {
                                   r"pixels on a side or 4 channels"),
     "frame_shape a long string": (vox, lambda d: d.update(frame_shape="x" * 50000),
                                   r"frame_shape: expected \[H, W, C\] positive integers, got "
-                                  r"'x{10,30}\.\.\.x{10,30}'"),
+                                  r"'x{47}\.\.\.x{48}'"),
     "frame_shape 250x256": (vox, lambda d: d.update(frame_shape=[250, 256, 3]),
                             r"frame_shape: 250x256 does not suit " + KP + r": downsampled by "
                             r"scale_factor 0\.25 it is 63x64, which its num_blocks 5 needs to "
@@ -224,7 +225,7 @@ SPEC_CASES = {
                         r"'\.\./\.\./etc/passwd'"),
     "unknown keys of many types": (vox, lambda d: d["model_params"]["common_params"].update(
         {1: 2, "z" * 5000: 3}), r"model_params\.common_params\.1: unknown field \(also: "
-                                r"z{60}\.\.\.\)"),
+                                r"z{77}\.\.\.\)"),
     "dataset_params a list": (tiny, lambda d: d.update(dataset_params=[1, 2]),
                               r"dataset_params: expected a mapping, got \[1, 2\]"),
     "animate_params a string": (tiny, lambda d: d.update(animate_params="x"),
@@ -418,9 +419,9 @@ def animate(tmp_path, driving, out, force=False):
     if not media_source.exists():
         media_source.write_bytes(png_of_size(64, 64))
     prepared = types.SimpleNamespace(spec=load_spec(TINY), backend=IdentityBackend())
-    return jobs.run_animate(prepared, media_source, driving, out, relative=True,
-                            adapt_scale=False, batch_size=4, stream=io.StringIO(),
-                            force=force)
+    return jobs.run_animate(prepared, media_source, driving, out,
+                            mode=Normalisation(relative=True, adapt_scale=False),
+                            batch_size=4, stream=io.StringIO(), force=force)
 
 
 @pytest.mark.parametrize("out", ["out.gif", "frames", "out.mp4"])
@@ -583,13 +584,15 @@ INPUT_CASES = {
                 r"'source' is float64; inputs are float32"),
     "NaN": (lambda p: np.savez(p, source=SOURCE, driving=np.where(DRIVING > 0, np.nan, 0)
                                .astype(np.float32)),
-            r"'driving' holds 24576 values that are not finite \(NaN or infinite\)"),
+            r"'driving': holds 24576 values that are not finite \(NaN or infinite\)"),
     "Inf": (lambda p: np.savez(p, source=SOURCE * np.float32(np.inf), driving=DRIVING),
-            r"'source' holds 12288 values that are not finite \(NaN or infinite\)"),
+            r"'source': holds 12288 values that are not finite \(NaN or infinite\)"),
     "values above 1": (lambda p: np.savez(p, source=SOURCE * 255, driving=DRIVING),
-                       r"'source' spans \[127\.5, 127\.5\]; inputs are images in \[0, 1\]"),
+                       r"'source': a float image must hold values in \[0, 1\], this one "
+                       r"spans \[127\.5, 127\.5\]"),
     "negative values": (lambda p: np.savez(p, source=SOURCE, driving=-DRIVING),
-                        r"'driving' spans \[-0\.25, -0\.25\]; inputs are images in \[0, 1\]"),
+                        r"'driving': a float image must hold values in \[0, 1\], this one "
+                        r"spans \[-0\.25, -0\.25\]"),
     "a header declaring 120 GB": (
         lambda p: npz_with(p, npy_member({"descr": "<f4", "fortran_order": False,
                                           "shape": (10000, 3, 1000, 1000)}, b"\0" * 64)),
@@ -710,3 +713,16 @@ def test_errors_are_fomm_errors():
     from fomm_convert.export.tflite_file import TFLiteFileError
     from fomm_convert.synth import SynthError
     assert issubclass(TFLiteFileError, FommError) and issubclass(SynthError, FommError)
+
+
+def test_a_quoted_value_is_one_bounded_line():
+    """errors.shown, the one way an error message quotes a value from an input."""
+    assert limits.ERROR_VALUE_CHARS == 100
+    key = "dense_motion_network.hourglass.encoder.down_blocks.0.norm.num_batches_tracked"
+    assert shown(key) == repr(key)  # a published checkpoint's longest key, whole
+    assert shown("x" * 10 ** 7) == "'" + "x" * 47 + "..." + "x" * 48 + "'"
+    assert shown([[[["deep"]]]]) == "[[[[...]]]]"
+    assert shown(("a\nb",) * 50) == "(" + r"'a\nb', " * 6 + "...)"  # 6 items, one line
+    assert shown(10 ** 5000) == "int"  # its repr fails (over 4300 digits)
+    # The string is cut in its middle to 20 characters, then the whole: 17 and "...".
+    assert shown({"k": "v" * 500}, limit=20) == "{'k': 'vvvvvvv" + "..." + "..."

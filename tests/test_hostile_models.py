@@ -18,13 +18,12 @@ import socket
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from fomm_convert.formats import ONNX_WEIGHTS_FILE
 from fomm_convert.io import file_sha256
 
-from conftest import build_synthetic, config_path
+from conftest import build_synthetic, config_path, demo_media
 from test_hostile_bundle import (command, copy, manifest_of, python, refusal,
                                  write_manifest)
 
@@ -47,18 +46,7 @@ API = textwrap.dedent("""\
 def built(tmp_path_factory):
     """A tiny synthetic bundle (SavedModel, ONNX) and the inputs each command reads."""
     built = build_synthetic(tmp_path_factory.mktemp("hostile-models"), "savedmodel,onnx")
-    import imageio.v3 as iio
-    from fomm_convert.fixtures import demo_inputs
-    from fomm_convert.media import open_writer, to_uint8
-    built.inputs = built.cwd.parent / "inputs"
-    built.inputs.mkdir()
-    source, driving = demo_inputs((64, 64, 3), 2)
-    iio.imwrite(built.inputs / "face.png", to_uint8(source[0]))
-    with open_writer(built.inputs / "talk.mp4", 25.0) as writer:
-        for frame in driving:
-            writer.write(to_uint8(frame))
-    np.savez(built.inputs / "in.npz", source=source.transpose(0, 3, 1, 2),
-             driving=driving.transpose(0, 3, 1, 2))
+    built.inputs = demo_media(built.cwd.parent / "inputs", 2)
     return built
 
 
@@ -581,7 +569,7 @@ def test_untouched_bundle_passes_every_command(built, tmp_path):
             if name == "verify":
                 assert "parity savedmodel (fp32): pass" in result.stdout, result.stdout
         assert {p.name for p in out.iterdir()} == {"out.npz", "out.gif"}
-    info = json.loads(command("inspect", built.bundle / ONNX, cwd=built.cwd).stdout)
+    info = json.loads(command("inspect", "--json", built.bundle / ONNX, cwd=built.cwd).stdout)
     assert info["metadata"]["model"] == "process_kp_driving"
     assert info["outputs"] == [["value", ["batch", 5, 2]], ["jacobian", ["batch", 5, 2, 2]]]
 

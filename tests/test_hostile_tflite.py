@@ -19,7 +19,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
 import flatbuffers
 import numpy as np
@@ -32,7 +31,7 @@ from fomm_convert.bundle.open import checked_manifest
 from fomm_convert.formats import FORMATS, tflite_filename
 from fomm_convert.signatures import signatures
 
-from conftest import ROOT, config_path
+from conftest import ROOT, build_synthetic, demo_media
 from test_hostile_bundle import (command, manifest_of, python, refresh, snapshot,
                                  write_manifest)
 
@@ -43,24 +42,9 @@ INT32, FLOAT32 = schema.TensorType.INT32, schema.TensorType.FLOAT32
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A tiny synthetic bundle of both TFLite kinds, and inputs for predict and animate."""
-    import imageio.v3 as iio
-    from fomm_convert.fixtures import demo_inputs
-    from fomm_convert.media import open_writer, to_uint8
-    work = tmp_path_factory.mktemp("hostile-tflite")
-    out = work / "bundles" / "tiny"
-    result = command("build", "--config", config_path("tiny"), "--synthetic", "--seed", "7",
-                     "--formats", "tflite,tflite-static", "--out", out, cwd=work)
-    assert result.returncode == 0, result.stdout + result.stderr
-    inputs = work / "inputs"
-    inputs.mkdir()
-    source, driving = demo_inputs((64, 64, 3), 3)
-    np.savez(inputs / "in.npz", source=source.transpose(0, 3, 1, 2),
-             driving=driving.transpose(0, 3, 1, 2))
-    iio.imwrite(inputs / "face.png", to_uint8(source[0]))
-    with open_writer(inputs / "talk.mp4", 25.0) as writer:
-        for frame in driving:
-            writer.write(to_uint8(frame))
-    return SimpleNamespace(bundle=out, inputs=inputs)
+    built = build_synthetic(tmp_path_factory.mktemp("hostile-tflite"), "tflite,tflite-static")
+    built.inputs = demo_media(built.cwd.parent / "inputs", 3)
+    return built
 
 
 # ------------------------------------------------------------------ rewriting a model
@@ -402,20 +386,20 @@ def test_every_command_refuses_the_file(built, tmp_path, model, fmt, edit, expec
     cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
     cwd.mkdir()
     tmp.mkdir()
-    backend = FORMATS[fmt].backend
     inputs = built.inputs
     def state():
-        return {**snapshot(cwd, bundle.parent, inputs), **snapshot(tmp, folder_times=False)}
+        # predict and animate take their output's lock in cwd before the gate refuses
+        return {**snapshot(bundle.parent, inputs), **snapshot(cwd, tmp, folder_times=False)}
     before = state()
     env = {"TMPDIR": str(tmp)}
     runs = {
         "verify": command("verify", bundle, cwd=cwd, env=env),
-        "predict": command("predict", "--bundle", bundle, "--backend", backend, "--inputs",
+        "predict": command("predict", "--bundle", bundle, "--backend", fmt, "--inputs",
                            inputs / "in.npz", "--out", cwd / "out.npz", cwd=cwd, env=env),
-        "animate": command("animate", "--bundle", bundle, "--backend", backend, "--source",
+        "animate": command("animate", "--bundle", bundle, "--backend", fmt, "--source",
                            inputs / "face.png", "--driving", inputs / "talk.mp4", "--out",
                            cwd / "out.gif", cwd=cwd, env=env),
-        "api": python("-c", API, bundle, backend, cwd=cwd, env=env),
+        "api": python("-c", API, bundle, fmt, cwd=cwd, env=env),
     }
     for name, result in runs.items():
         assert result.returncode != -signal.SIGSEGV, name

@@ -4,6 +4,13 @@ Every import of the project's own modules, function-level ones included, is reso
 from the AST: imports only go down the layers, packages of one layer never import each
 other, nothing imports the CLI, there is no cycle, and the lite modules import neither
 torch nor TensorFlow (nor onnx) when they load.
+
+Model families (families.py, docs/design.md "Model families"): a family package's modules
+sit in the layers of the shared packages they extend (its `torch_model` in torch_model's,
+its `spec` in spec's: families.INTERFACE says where each interface module goes) and may
+build on that shared package; no module outside a family package imports one or names a
+family (only the registry does), a family's module is asked for (Family.facet) only from
+its layer or above, and families do not import each other.
 """
 from __future__ import annotations
 
@@ -14,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+
+from fomm_convert.families import FAMILIES, INTERFACE
 
 # Source folder -> the import name it is installed under (pyproject's package-dir).
 SOURCES = {"converter": "fomm_convert", "parity": "fomm_convert.parity",
@@ -28,14 +37,19 @@ LAYERS = (
     ("parity", "bundle"),
     ("export", "runtime"),
     ("synth",),
-    ("tpsmm",),  # a model family: builds on FOMM's shared layers below it
     ("torch_model", "tf_model"),
     ("spec", "checkpoint", "media", "specs"),
     ("paths", "errors", "io", "architecture", "algebra", "signatures", "formats", "fixtures",
      "hull", "exact", "licence", "keypoints", "version", "limits",
-     "extras"),
+     "extras", "families"),
 )
 LEAVES = LAYERS[-1]
+# The model family packages (families.py), and the shared package whose layer each of
+# their modules sits in: an interface module's (families.INTERFACE), a module named after
+# a shared package (torch_model, architecture, ...) that package's, and these.
+FAMILY_PACKAGES = {f.package for f in FAMILIES.values()}
+FAMILY_MODULES = {"tps_solve": "algebra", "conditioning": "synth"}
+REGISTRY = "families"  # the one module outside the family packages that names them
 # (ray: its own extra, imported only by --engine ray.)
 HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras", "ray")
 # What a lite install (numpy, LiteRT, onnxruntime; no torch, no TensorFlow) loads: these
@@ -49,11 +63,12 @@ LITE = ("", "api", "pipeline", "pipeline.predict", "pipeline.inspect", "pipeline
         "runtime.browser.session", "runtime.browser.server", "runtime.browser.chromium",
         "runtime.browser.protocol", "runtime.browser.placement", "export",
         "export.tflite_file", "export.tflite_graph", "export.gpu_rules", "export.tflite_ops",
-        "spec", "specs", "tpsmm", "tpsmm.architecture", "tpsmm.tps_solve")
+        "spec", "specs", "fomm", "fomm.spec", "fomm.signatures", "fomm.runtime", "fomm.predict",
+        "tpsmm", "tpsmm.spec", "tpsmm.runtime", "tpsmm.predict")
 
 
 def is_lite(name: str) -> bool:
-    return name in LITE or group(name) in LITE_PACKAGES
+    return name in LITE or placed(name) in LITE_PACKAGES
 
 
 def module_files() -> dict[str, Path]:
@@ -104,13 +119,33 @@ def _project(name: str) -> str:
     return "!" + name  # not ours
 
 
+def family_of(name: str) -> str | None:
+    """The family package a module belongs to, if any."""
+    return name.split(".")[0] if name.split(".")[0] in FAMILY_PACKAGES else None
+
+
 def group(name: str) -> str:
-    return name.split(".")[0]
+    """A module's package: its first component, or in a family package its first two
+    (each module of the family interface is a group of its own)."""
+    return ".".join(name.split(".")[:2 if family_of(name) else 1])
+
+
+def placed(name: str) -> str:
+    """The shared package whose layer a module sits in (itself but for family modules; a
+    family package's own __init__ is a leaf)."""
+    if not family_of(name):
+        return group(name)
+    module = name.split(".")[1] if "." in name else ""
+    if not module:
+        return LEAVES[0]
+    if module in INTERFACE:
+        return INTERFACE[module].layer
+    return FAMILY_MODULES.get(module, module)
 
 
 def layer(name: str) -> int:
     for i, names in enumerate(LAYERS):
-        if group(name) in names:
+        if placed(name) in names:
             return i
     raise AssertionError(f"fomm_convert.{name}: in no layer of tests/test_layout.py")
 
@@ -131,9 +166,14 @@ def wall_violations(graph) -> list[str]:
             where = f"{modules[name].relative_to(ROOT)}:{line}"
             if group(target) == "cli" and group(name) != "cli":
                 problems.append(f"{where}: imports the CLI ({target})")
+            elif family_of(target) and family_of(target) != family_of(name) \
+                    and group(name) != REGISTRY:
+                problems.append(f"{where}: imports the family package {target}")
             elif group(target) == group(name) and group(name) != "":
                 continue
-            elif group(name) in LEAVES and group(target) in LEAVES:
+            elif family_of(name) and placed(name) == group(target):
+                continue  # a family module builds on the shared package of its layer
+            elif placed(name) in LEAVES and placed(target) in LEAVES:
                 continue
             elif layer(target) <= layer(name):
                 problems.append(f"{where}: fomm_convert.{name} imports fomm_convert.{target}, "
@@ -233,3 +273,92 @@ def test_the_wall_test_catches_a_broken_wall(graph):
     assert any("imports the CLI" in p for p in problems)
     assert any("fomm_convert.spec imports fomm_convert.pipeline.build" in p for p in problems)
     assert cycles((modules, broken))
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
+def family_names(graph) -> list[str]:
+    """Modules outside the family packages and the registry that name a family: a string
+    constant equal to a family's name."""
+    modules, _ = graph
+    found = []
+    for name, path in modules.items():
+        if family_of(name) or group(name) == REGISTRY:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and node.value in FAMILIES:
+                found.append(f"{shown(path)}:{node.lineno}: {node.value!r}")
+    return found
+
+
+def facet_requests(graph) -> list[str]:
+    """Family.facet("X") calls from a layer below X's (families.INTERFACE)."""
+    modules, _ = graph
+    wrong = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "facet" and node.args
+                    and isinstance(node.args[0], ast.Constant)):
+                facet = INTERFACE[node.args[0].value]
+                if layer(name) > layer(facet.layer):
+                    wrong.append(f"{shown(path)}:{node.lineno}: asks for "
+                                 f"{node.args[0].value!r} ({facet.layer}'s layer)")
+    return wrong
+
+
+def test_no_module_outside_a_family_package_names_a_family(graph):
+    """The pipeline, bundle, runtimes, parity and animation ask the registry's row
+    (families.family_of(spec)); none branches on a family's name."""
+    assert family_names(graph) == []
+
+
+def test_family_modules_are_asked_for_from_their_layer_or_above(graph):
+    assert facet_requests(graph) == []
+
+
+def test_every_family_package_implements_the_interface():
+    """Each row's package has every interface module (`convert` exactly when the family
+    has formats), each module where families.INTERFACE places it."""
+    modules = module_files()
+    for family in FAMILIES.values():
+        required = [m for m in INTERFACE if m != "convert" or family.formats]
+        absent = [m for m in required if f"{family.package}.{m}" not in modules]
+        assert absent == [], (family.name, absent)
+        assert (f"{family.package}.convert" in modules) == bool(family.formats), family.name
+        for module in INTERFACE:
+            if f"{family.package}.{module}" in modules:
+                assert placed(f"{family.package}.{module}") == INTERFACE[module].layer
+
+
+def test_the_family_walls_catch_a_broken_one(graph, tmp_path):
+    """An import of a family package from outside, one family importing another, a
+    family's name in shared code and a request from below a module's layer all fail."""
+    modules, edges = graph
+    broken = dict(edges)
+    broken["pipeline.build"] = edges["pipeline.build"] + [("tpsmm.spec", False, 1)]
+    broken["tpsmm.predict"] = edges["tpsmm.predict"] + [("fomm.predict", False, 2)]
+    problems = wall_violations((modules, broken))
+    assert any("build.py:1: imports the family package tpsmm.spec" in p for p in problems)
+    assert any("predict.py:2: imports the family package fomm.predict" in p for p in problems)
+    shared = {"hull": modules["hull"], "tpsmm.spec": modules["tpsmm.spec"],
+              "spec": modules["spec"]}
+    assert family_names((shared, {})) == []
+    probe = tmp_path / "probe.py"
+    probe.write_text('FAMILY = "tpsmm"\nfamily.facet("convert")\n')
+    assert family_names(({"hull": probe}, {})) == [f"{probe}:1: 'tpsmm'"]
+    assert facet_requests(({"hull": probe}, {})) == [
+        f"{probe}:2: asks for 'convert' (pipeline's layer)"]
+
+
+def test_every_package_ships():
+    """Every package folder is one pyproject.toml installs (a family package added without
+    it works in a checkout and is missing from the wheel)."""
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(["fomm_convert", *name.split(".")]).rstrip(".")
+             for name, path in module_files().items() if path.name == "__init__.py"}
+    assert found == listed

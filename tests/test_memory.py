@@ -122,3 +122,24 @@ def test_worker_reports_consistent_memory(tiny_bundle):
     assert sum(memory["parts_mb"].values()) == pytest.approx(memory["uss_ready_mb"], rel=0.05)
     assert memory["loading_mb"] > 0 and memory["loaded_anonymous_mb"] > 0
     assert all(value >= 0 for value in memory["parts_mb"].values())
+
+
+def test_a_mapping_gone_before_its_pages_are_handed_back(tmp_path):
+    """A model file's mapping freed after /proc/self/maps was read (another model of the
+    same file, destroyed meanwhile) has nothing left to hand back: no error. Any other
+    madvise failure still raises."""
+    import mmap
+    from fomm_convert.runtime.file_pages import release_file_pages
+    model = tmp_path / "model.tflite"
+    model.write_bytes(b"\0" * mmap.PAGESIZE * 4)
+    with open(model, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        maps = (tmp_path / "maps").open("w")
+        with open("/proc/self/maps") as real:
+            maps.write(real.read())
+        maps.close()
+    # The file's mapping listed in `maps` is gone now: madvise answers ENOMEM.
+    assert str(model) in (tmp_path / "maps").read_text()
+    release_file_pages(model, maps=str(tmp_path / "maps"))
+    (tmp_path / "bad").write_text(f"1-1001 r--p 00000000 00:00 0 {model}\n")  # unaligned: EINVAL
+    with pytest.raises(OSError, match="madvise failed"):
+        release_file_pages(model, maps=str(tmp_path / "bad"))

@@ -64,7 +64,8 @@ def test_a_folder_or_file_named_like_a_dataset_does_not_hide_it(tmp_path, monkey
 def test_a_bare_name_that_is_no_dataset_lists_the_known_ones(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SpecError, match=r"^unknown dataset 'voxx': no .*voxx\.yaml \(known: "
-                                        r"bair, fashion, mgif, nemo, taichi, taichi-adv, vox,"):
+                                        r"bair, fashion, mgif, nemo, taichi, taichi-adv, "
+                                        r"tpsmm-mgif, tpsmm-taichi, tpsmm-ted, tpsmm-vox, vox,"):
         load_spec("voxx")
     (tmp_path / "mine").write_text((FIXTURES / "configs" / "tiny.yaml").read_text())
     assert load_spec("mine").path == Path("mine")  # no dataset of that name: the file
@@ -311,18 +312,24 @@ def test_tflite_runs_print_no_runtime_log_lines(bundle, tmp_path):
 
 def test_a_missing_framework_is_one_line_naming_the_extra(tmp_path):
     """Without torch and TensorFlow (a lite install: tests/test_wheel.py runs the installed
-    wheel), a command that needs them names the extra (issue 20, item 4)."""
+    wheel), a command that needs them names the extra (issue 20, item 4); so does --plot
+    without matplotlib."""
     script = ("import sys\n"
-              "for name in ('torch', 'tensorflow', 'onnx'): sys.modules[name] = None\n"
+              "for name in ('torch', 'tensorflow', 'onnx', 'matplotlib'): "
+              "sys.modules[name] = None\n"
               "from fomm_convert.cli import main\n"
               "sys.argv = ['fomm-convert', *sys.argv[1:]]\n"
               "main()\n")
-    for args, module in ((["build", "--dataset", "vox", "--synthetic"], "torch"),
-                         (["inspect", "--config", config_path("tiny"), "--checkpoint",
-                           str(CKPT)], "tensorflow")):
+    for args, what, module, extra in (
+            (["build", "--dataset", "vox", "--synthetic"], "fomm-convert build", "torch",
+             "convert"),
+            (["inspect", "--config", config_path("tiny"), "--checkpoint", str(CKPT)],
+             "fomm-convert inspect", "tensorflow", "convert"),
+            (["bench", "--from-json", "bench.json", "--plot", "bench.png"], "--plot",
+             "matplotlib", "plot")):
         result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
                                 text=True, cwd=tmp_path)
         assert (result.returncode, result.stderr) == (
-            1, f"Error: fomm-convert {args[0]} needs {module}, which is not installed: pip "
-               f"install 'fomm-convert[convert]'\n"), result.stderr
+            1, f"Error: {what} needs {module}, which is not installed: pip install "
+               f"'fomm-convert[{extra}]'\n"), result.stderr
     assert list(tmp_path.iterdir()) == []

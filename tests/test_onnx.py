@@ -18,7 +18,8 @@ import torch
 
 from fomm_convert.checkpoint import load_checkpoint
 from fomm_convert.export.onnx import OPSET, export_onnx, op_types
-from fomm_convert.formats import METADATA_NAME, ONNX_ARTIFACT_FILES, ONNX_WEIGHTS_FILE
+from fomm_convert.families import FAMILIES
+from fomm_convert.formats import METADATA_NAME, ONNX_WEIGHTS_FILE, onnx_artifact_files
 from fomm_convert.pipeline.predict import predict
 from fomm_convert.runtime import load_backend
 from fomm_convert.spec import load_spec
@@ -253,7 +254,7 @@ def test_export_is_deterministic(bundles, tmp_path):
     weights = path.parent / ONNX_WEIGHTS_FILE
     assert weights.read_bytes() == (out / ONNX_WEIGHTS_FILE).read_bytes()
     # Written through temporary files that are renamed: none is left behind.
-    assert sorted(p.name for p in out.iterdir()) == sorted(ONNX_ARTIFACT_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(onnx_artifact_files(FAMILIES["fomm"]))
 
 
 @pytest.mark.slow  # exports the ONNX files of a spec
@@ -273,7 +274,8 @@ def test_align_corners_spec_exports_its_grid_sample(tmp_path, oracle_inputs):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_files_are_valid_standard_onnx_with_metadata(bundles, case):
     spec, _, bundle, paths = bundles[case]
-    assert sorted(p.name for p in (bundle / "onnx").iterdir()) == sorted(ONNX_ARTIFACT_FILES)
+    assert sorted(p.name for p in (bundle / "onnx").iterdir()) \
+        == sorted(onnx_artifact_files(FAMILIES["fomm"]))
     metadata = metadata_for(case)
     for stem, path in paths.items():
         model = onnx.load(str(path))

@@ -14,6 +14,7 @@ import pytest
 from fomm_convert import media
 from fomm_convert.animation import jobs
 from fomm_convert.animation.stages import Stages
+from fomm_convert.fomm.animation import Normalisation
 
 from conftest import FIXTURES
 
@@ -65,7 +66,7 @@ def test_pipelined_frames_equal_the_serial_calls(tiny_bundle, inputs, tmp_path, 
     opened = jobs.prepare(tiny_bundle, "tflite")
     out = tmp_path / "frames"
     summary = jobs.run_animate(opened, inputs["source"], inputs["driving"], out,
-                               relative=True, adapt_scale=True, batch_size=batch_size)
+                               mode=Normalisation(True, True), batch_size=batch_size)
     written = np.stack([iio.imread(p) for p in sorted(out.iterdir())])
     expected = serial_reference(opened.backend, inputs["source"], inputs["driving"],
                                 jobs.frame_size(opened.spec), batch_size)
@@ -169,7 +170,7 @@ def test_an_error_in_any_stage_stops_all_and_leaves_nothing(tiny_bundle, inputs,
     folder.mkdir()
     with pytest.raises(type(error)) as raised:
         jobs.run_animate(opened, inputs["source"], inputs["driving"], folder / "frames",
-                         relative=True, adapt_scale=True, batch_size=1)
+                         mode=Normalisation(True, True), batch_size=1)
     assert raised.value is error  # the stage's own exception, message unchanged
     assert list(folder.iterdir()) == []
     assert stage_threads() == []

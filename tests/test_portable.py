@@ -11,7 +11,8 @@ import pytest
 
 from fomm_convert import exact
 from fomm_convert.export.tflite_file import read_tflite_metadata
-from fomm_convert.formats import FORMATS, ONNX_FILES, tflite_filename
+from fomm_convert.families import FAMILIES
+from fomm_convert.formats import FORMATS, onnx_files, tflite_filename
 from fomm_convert.signatures import MODELS
 
 TFLITE_INT64 = 4  # TensorType.INT64 (schema.fbs)
@@ -82,7 +83,7 @@ def input_dependent_int64(path) -> list[str]:
 
 
 def test_no_input_dependent_int64_in_any_onnx_file(tiny_bundle):
-    for name in ONNX_FILES.values():
+    for name in onnx_files(FAMILIES["fomm"]).values():
         assert input_dependent_int64(tiny_bundle / "onnx" / name) == [], name
 
 

@@ -112,8 +112,9 @@ def test_module_reproduces_the_oracle_normalisation(case):
 def serving_signature(num_kp: int, jacobian: bool):
     """The contract's process_kp_driving signature, for any number of keypoints."""
     spec = load_spec("vox")
-    spec = dataclasses.replace(spec, common={**spec.common, "num_kp": num_kp,
-                                             "estimate_jacobian": jacobian})
+    common = {**spec.common, "num_kp": num_kp, "estimate_jacobian": jacobian}
+    spec = dataclasses.replace(spec, params={**spec.params, "common_params": common},
+                               num_kp=num_kp)
     return signatures(spec)["process_kp_driving"]["serving_default"]
 
 

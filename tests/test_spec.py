@@ -8,11 +8,11 @@ import yaml
 
 from fomm_convert.spec import SpecError, available_specs, load_spec
 
-from conftest import FIXTURES, SPEC_TABLES
+from conftest import FIXTURES, SPEC_TABLES, TPSMM_SPEC_TABLES
 
 
 def test_every_dataset_has_a_spec():
-    assert available_specs() == sorted(SPEC_TABLES)
+    assert available_specs() == sorted({**SPEC_TABLES, **TPSMM_SPEC_TABLES})
 
 
 @pytest.mark.parametrize("name", sorted(SPEC_TABLES))
@@ -45,7 +45,8 @@ def test_original_config_defaults():
     assert spec.kp_detector["single_jacobian_map"] is False
     assert spec.dense_motion["kp_variance"] == 0.01
     assert spec.align_corners is False
-    assert spec.relative is True and spec.adapt_scale is False  # its animate_params
+    assert spec.settings["normalization"] == {"relative": True, "adapt_scale": False}  # its
+    # animate_params
     assert spec.checkpoint is None
 
 

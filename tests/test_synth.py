@@ -1,4 +1,5 @@
-"""fomm_convert.synth: seeded synthetic checkpoints in the original's layout."""
+"""fomm_convert.synth (FOMM's rules: fomm_convert.fomm.synth): seeded synthetic checkpoints in the
+original's layout."""
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,9 @@ from click.testing import CliRunner
 from conftest import FIXTURES, config_path
 from fomm_convert.checkpoint import load_checkpoint
 from fomm_convert.cli import cli
+from fomm_convert.fomm.synth import synth_state_dict
 from fomm_convert.spec import load_spec
-from fomm_convert.synth import make_checkpoint, synth_state_dict, write_checkpoint
+from fomm_convert.synth import make_checkpoint, write_checkpoint
 from fomm_convert.torch_model import build_models, load_weights
 from fomm_convert.torch_model.blocks import gaussian_kernel
 

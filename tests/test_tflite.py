@@ -23,6 +23,7 @@ from fomm_convert.export.tflite_file import (BUFFER_ALIGNMENT, CONVERTER_METADAT
                                              with_metadata)
 from fomm_convert.export.tflite_ops import (measured_placements, op_report,
                                             op_report_markdown)
+from fomm_convert.families import FAMILIES
 from fomm_convert.formats import METADATA_NAME, effective_precision, tflite_filename
 from fomm_convert.parity.compare import load_tolerances
 from fomm_convert.pipeline.predict import TO_ORACLE, predict
@@ -37,6 +38,7 @@ from conftest import FIXTURES, ORACLE, ROOT, builds, config_path, require_oracle
 from oracle_policy import assert_matches_oracle, profile_tolerance as tolerance, reduced_errors
 
 CHECKPOINT = FIXTURES / "tiny-seed7.pth.tar"
+FOMM = FAMILIES["fomm"]
 BACKENDS = {"fp32": "tflite", "fp16": "tflite-fp16", "int8": "tflite-int8"}
 KP = ("value", "jacobian")
 NO_TF = "import sys; sys.modules['tensorflow'] = None; sys.modules['torch'] = None\n"
@@ -65,7 +67,7 @@ def bundle(tmp_path_factory, spec):
     export_savedmodels(model_functions(spec, kp_detector, generator), root / "savedmodel")
     sources = tflite_sources(spec, root / "savedmodel", kp_detector, root / "scratch")
     for precision in BACKENDS:
-        paths = export_tflite(sources, root / "tflite", precision, METADATA)
+        paths = export_tflite(sources, root / "tflite", precision, METADATA, family=FOMM)
         assert sorted(paths) == sorted(MODELS)
     return root
 
@@ -181,7 +183,7 @@ def test_process_kp_driving_is_float32_in_every_variant(spec, bundle, oracle, in
 def test_int8_bounds(spec, bundle, oracle, inputs, tf_backend):
     """Dynamic-range int8 (weights per channel to 8 bits, activations quantised per call)
     shrinks the generator only: the detector and the normalisation stay float32
-    (formats.FLOAT32_ONLY), so their outputs meet the fp32 numbers against the oracle
+    (the family's float32_only), so their outputs meet the fp32 numbers against the oracle
     (measured: keypoint values 3.4e-6, jacobians 1.2e-6; an int8 detector was 1.5e-1 and
     2.6e-3 off). The generator is a size option, not a parity artifact: measured on tiny,
     stage-wise against TF, prediction 1.6e-2, mask 4e-3. Its bounds (about 2x to 3x those)
@@ -215,7 +217,7 @@ def vox256(tmp_path_factory, vox256_checkpoint):
     export_savedmodels(model_functions(spec, kp_detector, fast_generator), root / "savedmodel")
     sources = tflite_sources(spec, root / "savedmodel", kp_detector, root / "scratch")
     for precision in ("fp32", "fp16"):
-        export_tflite(sources, root / "tflite", precision, METADATA)
+        export_tflite(sources, root / "tflite", precision, METADATA, family=FOMM)
     oracle = np.load(ORACLE / "vox-256.npz")
     inputs = tuple(np.ascontiguousarray(oracle[k].transpose(0, 2, 3, 1))
                    for k in ("source", "driving"))
@@ -325,7 +327,7 @@ def test_metadata_round_trip_without_tensorflow(bundle):
     for precision in BACKENDS:
         for model in MODELS:
             meta, names = found[tflite_filename(model, precision)]
-            effective = effective_precision(model, precision)
+            effective = effective_precision(model, precision, FOMM)
             assert meta == {**METADATA[model], "precision": effective, "variant": precision}
             # Ours is added; what the converter wrote stays.
             assert names[-1] == METADATA_NAME
@@ -374,12 +376,12 @@ def test_metadata_rewrite_replaces_and_is_idempotent(bundle):
 
 def test_metadata_must_be_complete_and_json(bundle, tmp_path):
     with pytest.raises(ValueError, match="no metadata or SavedModel for"):
-        export_tflite(bundle / "savedmodel", tmp_path, "fp32", {"generator": {}})
+        export_tflite(bundle / "savedmodel", tmp_path, "fp32", {"generator": {}}, family=FOMM)
     with pytest.raises(ValueError, match="JSON"):
         export_tflite(bundle / "savedmodel", tmp_path, "fp32",
-                      {m: {"x": float("nan")} for m in MODELS})
+                      {m: {"x": float("nan")} for m in MODELS}, family=FOMM)
     with pytest.raises(ValueError, match="unknown precision"):
-        export_tflite(bundle / "savedmodel", tmp_path, "bf16", METADATA)
+        export_tflite(bundle / "savedmodel", tmp_path, "bf16", METADATA, family=FOMM)
     assert not list(tmp_path.iterdir())
 
 
@@ -390,7 +392,7 @@ def test_export_is_deterministic(bundle, tmp_path):
     sources = {model: bundle / "savedmodel" / model for model in MODELS}
     sources["kp_detector"] = bundle / "scratch" / "kp_detector"
     for precision in ("fp32", "fp16"):
-        again = export_tflite(sources, tmp_path, precision, METADATA)
+        again = export_tflite(sources, tmp_path, precision, METADATA, family=FOMM)
         for model, path in again.items():
             first = bundle / "tflite" / tflite_filename(model, precision)
             assert path.read_bytes() == first.read_bytes(), path.name

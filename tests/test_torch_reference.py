@@ -30,7 +30,7 @@ def test_state_dict_equals_fact_table(config):
 
 
 def run_predict(tmp_path, config, checkpoint, npz, *extra):
-    out = tmp_path / "out.npz"
+    out = tmp_path / f"out-{len(list(tmp_path.glob('out-*.npz')))}.npz"  # each run its own
     result = CliRunner().invoke(cli, ["predict", "--config", config, "--checkpoint",
                                       str(checkpoint), "--inputs", str(npz), "--out", str(out),
                                       "--backend", "torch", *extra])

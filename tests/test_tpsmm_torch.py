@@ -5,22 +5,19 @@ source of batch 1), in every mode, with both TPS solves.
 
 Tolerances (issue 21): keypoints 1e-5, the adapt scale 1e-5 relative, every other array
 1e-4, relative to its largest magnitude where that exceeds 1 (avd's TPS parameters reach
-~75). The checkpoints are regenerated with the oracle's make_weights.py and read with
-torch.load(weights_only=True) (the safe reader of the TPSMM layout comes with the family
-structure).
+~75). The checkpoints are regenerated with the oracle's make_weights.py and read with our
+safe reader (conftest.tpsmm_checkpoint).
 """
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
-from fomm_convert.checkpoint import state_dict_sha256
+from fomm_convert.checkpoint import load_checkpoint
 from fomm_convert.hull import movement_scale
 from fomm_convert.tpsmm.architecture import (NETWORKS, UNUSED_NETWORKS, check_frame,
                                              dense_motion_size, occlusion_sizes)
@@ -28,16 +25,13 @@ from fomm_convert.tpsmm.torch_model import (MODES, TPS_SOLVES, build_models, loa
                                             normalize_kp)
 from fomm_convert.tpsmm.torch_model import tps
 
-from conftest import SHARED, fast_first, require_shared
+from conftest import TPSMM_ORACLE, fast_first, require_tpsmm_oracle
 
-ORACLE = SHARED / "oracle-tpsmm"
+ORACLE = TPSMM_ORACLE
 TABLES = ("vox-256", "taichi-256", "ted-384", "mgif-256", "tiny", "tiny-rect")
 CASES = {"tiny": "tiny", "tiny-rect": "tiny", "vox-256": "vox-256"}  # case -> weights
 INPUTS = ("source", "driving", "driving_frame_indices", "gen_frame_positions")
-
-
-def require(*names):
-    require_shared(*(f"oracle-tpsmm/{n}" for n in names))
+require = require_tpsmm_oracle
 
 
 def table(name: str) -> dict:
@@ -66,26 +60,10 @@ def assert_within(errors: dict, oracle):
 
 
 @pytest.fixture(scope="session")
-def weights(tmp_path_factory):
-    """{weights name: {network: state dict of numpy arrays}}, each made on first use by the
-    oracle's make_weights.py (seed 7) and checked against the recorded weights_sha256."""
-    made = {}
-
-    def get(name: str) -> dict:
-        if name not in made:  # the case of the same name records its weights_sha256
-            require("make_weights.py", f"{name}.json", f"statedicts/{name}.json")
-            path = tmp_path_factory.mktemp("tpsmm") / f"{name}-seed7.pth.tar"
-            subprocess.run([sys.executable, str(ORACLE / "make_weights.py"), "--table",
-                            str(ORACLE / "statedicts" / f"{name}.json"), "--seed", "7",
-                            "--out", str(path)], check=True)
-            checkpoint = torch.load(path, weights_only=True)
-            expected = json.loads((ORACLE / f"{name}.json").read_text())["weights_sha256"]
-            state = {net: {k: v.numpy() for k, v in checkpoint[net].items()}
-                     for net in expected}
-            assert {net: state_dict_sha256(sd) for net, sd in state.items()} == expected
-            made[name] = state
-        return made[name]
-    return get
+def weights(tpsmm_checkpoint):
+    """{weights name: {network: state dict of numpy arrays}}: the oracle's seed-7
+    checkpoints (conftest.tpsmm_checkpoint), read by our safe reader."""
+    return lambda name: load_checkpoint(tpsmm_checkpoint(name), family="tpsmm").networks
 
 
 def models(weights, name: str, solve: str = "inverse") -> dict:
@@ -339,6 +317,15 @@ def test_export_solve_as_accurate_as_the_original_on_vox256(weights):
     export solve 1.9e-3, 3.2e-5 and 2.5e-5; every other array meets the policy."""
     require("vox-256.npz", "vox-256.json")
     oracle = np.load(ORACLE / "vox-256.npz")
+    ours = generate(models(weights, "vox-256", "elimination"), oracle, "elimination", oracle)
+    assert set(ours) == {n for n in expected_names(oracle, "elimination") if "fg_kp" not in n
+                         and not n.startswith("adapt_movement_scale")}
+    assert_as_accurate_as_the_original(ours, oracle, float64_arrays(weights, oracle))
+
+
+def float64_arrays(weights, oracle) -> dict:
+    """vox-256's generator arrays of the reference in float64, fed the oracle's keypoints;
+    checked to reproduce the original's recorded float64 check."""
     recorded = json.loads((ORACLE / "vox-256.json").read_text())["float64_vs_float32_maxabs"]
     exact = generate({k: v.double() for k, v in models(weights, "vox-256").items()}, oracle,
                      "inverse", {k: oracle[k].astype(np.float64)
@@ -347,9 +334,12 @@ def test_export_solve_as_accurate_as_the_original_on_vox256(weights):
     for name in ("prediction", "deformation"):
         check = np.abs(oracle[f"relative_{name}"][row] - exact[f"relative_{name}"][row]).max()
         assert abs(check - recorded[f"{name}_given_f32_kp"]) <= 1e-9, name
-    ours = generate(models(weights, "vox-256", "elimination"), oracle, "elimination", oracle)
-    assert set(ours) == {n for n in expected_names(oracle, "elimination") if "fg_kp" not in n
-                         and not n.startswith("adapt_movement_scale")}
+    return exact
+
+
+def assert_as_accurate_as_the_original(ours: dict, oracle, exact: dict):
+    """Every array within the policy, or, where it misses, within twice the original's own
+    float32 distance from the float64 model (`exact`)."""
     errors = max_errors(ours, oracle)
     for name in [n for n, e in errors.items() if not e <= tolerance(n, oracle[n])]:
         original = np.abs(oracle[name] - exact[name]).max()

@@ -90,7 +90,7 @@ def test_installed_wheel_finds_the_shipped_specs(lite_venv, tmp_path):
                           "print(load_spec('vox').frame_shape, len(available_specs()))"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["(256,", "256,", "3)", "8"]
+    assert run.stdout.split() == ["(256,", "256,", "3)", "12"]
 
 
 def test_a_lite_install_names_the_extra_a_command_needs(lite_venv, tiny_bundle, tmp_path):

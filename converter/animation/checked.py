@@ -8,20 +8,20 @@ import numpy as np
 
 from ..errors import FommError, one_line
 from ..media import check_unit_floats
+from ..runtime.base import SpecBackend
 
 
 class ArrayError(FommError):
     """An array passed to a backend that is not what the models take."""
 
 
-class CheckedBackend:
+class CheckedBackend(SpecBackend):
     """kp_detector, process_kp_driving, generator, encode_source and generate of `backend`
     (runtime.base.Backend) for a spec's models, their inputs checked first."""
 
     def __init__(self, backend, spec, name: str):
+        super().__init__(spec)
         self._backend, self.name = backend, name
-        self.num_kp, self.estimate_jacobian = spec.num_kp, spec.estimate_jacobian
-        self.frame_shape = tuple(spec.frame_shape)
 
     def kp_detector(self, image):
         return self._run("kp_detector", self._image("kp_detector: image", image))

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from ..bundle.open import OpenedBundle, check_backend_name, open_bundle
-from ..errors import FommError, warn
+from ..errors import FommError, one_line, warn
+from ..families import family_of
 from ..io import write_json
 from ..media import MediaError, open_video, open_writer, output_kind, read_image
 from ..media.fit import CROPS, check_fit
@@ -151,11 +152,12 @@ def render(stages: Stages, batches, writer, panel, bar):
     feed.close()
 
 
-def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative: bool,
-                adapt_scale: bool, batch_size: int | None = None, best_frame: bool = False,
+def run_animate(prepared: Prepared, source_path, driving_path, out, *, mode,
+                batch_size: int | None = None, best_frame: bool = False,
                 visualize: bool = False, stream=None, force: bool = False,
                 crop: str = "none", sources: dict | None = None) -> dict:
-    """Animate the source with the driving video into `out`; returns a summary.
+    """Animate the source with the driving video into `out` in the animation mode `mode`
+    (the family's: animation_mode); returns a summary.
 
     sources: a cache that keeps the last source picture's Source (keypoints, encoding)
     from one call to the next, so a worker animating job after job encodes a picture
@@ -209,9 +211,9 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, relative:
                       model=model) as bar:
             with Stages() as stages:
                 frames = stages.ahead(video.frames(size, crop), FRAMES_AHEAD, "decode")
-                batches = animate_frames(model, source, frames, relative=relative,
-                                         adapt_scale=adapt_scale, batch_size=batch_size,
-                                         kp_initial=kp_initial, keypoints=keypoints)
+                batches = animate_frames(model, source, frames, mode=mode,
+                                         batch_size=batch_size, kp_initial=kp_initial,
+                                         keypoints=keypoints)
                 render(stages, batches, writer, panel, bar)
             writer.commit()
     except BaseException:
@@ -269,6 +271,8 @@ def run_reconstruct(prepared: Prepared, video_path, out=None, *,
 
     try:
         result = reconstruct_frames(backend, video.frames(size),
+                                    mode=animation(prepared.spec).reconstruction_mode(
+                                        prepared.spec),
                                     batch_size=batch_size, on_batch=on_batch)
         if writer is not None:
             writer.commit()
@@ -281,28 +285,41 @@ def run_reconstruct(prepared: Prepared, video_path, out=None, *,
     return result
 
 
+def animation(spec):
+    """The spec's model family's animation modes (its package's `animation` module)."""
+    return family_of(spec).facet("animation")
+
+
+def animation_mode(spec, **options):
+    """The animation mode of a family's options (FOMM: relative, adapt_scale; None: the
+    spec's default); a one-line AnimateError for an option the family does not have."""
+    try:
+        return animation(spec).mode(spec, **options)
+    except (TypeError, ValueError) as exc:
+        raise AnimateError(f"{family_of(spec).title} models: {one_line(exc)}") from None
+
+
 def animate(bundle, source, driving, out, *, backend: str = "tflite", checkpoint=None,
-            threads=None, relative: bool | None = None, adapt_scale: bool | None = None,
-            batch_size: int | None = None, best_frame: bool = False,
-            visualize: bool = False, force: bool = False, crop: str = "none",
-            notify=print, stream=None, sources: dict | None = None) -> dict:
-    """The `animate` command's work: run_animate on a prepared bundle, the normalisation
-    defaulting to the bundle spec's; the summary also says which normalisation ran.
+            threads=None, batch_size: int | None = None, best_frame: bool = False,
+            visualize: bool = False, force: bool = False, crop: str = "none", notify=print,
+            stream=None, sources: dict | None = None, **mode_options) -> dict:
+    """The `animate` command's work: run_animate on a prepared bundle in the mode of
+    `mode_options` (the family's: animation_mode), each defaulting to the bundle spec's;
+    the summary also says which mode ran.
 
     `bundle` may be a Prepared one (a worker's, loaded once for many jobs: backend,
-    checkpoint and threads are then its own). Its parameters are animate's options: a
-    jobs file of animate-many accepts every one that is a job's (many/jobfile.py)."""
+    checkpoint and threads are then its own). Its parameters and the family's mode
+    options are animate's options: a jobs file of animate-many accepts every one that is
+    a job's (many/jobfile.py)."""
     prepared = bundle if isinstance(bundle, Prepared) else \
         prepare(bundle, backend, checkpoint, threads)
     for notice in prepared.notices:
         notify(notice)
-    relative = prepared.spec.relative if relative is None else relative
-    adapt_scale = prepared.spec.adapt_scale if adapt_scale is None else adapt_scale
-    summary = run_animate(prepared, source, driving, out, relative=relative,
-                          adapt_scale=adapt_scale, batch_size=batch_size,
+    mode = animation_mode(prepared.spec, **mode_options)
+    summary = run_animate(prepared, source, driving, out, mode=mode, batch_size=batch_size,
                           best_frame=best_frame, visualize=visualize, stream=stream,
                           force=force, crop=crop, sources=sources)
-    return {**summary, "relative": relative, "adapt_scale": adapt_scale}
+    return {**summary, **mode.summary()}
 
 
 def reconstruct(bundle, video, out=None, *, backend: str = "tflite", checkpoint=None,

@@ -1,9 +1,11 @@
-"""The streaming loop: driving frames in batches through the three models, the source's
-work done once; and the original's reconstruction measure on top of it.
+"""The streaming loop: driving frames in batches through the models, the source's work
+done once; and the original's reconstruction measure on top of it.
 
 The source is encoded once (encode_source) and its keypoints detected once; each batch
-costs the keypoint detector (per frame, at batch 1, as the original demo runs it),
-process_kp_driving and generate. At most one batch of frames is held.
+costs the keypoint detector (per frame, at batch 1, as the original demo runs it), the
+animation mode's keypoint normalisation (the model family's: its package's `animation`
+module, e.g. FOMM's process_kp_driving flags) and generate. At most one batch of frames
+is held.
 """
 from __future__ import annotations
 
@@ -39,10 +41,12 @@ class Batch:
     prediction: np.ndarray
 
 
-def animate_frames(backend, source: Source, frames, *, relative: bool, adapt_scale: bool,
-                   batch_size: int = 4, kp_initial: dict | None = None, keypoints=None):
+def animate_frames(backend, source: Source, frames, *, mode, batch_size: int = 4,
+                   kp_initial: dict | None = None, keypoints=None):
     """Yield a `Batch` per `batch_size` driving frames pulled from the iterable `frames`.
 
+    mode: the family's animation mode (mode.normalise(backend, kp_driving, kp_initial,
+    kp_source) gives the generator's keypoints).
     kp_initial: the driving keypoints motion is measured from (default: the first frame's,
     as the original); keypoints: the frames' keypoints when already known (an iterable in
     the same order), so the detector is not run again. Holds at most one batch of frames.
@@ -66,10 +70,7 @@ def animate_frames(backend, source: Source, frames, *, relative: bool, adapt_sca
             kp_driving = detect_frames(backend, driving)
         if kp_initial is None:
             kp_initial = {k: v[:1] for k, v in kp_driving.items()}
-        norm = backend.process_kp_driving(kp_driving, kp_initial, source.kp,
-                                          use_relative_movement=relative,
-                                          use_relative_jacobian=relative,
-                                          adapt_movement_scale=adapt_scale)
+        norm = mode.normalise(backend, kp_driving, kp_initial, source.kp)
         prediction = backend.generate(source.encoded, norm, source.kp)
         yield Batch(driving, kp_driving, np.asarray(prediction, np.float32))
 
@@ -81,10 +82,12 @@ class Reconstruction:
     frames: int
 
 
-def reconstruct_frames(backend, frames, *, batch_size: int = 4, source=None, on_batch=None):
-    """The original's reconstruction: the first frame (or `source`) animated with absolute
-    keypoints (no relative motion, no scale adaptation) by every frame; returns the mean
-    over frames of each frame's mean absolute error against the real frame.
+def reconstruct_frames(backend, frames, *, mode, batch_size: int = 4, source=None,
+                       on_batch=None):
+    """The original's reconstruction: the first frame (or `source`) animated in the
+    family's reconstruction mode (FOMM: absolute keypoints, no relative motion, no scale
+    adaptation) by every frame; returns the mean over frames of each frame's mean
+    absolute error against the real frame.
 
     on_batch(batch, source) sees each Batch (to write or draw it).
     """
@@ -95,8 +98,7 @@ def reconstruct_frames(backend, frames, *, batch_size: int = 4, source=None, on_
     source = Source.prepare(backend, first if source is None else source)
     frames, first = _prepend([first], frames), None
     per_frame = []
-    for batch in animate_frames(backend, source, frames, relative=False, adapt_scale=False,
-                                batch_size=batch_size):
+    for batch in animate_frames(backend, source, frames, mode=mode, batch_size=batch_size):
         errors = np.abs(batch.prediction.astype(np.float64) - batch.driving).mean(axis=(1, 2, 3))
         per_frame.extend(float(e) for e in errors)
         if on_batch is not None:

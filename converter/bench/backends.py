@@ -7,17 +7,19 @@ from __future__ import annotations
 from importlib.util import find_spec
 from pathlib import Path
 
+from ..bundle.manifest import read_manifest
+from ..families import family_of_record
 from ..formats import FORMAT_OF_BACKEND, FORMATS, RUNTIME_FORMATS
 
 # Artifact formats in table order: the SavedModel (TFLite's graph, under TensorFlow) last.
 _FORMATS = sorted(FORMATS.values(), key=lambda f: f.kind == "savedmodel")
 # Backends in table order; torch is the baseline, run from the checkpoint.
 _FORMAT_OF = {name: FORMATS[FORMAT_OF_BACKEND[name]]
-              for name in (*(f.backend for f in _FORMATS), *RUNTIME_FORMATS)}
+              for name in (*(f.name for f in _FORMATS), *RUNTIME_FORMATS)}
 BENCH_BACKENDS = ("torch", *_FORMAT_OF)
 # The in-process third-party runtimes timed by default, with the module each needs.
 _DEFAULT_RUNTIMES = {"openvino": "openvino"}
-DEFAULT_BACKENDS = ("torch", *(f.backend for f in _FORMATS),
+DEFAULT_BACKENDS = ("torch", *(f.name for f in _FORMATS),
                     *(name for name, module in _DEFAULT_RUNTIMES.items() if find_spec(module)))
 # Which graph (flops.GRAPHS) each backend runs, for its FLOP floor: the TFLite files and the
 # SavedModel hold the XNNPACK-targeted graph, the ONNX files the MLAS-targeted one.
@@ -26,8 +28,10 @@ GRAPH_OF = {"torch": "reference", **{b: _GRAPH_OF_KIND[f.kind] for b, f in _FORM
 
 
 def _files(backend: str, bundle: Path) -> list[Path]:
-    """The paths a backend's format adds to a bundle (SavedModels: their directories)."""
-    return [bundle / p for p in _FORMAT_OF[backend].files()]
+    """The paths a backend's format adds to a bundle of its model family (its manifest's
+    spec's; SavedModels: their directories)."""
+    family = family_of_record(read_manifest(bundle)["spec"])
+    return [bundle / p for p in _FORMAT_OF[backend].files(family)]
 
 
 def bundle_backends(bundle: Path) -> list[str]:

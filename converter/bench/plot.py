@@ -9,10 +9,9 @@ from __future__ import annotations
 from numbers import Real
 from pathlib import Path
 
+from ..extras import extras_named
 from ..limits import BENCH_REPORT_MAX_BYTES
 from . import BenchError
-
-PLOT_EXTRA = "pip install 'fomm-convert[plot]'"
 
 
 def read_report(path) -> dict:
@@ -48,12 +47,10 @@ def check_report(report, where) -> None:
 
 
 def pyplot_or_error():
-    """matplotlib's pyplot on its file-only backend, else a one-line BenchError naming the
+    """matplotlib's pyplot on its file-only backend, else a one-line MissingExtra naming the
     extra (the CLI asks before a run, not after its minutes)."""
-    try:
+    with extras_named("--plot"):
         import matplotlib
-    except ImportError:
-        raise BenchError(f"--plot needs matplotlib: {PLOT_EXTRA}") from None
     matplotlib.use("Agg")  # files only: no display is needed or opened
     from matplotlib import pyplot
     return pyplot

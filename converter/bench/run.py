@@ -6,6 +6,7 @@ import os
 import statistics
 from pathlib import Path
 
+from ..animation.jobs import animation_mode
 from ..bundle.open import open_bundle
 from ..parity.quality import media_quality
 from . import BenchError
@@ -116,4 +117,5 @@ def int8_quality(bundle: Path, source_path: Path, driving_path: Path, frames: in
     opened = open_bundle(bundle, check=False)
     reference, candidate = (opened.backend(name, threads=threads)
                             for name in ("tflite", "tflite-int8"))
-    return media_quality(opened.spec, reference, candidate, source_path, driving_path, frames)
+    return media_quality(opened.spec, animation_mode(opened.spec), reference, candidate,
+                         source_path, driving_path, frames)

@@ -11,13 +11,12 @@ import json
 import struct
 from pathlib import Path
 
-from ..errors import one_line
-from ..formats import FORMATS, METADATA_NAME, ONNX_FILES, tflite_filename
+from ..errors import one_line, shown
+from ..families import family_of
+from ..formats import FORMATS, METADATA_NAME, onnx_files, tflite_filename
 from ..limits import ARTIFACT_METADATA_MAX_BYTES
-from ..signatures import MODELS
 from .manifest import BundleError
 from .onnx_proto import onnx_facts
-from .schema import shown
 
 # What reading untrusted bytes with the flatbuffers and protobuf readers may raise.
 _UNREADABLE = (ValueError, KeyError, IndexError, TypeError, OverflowError, struct.error,
@@ -30,22 +29,27 @@ def check_artifacts(bundle, manifest: dict, spec) -> None:
     bundle = Path(bundle)
     expected = {"dataset": spec.name, "bundle_version": manifest["version"],
                 "frame_shape": list(spec.frame_shape)}
+    family = family_of(spec)
     for name in manifest["formats"]:
         fmt = FORMATS[name]
         if fmt.kind == "tflite":
-            for model in MODELS:
+            for model in family.models:
                 path = bundle / "tflite" / tflite_filename(model, fmt.precision, fmt.static)
                 _check_metadata(path, _tflite_metadata(path), {**expected, "model": model})
         elif fmt.kind == "onnx":
-            for (model, _), file_name in ONNX_FILES.items():
+            for (model, _), file_name in onnx_files(family).items():
                 path = bundle / "onnx" / file_name
-                try:
-                    facts = onnx_facts(path)
-                except _UNREADABLE as exc:
-                    raise BundleError(f"{path}: not a readable ONNX model "
-                                      f"({one_line(exc)})") from None
-                _check_metadata(path, _json(path, facts.metadata.get(METADATA_NAME)),
+                facts = read_onnx(path)
+                _check_metadata(path, metadata_json(path, facts.metadata.get(METADATA_NAME)),
                                 {**expected, "model": model})
+
+
+def read_onnx(path: Path, error=BundleError):
+    """onnx_facts of an .onnx file, or an `error`: "PATH: not a readable ONNX model (why)"."""
+    try:
+        return onnx_facts(path)
+    except _UNREADABLE as exc:
+        raise error(f"{path}: not a readable ONNX model ({one_line(exc)})") from None
 
 
 def _tflite_metadata(path: Path) -> dict:
@@ -62,7 +66,9 @@ def _tflite_metadata(path: Path) -> dict:
     return data
 
 
-def _json(path: Path, raw) -> dict:
+def metadata_json(path: Path, raw) -> dict:
+    """Our metadata entry of a model file (`raw`: its text, None when there is none): a JSON
+    object of at most ARTIFACT_METADATA_MAX_BYTES, or a one-line BundleError."""
     if raw is None:
         raise BundleError(f"{path}: no {METADATA_NAME} metadata (not an artifact of ours)")
     if len(raw) > ARTIFACT_METADATA_MAX_BYTES:

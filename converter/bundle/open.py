@@ -12,16 +12,12 @@ from pathlib import Path
 
 from ..errors import one_line
 from ..extras import extras_named, missing_extra
-from ..formats import FASTEST_FIRST, FORMAT_OF_BACKEND, FORMATS
+from ..formats import FASTEST_FIRST, FORMAT_OF_BACKEND
 from ..paths import CHECKPOINTS, SYNTHETIC_NAME
 from .artifacts import check_artifacts
 from .manifest import MANIFEST, BundleError, check_files, read_manifest, unlisted_files
 from .models_check import check_format
 from .schema import check_identity, validate_manifest
-
-# The backends that run a bundle's artifacts (formats.FORMAT_OF_BACKEND); the others take a
-# checkpoint.
-BUNDLE_BACKENDS = tuple(FORMAT_OF_BACKEND)
 
 
 def bundle_spec(bundle, manifest: dict):
@@ -78,7 +74,7 @@ def synthetic_in_memory(spec, seed: int, path: Path):
     (`path`: the file it stands for, in messages; sha256 None: there are no file bytes)."""
     from ..checkpoint import checkpoint_from_object
     from ..synth import make_checkpoint
-    return checkpoint_from_object(path, make_checkpoint(spec, seed))
+    return checkpoint_from_object(path, make_checkpoint(spec, seed), spec.family)
 
 
 def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None):
@@ -86,10 +82,10 @@ def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None)
     checkpoint backend (tf, torch) converts `checkpoint` (a path or a loaded Checkpoint).
     Every failure is a one-line BundleError. It runs no gate: a bundle's backend is opened
     through OpenedBundle.backend, which does."""
-    from ..runtime import CHECKPOINT_BACKENDS, load_backend
+    from ..runtime import load_backend
     check_backend_name(name)
     extra = {} if threads is None else {"threads": threads}
-    if name not in CHECKPOINT_BACKENDS:
+    if name in FORMAT_OF_BACKEND:
         if bundle is None:
             raise BundleError(f"backend {name} needs --bundle")
         try:
@@ -106,7 +102,8 @@ def open_backend(name: str, spec, *, bundle=None, checkpoint=None, threads=None)
     from ..checkpoint import CheckpointError
     try:
         with extras_named(f"backend {name}"):
-            return load_backend(name, spec=spec, checkpoint=_loaded(checkpoint), **extra)
+            return load_backend(name, spec=spec, checkpoint=_loaded(checkpoint, spec),
+                                **extra)
     except (CheckpointError, ValueError, OSError) as exc:
         raise BundleError(one_line(exc)) from None
 
@@ -118,10 +115,12 @@ def check_backend_name(name: str):
         raise BundleError(f"unknown backend '{name}' (known: {', '.join(backend_names())})")
 
 
-def _loaded(checkpoint):
-    """A Checkpoint from a path (or itself); CheckpointError for unusable files."""
+def _loaded(checkpoint, spec):
+    """A Checkpoint of the spec's family from a path (or itself); CheckpointError for
+    unusable files."""
     from ..checkpoint import Checkpoint, load_checkpoint
-    return checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    return checkpoint if isinstance(checkpoint, Checkpoint) \
+        else load_checkpoint(checkpoint, family=spec.family)
 
 
 class OpenedBundle:
@@ -142,7 +141,7 @@ class OpenedBundle:
     def default_backend(self) -> str:
         """The backend to run this bundle with when none is named: its first format in
         formats.FASTEST_FIRST (lite runtimes before TensorFlow)."""
-        return next(FORMATS[f].backend for f in FASTEST_FIRST if f in self.formats)
+        return next(f for f in FASTEST_FIRST if f in self.formats)
 
     def check_backend(self, name: str, checkpoint=None):
         """A known backend; a bundle backend needs its format in the bundle and no
@@ -171,7 +170,7 @@ class OpenedBundle:
         try:
             if given is None or isinstance(given, (str, Path)):
                 given = find_checkpoint(self.manifest, self.spec, given)
-            checkpoint = _loaded(given)
+            checkpoint = _loaded(given, self.spec)
         except (CheckpointError, OSError) as exc:
             raise BundleError(one_line(exc)) from None
         if weights_sha256(checkpoint) != self.manifest["checkpoint"]["weights_sha256"]:

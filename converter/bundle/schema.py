@@ -1,7 +1,9 @@
 """The manifest as an input: checked against its schema (types, required fields, no unknown
 ones), its names plain, its paths inside the bundle; then its facts against each other:
 the version is the digest of what it records, the licence that of its weights, the
-dataset its spec's name, the spec as build writes it, every format's files listed.
+dataset its spec's name, the spec as build writes it, every format's files listed. Its
+spec's model family (families.py) says which networks its weights are hashed by, which
+files each format holds and which licence it carries.
 
 Each refusal is one BundleError line naming manifest.json and the field.
 """
@@ -11,17 +13,18 @@ import math
 import re
 from pathlib import Path
 
+from ..errors import shown
+from ..families import UnknownFamily, family_of, family_of_record
 from ..formats import FORMATS
 from ..io import json_text
 from ..licence import licence
-from ..limits import BUNDLE_MAX_DEPTH, BUNDLE_MAX_FILES, ERROR_VALUE_CHARS, VERSION_MAX_CHARS
+from ..limits import BUNDLE_MAX_DEPTH, BUNDLE_MAX_FILES, VERSION_MAX_CHARS
 from ..paths import BUNDLE_PATH_PART, is_file_name, is_plain_name
 from .manifest import CONVERTER, MANIFEST, TOOLCHAIN, BundleError, bundle_version, json_type
 
 FIELDS = ("checkpoint", "dataset", "files", "formats", "licence", "parity", "quality", "spec",
           "synthetic", "toolchain", "version")
 CHECKPOINT_FIELDS = ("file", "sha256", "weights_sha256")
-NETWORKS = ("generator", "kp_detector")
 FILE_FIELDS = ("path", "size", "sha256")
 PARITY_FIELDS = ("checks", "max_abs_by_stage", "passed", "profile")
 PARITY_REPORT = "parity/report.json"
@@ -29,12 +32,6 @@ PARITY_REPORT = "parity/report.json"
 QUALITY = ("tflite-int8", {"tflite", "tflite-int8"})
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 VERSION = re.compile(rf"^[\x21-\x7e]{{1,{VERSION_MAX_CHARS}}}$")  # printable ASCII
-
-
-def shown(value) -> str:
-    """A value for a message, cut short (a hostile manifest may hold a megabyte string)."""
-    text = repr(value)
-    return text if len(text) <= ERROR_VALUE_CHARS else f"{text[:ERROR_VALUE_CHARS - 3]}..."
 
 
 class _Fields:
@@ -109,14 +106,20 @@ def validate_manifest(bundle, manifest: dict) -> None:
     f.matching("version", manifest["version"], VERSION, "a version")
     f.plain("dataset", manifest["dataset"])
     f.of("synthetic", manifest["synthetic"], bool, "a boolean")
+    spec = f.of("spec", manifest["spec"], dict, "an object")
+    try:
+        family = family_of_record(spec)
+    except UnknownFamily as exc:
+        f.fail("spec.family", str(exc))
     formats = _formats(f, manifest["formats"])
     checkpoint = f.object("checkpoint", manifest["checkpoint"], CHECKPOINT_FIELDS)
     f.of("checkpoint.file", checkpoint["file"], str, "a string")
     if not is_file_name(checkpoint["file"]):
         f.fail("checkpoint.file", f"{shown(checkpoint['file'])} is not a plain file name")
     f.matching("checkpoint.sha256", checkpoint["sha256"], HEX64, "a sha256 (64 hex digits)")
-    weights = f.object("checkpoint.weights_sha256", checkpoint["weights_sha256"], NETWORKS)
-    for net in NETWORKS:
+    weights = f.object("checkpoint.weights_sha256", checkpoint["weights_sha256"],
+                       family.networks)
+    for net in family.networks:
         f.matching(f"checkpoint.weights_sha256.{net}", weights[net], HEX64,
                    "a sha256 (64 hex digits)")
     toolchain = f.object("toolchain", manifest["toolchain"], (CONVERTER, *TOOLCHAIN))
@@ -126,11 +129,10 @@ def validate_manifest(bundle, manifest: dict) -> None:
     f.of("licence", manifest["licence"], dict, "an object")
     _parity(f, manifest["parity"], formats)
     _quality(f, manifest["quality"], formats)
-    spec = f.of("spec", manifest["spec"], dict, "an object")
     if "name" not in spec:
         f.fail("spec.name", "missing")
     f.plain("spec.name", spec["name"])
-    _files(f, manifest["files"], formats)
+    _files(f, manifest["files"], formats, family)
 
 
 def _formats(f: _Fields, value) -> list:
@@ -179,7 +181,7 @@ def _quality(f: _Fields, value, formats):
                        f"expected a string or a number, got {json_type(item)}")
 
 
-def _files(f: _Fields, rows, formats):
+def _files(f: _Fields, rows, formats, family):
     f.of("files", rows, list, "a list")
     if len(rows) > BUNDLE_MAX_FILES:
         f.fail("files", f"{len(rows)} entries, more than a bundle holds ({BUNDLE_MAX_FILES})")
@@ -198,7 +200,8 @@ def _files(f: _Fields, rows, formats):
         f.matching(f"{where}.sha256", row["sha256"], HEX64, "a sha256 (64 hex digits)")
     needed = [(PARITY_REPORT, "the parity report")] + [
         (f"{path}/saved_model.pb" if FORMATS[name].kind == "savedmodel" else path,
-         f"a file of the {name} format") for name in formats for path in FORMATS[name].files()]
+         f"a file of the {name} format") for name in formats
+        for path in FORMATS[name].files(family)]
     for path, what in needed:
         if path not in seen:
             f.fail("files", f"does not list {path} ({what})")
@@ -220,6 +223,8 @@ def check_identity(bundle, manifest: dict, spec) -> None:
     if manifest["version"] != expected:
         f.fail("version", f"{shown(manifest['version'])} is not the digest of what the "
                           f"manifest records ({expected}): the manifest was edited")
-    if manifest["licence"] != licence(synthetic):
-        f.fail("licence", "not the licence of "
-               + ("synthetic weights" if synthetic else "converted FOMM weights (CC-BY-NC-4.0)"))
+    family = family_of(spec)
+    if manifest["licence"] != licence(family, synthetic):
+        f.fail("licence", "not the licence of " + (
+            "synthetic weights" if synthetic
+            else f"converted {family.title} weights ({family.licence.spdx})"))

@@ -26,7 +26,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from ..errors import one_line
-from ..io import output_lock, pid_alive, write_atomic
+from ..io import check_folder_output, output_lock, pid_alive, write_atomic
 from .manifest import BundleError
 from .open import not_a_bundle
 
@@ -90,21 +90,19 @@ def _staged(final: Path, archive: Path, force: bool):
 def check_target(final: Path, archive: Path, force: bool):
     """Refuse a target that exists and is not one of our bundles (whatever `force` says),
     an existing bundle without `force`, and an archive path that is a folder."""
-    if final.is_symlink() or (final.exists() and not final.is_dir()):
-        raise BundleError(f"{final}: exists and is not a folder; choose another --out")
+    check_folder_output(final, force, _foreign, BundleError)
     if final.exists():
-        reason = not_a_bundle(final)
-        if reason is not None:
-            raise BundleError(f"{final}: exists and is not a fomm-convert bundle ({reason}); "
-                              f"choose another --out")
-        if not force:
-            raise BundleError(f"{final} exists; pass --force to replace it")
         locked = [p for p in (final, *final.rglob("*")) if p.is_dir()
                   and not os.access(p, os.W_OK | os.X_OK)]
         if locked:
             raise BundleError(f"{locked[0]}: not writable: the bundle cannot be replaced")
     if archive.is_symlink() or archive.is_dir():
         raise BundleError(f"{archive}: exists and is not a file; choose another --out")
+
+
+def _foreign(folder: Path) -> str | None:
+    reason = not_a_bundle(folder)
+    return None if reason is None else f"is not a fomm-convert bundle ({reason})"
 
 
 def _make_parent(folder: Path) -> list[Path]:

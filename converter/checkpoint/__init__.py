@@ -1,7 +1,10 @@
-"""Read FOMM training checkpoints into numpy arrays without ever running code from the file.
+"""Read training checkpoints into numpy arrays without ever running code from the file.
 
-A checkpoint is a torch.save'd dict {'generator': state_dict, 'kp_detector': state_dict,
-'discriminator', 'optimizer_*', 'epoch', ...}. torch.save has two serialisations:
+A checkpoint is a torch.save'd dict of its model family's networks' state dicts
+(families.Family.networks: FOMM's {'generator', 'kp_detector'}, TPSMM's {'kp_detector',
+'dense_motion_network', 'inpainting_network', 'avd_network'}) and entries inference does
+not use (a discriminator, TPSMM's bg_predictor, 'optimizer_*', 'epoch', ...: reported as
+ignored, never converted). torch.save has two serialisations:
 - legacy (torch < 1.6, the official FOMM files): five pickles back to back (magic number,
   protocol version, sys_info, the object, the list of storage keys), then each storage
   as an int64 element count followed by its raw bytes, in the order of that list;
@@ -27,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..families import DEFAULT, family as family_row
 from ..io import file_sha256
-from .common import (LEGACY_MAGIC, LEGACY_PROTOCOL, NETWORKS, SYNTHETIC_KEY, SYNTHETIC_TAG,
-                     CheckpointError)
+from .common import LEGACY_MAGIC, LEGACY_PROTOCOL, SYNTHETIC_KEY, SYNTHETIC_TAG, CheckpointError
 from .sniff import _check_file, _sniff
 
-__all__ = ["Checkpoint", "CheckpointError", "LEGACY_MAGIC", "LEGACY_PROTOCOL", "NETWORKS",
+__all__ = ["Checkpoint", "CheckpointError", "LEGACY_MAGIC", "LEGACY_PROTOCOL",
            "SYNTHETIC_KEY", "SYNTHETIC_TAG", "checkpoint_from_object", "load_checkpoint",
            "state_dict_sha256", "weights_sha256"]
 
@@ -41,10 +44,19 @@ __all__ = ["Checkpoint", "CheckpointError", "LEGACY_MAGIC", "LEGACY_PROTOCOL", "
 class Checkpoint:
     path: Path
     sha256: str | None  # of the file bytes (None: made in memory, no file)
-    kp_detector: "OrderedDict[str, np.ndarray]"  # state_dict order, 'module.' prefix stripped
-    generator: "OrderedDict[str, np.ndarray]"
+    family: str  # the model family whose networks were read
+    # network -> its state dict (numpy arrays in state_dict order, 'module.' prefix
+    # stripped), in the family's order
+    networks: "dict[str, OrderedDict[str, np.ndarray]]"
     ignored: list[str]  # top-level entries not used (discriminator, optimizers, epoch, ...)
     synthetic: bool  # written by `fomm-convert synth`
+
+    def __getattr__(self, name: str):
+        """A network's state dict by its name: checkpoint.kp_detector."""
+        networks = self.__dict__.get("networks", {})
+        if name in networks:
+            return networks[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or network {name!r}")
 
 
 def state_dict_sha256(sd) -> str:
@@ -58,28 +70,28 @@ def state_dict_sha256(sd) -> str:
 
 
 def weights_sha256(checkpoint: Checkpoint) -> dict:
-    """{network: state_dict_sha256} of the two networks: what a bundle records of its
-    weights and checks a checkpoint against."""
-    return {net: state_dict_sha256(getattr(checkpoint, net)) for net in ("kp_detector",
-                                                                        "generator")}
+    """{network: state_dict_sha256} of its networks: what a bundle records of its weights
+    and checks a checkpoint against."""
+    return {net: state_dict_sha256(sd) for net, sd in checkpoint.networks.items()}
 
 
-def checkpoint_from_object(path, obj) -> Checkpoint:
-    """A Checkpoint from a torch.save-able object in memory (torch tensors), checked as a
-    file's would be; `path` is the file it stands for, in messages."""
+def checkpoint_from_object(path, obj, family: str = DEFAULT) -> Checkpoint:
+    """A Checkpoint of `family` from a torch.save-able object in memory (torch tensors),
+    checked as a file's would be; `path` is the file it stands for, in messages."""
     import torch
 
     from .extract import _extract
     top = _extract(Path(path), obj, lambda v: isinstance(v, torch.Tensor),
-                   lambda t: t.detach().cpu().numpy())
-    return Checkpoint(path=Path(path), sha256=None, **top)
+                   lambda t: t.detach().cpu().numpy(), family_row(family))
+    return _checkpoint(Path(path), None, family, top)
 
 
-def load_checkpoint(path, use_torch: bool | None = None) -> Checkpoint:
-    """Load a checkpoint's generator and kp_detector state dicts as numpy arrays.
+def load_checkpoint(path, use_torch: bool | None = None, family: str = DEFAULT) -> Checkpoint:
+    """Load the state dicts of a checkpoint's networks (those of `family`, a model family's
+    name) as numpy arrays.
 
     use_torch: None uses torch when it is importable, True/False force one reader.
-    Raises CheckpointError for anything that is not a readable FOMM checkpoint.
+    Raises CheckpointError for anything that is not a readable checkpoint of the family.
     """
     path = Path(path)
     _check_file(path)
@@ -90,8 +102,13 @@ def load_checkpoint(path, use_torch: bool | None = None) -> Checkpoint:
         from .with_torch import _load_with_torch as read
     else:
         from .unpickler import _load_without_torch as read
-    top = read(path, fmt)
-    return Checkpoint(path=path, sha256=file_sha256(path), **top)
+    top = read(path, fmt, family_row(family))
+    return _checkpoint(path, file_sha256(path), family, top)
+
+
+def _checkpoint(path: Path, sha256, family: str, top: dict) -> Checkpoint:
+    return Checkpoint(path=path, sha256=sha256, family=family, networks=top["nets"],
+                      ignored=top["ignored"], synthetic=top["synthetic"])
 
 
 def _torch_importable() -> bool:

@@ -1,6 +1,6 @@
 """Bounds on what a checkpoint may make us allocate, checked before the allocation:
 the zip directory before any member is read, the object pickle while it is read, and
-every tensor of the two networks (geometry, bytes, storage) before any data is read."""
+every tensor of the networks (geometry, bytes, storage) before any data is read."""
 from __future__ import annotations
 
 import math
@@ -9,11 +9,12 @@ from collections import Counter
 
 import numpy as np
 
+from ..errors import shown
 from ..limits import (CHECKPOINT_MAX_DIMS, CHECKPOINT_MAX_NETWORK_BYTES,
                       CHECKPOINT_MAX_PICKLE_BYTES, CHECKPOINT_MAX_PICKLE_DEPTH,
                       CHECKPOINT_MAX_STORAGE_BYTES, CHECKPOINT_MAX_TENSOR_BYTES,
                       CHECKPOINT_MAX_ZIP_RATIO, CHECKPOINT_ZIP_RATIO_FLOOR)
-from .common import CheckpointError, _short
+from .common import CheckpointError
 
 
 def _check_zip_directory(path, infos, archive_bytes: int):
@@ -22,10 +23,10 @@ def _check_zip_directory(path, infos, archive_bytes: int):
     counts = Counter(info.filename for info in infos)
     twice = next((name for name, n in counts.items() if n > 1), None)
     if twice is not None:  # two readers could pick different ones
-        raise CheckpointError(f"{path}: zip member {_short(twice)} appears twice")
+        raise CheckpointError(f"{path}: zip member {shown(twice)} appears twice")
     total = 0
     for info in infos:
-        name, size = _short(info.filename), info.file_size
+        name, size = shown(info.filename), info.file_size
         # Storages live under <folder>/data/; the object pickle and the other records
         # (byteorder, version, ...) are small.
         limit = (CHECKPOINT_MAX_STORAGE_BYTES if "/data/" in info.filename
@@ -170,7 +171,7 @@ def _check_tensor(path, where: str, tensor) -> int:
         bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, int)
                     or v < 0), None)
         if bad is not None:
-            raise CheckpointError(f"{path}: {where}: bad {name} {_short(bad)} (a tensor's "
+            raise CheckpointError(f"{path}: {where}: bad {name} {shown(bad)} (a tensor's "
                                   "sizes, strides and offset are integers >= 0)")
     if storage.dtype is None:
         raise CheckpointError(f"{path}: {where}: unsupported tensor dtype "
@@ -193,13 +194,13 @@ def _check_tensor(path, where: str, tensor) -> int:
 
 
 def _check_networks(path, top: dict):
-    """Every tensor of the two networks checked, and their sum bounded, before any is read."""
+    """Every tensor of the networks checked, and their sum bounded, before any is read."""
     total = 0
     for net, entries in top["nets"].items():
         for _key, original, value in entries:
             total += _check_tensor(path, _where(net, original), value)
             if total > CHECKPOINT_MAX_NETWORK_BYTES:
-                raise CheckpointError(f"{path}: {_where(net, original)}: the two networks "
+                raise CheckpointError(f"{path}: {_where(net, original)}: the networks "
                                       f"declare over {CHECKPOINT_MAX_NETWORK_BYTES} bytes in all")
 
 
@@ -213,4 +214,4 @@ def _check_finite(path, where: str, array: np.ndarray):
 
 
 def _where(net: str, key: str) -> str:
-    return f"'{net}' entry {_short(key)}"
+    return f"'{net}' entry {shown(key)}"

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import re
-import reprlib
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import FommError
+from ..errors import FommError, shown
 
-NETWORKS = ("generator", "kp_detector")
 SYNTHETIC_KEY = "synthetic"  # fomm_convert.synth's marker entry
 SYNTHETIC_TAG = "fomm-convert synth"
 
@@ -35,7 +33,14 @@ _UNSUPPORTED_STORAGES = {
 
 
 class CheckpointError(FommError, ValueError):
-    """The file is not a usable FOMM checkpoint; the one-line message names the file and why."""
+    """The file is not a usable checkpoint of its model family; the one-line message names
+    the file and why."""
+
+
+def _listed(names) -> str:
+    """'a', 'a' and 'b', 'a', 'b' and 'c': names quoted, for messages."""
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
 
 
 def _describe(fmt) -> str:
@@ -43,20 +48,9 @@ def _describe(fmt) -> str:
 
 
 def _refusal(path: Path, name: str) -> str:
-    name = name if re.fullmatch(r"[\w.]{1,200}", name) else _short(name)
+    name = name if re.fullmatch(r"[\w.]{1,200}", name) else shown(name)
     return (f"{path}: refused to load: the file references the global {name}, "
             "which a checkpoint does not need (it could run code)")
-
-
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 200, 80
-
-
-def _short(value, limit: int = 200) -> str:
-    """A bounded one-line repr of something from the file (keys, names, geometry values)."""
-    if isinstance(value, str):
-        return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
-    return _REPR.repr(value)
 
 
 def _one_line(exc: BaseException) -> str:

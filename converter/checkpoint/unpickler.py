@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import shown
 from ..limits import CHECKPOINT_MAX_STORAGE_BYTES
 from .bounds import _BoundedReader, _check_depth, _check_networks
 from .common import (_STORAGE_DTYPES, _UNSUPPORTED_STORAGES, LEGACY_MAGIC, LEGACY_PROTOCOL,
-                     CheckpointError, _describe, _one_line, _refusal, _short)
+                     CheckpointError, _describe, _one_line, _refusal)
 from .extract import _arrays, _entries
 
 
@@ -55,13 +56,13 @@ class _Storage(_Frozen):
 
     def __init__(self, path, key: str, kind: _StorageType, order: str, numel):
         if isinstance(numel, bool) or not isinstance(numel, int) or numel < 0:
-            raise ValueError(f"storage {_short(key)} declares {_short(numel)} elements")
+            raise ValueError(f"storage {shown(key)} declares {shown(numel)} elements")
         fresh = _StorageType(kind.kind)  # not the fields a BUILD could have set
         self.kind, self.itemsize, self.torch_name = fresh.kind, fresh.itemsize, fresh.torch_name
         self.dtype = None if fresh.dtype is None else fresh.dtype.newbyteorder(order)
         self.numel = numel
         if self.nbytes > CHECKPOINT_MAX_STORAGE_BYTES:
-            raise CheckpointError(f"{path}: storage {_short(key)} declares {self.nbytes} "
+            raise CheckpointError(f"{path}: storage {shown(key)} declares {self.nbytes} "
                                   f"bytes, at most {CHECKPOINT_MAX_STORAGE_BYTES}")
         self.read = None  # () -> bytes, once the file is known to hold them
         self._array = None
@@ -234,7 +235,7 @@ class _Unpickler(pickle.Unpickler):
     def persistent_load(self, saved_id):
         if (self._storage is None or not isinstance(saved_id, tuple) or len(saved_id) < 5
                 or _text(saved_id[0]) != "storage" or not isinstance(saved_id[1], _StorageType)):
-            raise ValueError(f"unexpected persistent id {_short(saved_id)}")
+            raise ValueError(f"unexpected persistent id {shown(saved_id)}")
         return self._storage(saved_id)
 
 
@@ -253,11 +254,12 @@ def _opened(path: Path, fmt):
             yield _read_zip(path, zf, fmt[1])
 
 
-def _scan(path: Path, fmt, read) -> dict:
-    """Read the object and check every network tensor (no data read), then `read(top)`."""
+def _scan(path: Path, fmt, family, read) -> dict:
+    """Read the object and check every tensor of the family's networks (no data read),
+    then `read(top)`."""
     try:
         with _opened(path, fmt) as obj:
-            top = _entries(path, obj, lambda v: isinstance(v, (_Tensor, _Unsupported)))
+            top = _entries(path, obj, lambda v: isinstance(v, (_Tensor, _Unsupported)), family)
             _check_networks(path, top)
             return read(top)
     except CheckpointError:
@@ -267,8 +269,9 @@ def _scan(path: Path, fmt, read) -> dict:
                               f"({_one_line(exc)})") from None
 
 
-def _load_without_torch(path: Path, fmt) -> dict:
-    return _scan(path, fmt, lambda top: _arrays(path, top, lambda net, key, t: t.array()))
+def _load_without_torch(path: Path, fmt, family) -> dict:
+    return _scan(path, fmt, family,
+                 lambda top: _arrays(path, top, lambda net, key, t: t.array()))
 
 
 def _read_legacy(path: Path, f):
@@ -284,7 +287,7 @@ def _read_legacy(path: Path, f):
 
     def storage(saved_id):
         if len(saved_id) != 6:
-            raise ValueError(f"unexpected legacy storage id {_short(saved_id)}")
+            raise ValueError(f"unexpected legacy storage id {shown(saved_id)}")
         _, kind, root_key, _location, numel, view = saved_id
         key = _text(root_key)
         root = roots.get(key)
@@ -311,14 +314,14 @@ def _read_legacy(path: Path, f):
         f.seek(offset)
         header = f.read(8)
         if len(header) < 8:
-            raise ValueError(f"file ends before storage {_short(key)}")
+            raise ValueError(f"file ends before storage {shown(key)}")
         (numel,) = struct.unpack(order + "q", header)
         if numel != root.numel:
-            raise ValueError(f"storage {_short(key)} holds {numel} elements, expected "
+            raise ValueError(f"storage {shown(key)} holds {numel} elements, expected "
                              f"{root.numel}")
         start, offset = offset + 8, offset + 8 + root.nbytes
         if offset > file_size:
-            raise ValueError(f"file ends at byte {file_size}, storage {_short(key)} at byte "
+            raise ValueError(f"file ends at byte {file_size}, storage {shown(key)} at byte "
                              f"{offset}")
         root.read = lambda start=start, n=offset - start: _read_at(f, start, n)
     return obj
@@ -336,25 +339,25 @@ def _read_zip(path: Path, zf: zipfile.ZipFile, prefix: str):
         with zf.open(prefix + "byteorder") as f:
             byteorder = f.read(16).decode("ascii", "replace")
         if byteorder not in ("little", "big"):
-            raise ValueError(f"unknown byteorder {_short(byteorder)}")
+            raise ValueError(f"unknown byteorder {shown(byteorder)}")
         order = "<" if byteorder == "little" else ">"
     storages: dict[str, _Storage] = {}
 
     def storage(saved_id):
         if len(saved_id) != 5:
-            raise ValueError(f"unexpected storage id {_short(saved_id)}")
+            raise ValueError(f"unexpected storage id {shown(saved_id)}")
         _, kind, key, _location, numel = saved_id
         key = _text(key)
         found = storages.get(key)
         if found is None:
             record = f"{prefix}data/{key}"
             if record not in infos:
-                raise ValueError(f"missing record {_short(record)}")
+                raise ValueError(f"missing record {shown(record)}")
             found = storages[key] = _Storage(path, key, kind, order, numel)
             # torch.load allocates the storage as the object declares it: its record
             # (whose inflated size the zip directory states) must hold exactly that.
             if infos[record].file_size != found.nbytes:
-                raise ValueError(f"storage {_short(key)} declares {found.nbytes} bytes, "
+                raise ValueError(f"storage {shown(key)} declares {found.nbytes} bytes, "
                                  f"its record holds {infos[record].file_size}")
             found.read = lambda record=record: zf.read(record)
         if found.kind != kind.kind:

@@ -15,10 +15,10 @@ from .extract import _arrays
 from .unpickler import _scan
 
 
-def _load_with_torch(path: Path, fmt) -> dict:
+def _load_with_torch(path: Path, fmt, family) -> dict:
     # torch.load allocates every storage the object declares before it reads a byte of
     # it: our reader checks the file holds them (and the tensors' bounds) first.
-    top = _scan(path, fmt, lambda top: top)
+    top = _scan(path, fmt, family, lambda top: top)
     obj = _torch_load(path, fmt)
 
     def to_array(net, key, expected):

@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from ..bundle.open import BUNDLE_BACKENDS
+from ..formats import FORMAT_OF_BACKEND
 from ..media.fit import CROPS
 from ..runtime import CHECKPOINT_BACKENDS
 
 # The --backend choices: the bundle's artifacts, or tf/torch from the checkpoint.
-BACKEND_CHOICES = BUNDLE_BACKENDS + tuple(sorted(CHECKPOINT_BACKENDS))
+BACKEND_CHOICES = (*FORMAT_OF_BACKEND, *sorted(CHECKPOINT_BACKENDS))
 
 
 def _terminate_cleanly():

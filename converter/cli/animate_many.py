@@ -16,8 +16,9 @@ from .animate import _common_options, _notify, _terminate_cleanly
 @click.option("--jobs", "jobs", type=click.Path(dir_okay=False), default=None,
               help="CSV (a header row) or JSON Lines: a job per row with source, driving, "
                    "out (a name under --out: .mp4, .gif or a PNG folder) and any of "
-                   "animate's own options as a field (relative, adapt_scale, best_frame, "
-                   "visualize, crop); source and driving relative to the file.")
+                   "animate's own options as a field (best_frame, visualize, crop, and "
+                   "the model family's: relative, adapt_scale for FOMM, mode for TPSMM); "
+                   "source and driving relative to the file.")
 @click.option("--reconstruct", type=click.Path(), default=None,
               help="Instead of --jobs: reconstruct each video of a folder (or of a list "
                    "file, one path a line) and report per-video and overall L1.")

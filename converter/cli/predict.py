@@ -32,8 +32,9 @@ def _rows(text: str | None) -> list[int] | None:
 @click.option("--force", is_flag=True, help="Replace an existing --out.")
 @click.option("--align-corners/--no-align-corners", default=None,
               help="grid_sample convention (default: the spec's).")
-@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1),
-              help="Generator frames per call.")
+@click.option("--batch-size", default=None, type=click.IntRange(1),
+              help="Generator frames per call (default: the model family's: FOMM 4; TPSMM 1, "
+                   "as the original computes each frame).")
 @click.option("--gen-frames", default=None, metavar="I,J,...",
               help="Run the generator on these driving rows only (default: all).")
 def predict_command(config, checkpoint, bundle, inputs, out, backend, force, align_corners,

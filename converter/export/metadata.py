@@ -5,8 +5,9 @@ metadata_props entry), so a phone app and a server read the same facts.
 """
 from __future__ import annotations
 
+from ..families import family_of
 from ..licence import licence
-from ..signatures import KEYPOINTS, describe, signatures
+from ..signatures import KEYPOINTS, describe
 
 ROLES = {
     "kp_detector": "Detects K keypoints (and their local jacobians) in one image.",
@@ -23,7 +24,7 @@ def model_metadata(spec, version: str, checkpoint: dict, synthetic: bool) -> dic
     """{model: metadata dict} for the three models of a bundle; its signatures are the I/O
     contract's (fomm_convert.signatures), with shapes and meanings."""
     sigs = {model: {name: describe(sig) for name, sig in by_name.items()}
-            for model, by_name in signatures(spec).items()}
+            for model, by_name in family_of(spec).signatures(spec).items()}
     return {model: {
         "name": f"fomm-{spec.name}-{model}",
         "model": model,
@@ -41,5 +42,5 @@ def model_metadata(spec, version: str, checkpoint: dict, synthetic: bool) -> dic
                         "align_corners": spec.align_corners},
         "batch": "dynamic; source-side inputs may have batch 1 or the driving batch",
         "signatures": sigs[model],
-        "licence": licence(synthetic),
+        "licence": licence(family_of(spec), synthetic),
     } for model in sigs}

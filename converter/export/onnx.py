@@ -7,7 +7,7 @@ grid_sample becomes ONNX GridSample (opset >= 16). The TF graph is not a usable 
 tf2onnx has no GridSample handler, so our TF warp would export as gathers (docs/design.md,
 "Why ONNX comes from the torch reference").
 
-Five files (formats.ONNX_FILES), one per signature of converter/signatures.py, with its
+Five files (formats.onnx_file), one per signature of converter/signatures.py, with its
 names, NHWC float32 at the edges, batch axis dynamic:
 - kp_detector.onnx: image (B,H,W,C) -> value (B,K,2)[, jacobian (B,K,2,2)]
 - process_kp_driving.onnx: kp_driving[, kp_driving_jacobian], kp_driving_initial[,
@@ -41,7 +41,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..formats import METADATA_NAME, ONNX_FILES, ONNX_WEIGHTS_FILE
+from ..formats import METADATA_NAME, ONNX_WEIGHTS_FILE, onnx_file
 from ..io import write_atomic
 from ..spec import Spec
 from ..torch_model import build_models, load_weights
@@ -155,7 +155,7 @@ def export_onnx(spec: Spec, checkpoint, out_dir: Path, metadata: dict[str, dict]
     """
     from ..checkpoint import Checkpoint, load_checkpoint
     if not isinstance(checkpoint, Checkpoint):
-        checkpoint = load_checkpoint(checkpoint)
+        checkpoint = load_checkpoint(checkpoint, family=spec.family)
     kp_detector, generator = build_models(spec)
     load_weights(kp_detector, checkpoint.kp_detector, f"{checkpoint.path}: kp_detector")
     load_weights(generator, checkpoint.generator, f"{checkpoint.path}: generator")
@@ -181,7 +181,7 @@ def export_onnx(spec: Spec, checkpoint, out_dir: Path, metadata: dict[str, dict]
     write_atomic(out_dir / ONNX_WEIGHTS_FILE, weights.data())
     paths = {}
     for sig, model in models:
-        path = out_dir / ONNX_FILES[sig.model, sig.signature]
+        path = out_dir / onnx_file(sig.model, sig.signature)
         write_atomic(path, model.SerializeToString(deterministic=True))
         paths[sig.stem] = path
     return paths

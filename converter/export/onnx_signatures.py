@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..formats import ONNX_FILES
+from ..formats import onnx_file
 from ..signatures import DRIVING, SOURCE, Signature, all_signatures
 from ..spec import Spec
 from ..torch_model.process_kp import ProcessKpDriving
@@ -177,7 +177,7 @@ class OnnxSignature:
 
     @property
     def stem(self) -> str:
-        return Path(ONNX_FILES[self.model, self.signature]).stem
+        return Path(onnx_file(self.model, self.signature)).stem
 
     def dynamic_axes(self) -> dict:
         """{tensor name: {0: axis name}} of every batched input, then output."""

@@ -1,14 +1,14 @@
 """TFLite export: every signature of the three SavedModels, builtin ops only, with metadata.
 
     sources = tflite_sources(spec, savedmodel_dir, kp_detector, scratch)
-    paths = export_tflite(sources, out_dir, "fp16", metadata)
+    paths = export_tflite(sources, out_dir, "fp16", metadata, family=family_of(spec))
 
 Files: out_dir/<model>.tflite (float32), <model>.fp16.tflite (float16 weights, computed
 in float32 on CPU) and, opt-in, <model>.int8.tflite (dynamic-range int8 weights); the
 static variants <model>.static[.fp16].tflite hold the same signatures with every batch
 dimension 1, for runtimes that cannot resize inputs (LiteRT.js, GPU delegates). In the
-reduced variants the models of formats.FLOAT32_ONLY (the keypoint detector, the
-normalisation) are converted as float32, in files named after the variant. Each file
+reduced variants the family's float32_only models (families.py; FOMM's keypoint detector
+and normalisation) are converted as float32, in files named after the variant. Each file
 carries the SavedModel's signatures with the same signature, input and output names, and
 the caller's metadata as UTF-8 JSON in a named `Model.metadata` entry
 (formats.METADATA_NAME) which interpreters ignore. The TFLite converter is deterministic
@@ -68,31 +68,34 @@ def static_tflite_sources(spec, kp_detector, generator, scratch: Path) -> dict[s
 
 
 def export_tflite(sources: Path | Mapping[str, Path], out_dir: Path, precision: str,
-                  metadata: Mapping[str, dict], static: bool = False) -> dict[str, Path]:
+                  metadata: Mapping[str, dict], static: bool = False, *,
+                  family) -> dict[str, Path]:
     """Convert each model's SavedModel into out_dir/<model>[.static][.fp16|.int8].tflite
-    (static: the sources have batch 1, static_tflite_sources).
+    (static: the sources have batch 1, static_tflite_sources); family: the model family
+    (families.Family) whose models they are.
 
     sources: {model: SavedModel directory} (tflite_sources), or one directory holding
     <model>/ for each model.
 
     `metadata[model]` (JSON-able) is embedded as METADATA_NAME, with `variant` (the
     file's precision suffix) and `precision` (what the file really holds: float32 for the
-    FLOAT32_ONLY models) added unless the caller set them. Raises TFLiteExportError when a
+    family's float32_only models) added unless the caller set them. Raises TFLiteExportError when a
     model would need select-TF (Flex) or custom ops, or when the file's signatures differ
     from the SavedModel's.
     """
-    tflite_filename(MODELS[0], precision)  # validates the precision
+    models = family.models
+    tflite_filename(models[0], precision)  # validates the precision
     if not isinstance(sources, Mapping):
-        sources = {model: Path(sources) / model for model in MODELS}
-    missing = [m for m in MODELS if m not in metadata or m not in sources]
+        sources = {model: Path(sources) / model for model in models}
+    missing = [m for m in models if m not in metadata or m not in sources]
     if missing:
         raise ValueError(f"no metadata or SavedModel for {', '.join(missing)}")
-    effective = {m: effective_precision(m, precision) for m in MODELS}
+    effective = {m: effective_precision(m, precision, family) for m in models}
     payloads = {m: metadata_bytes({"variant": precision, "precision": effective[m],
                                    **metadata[m], **(static_metadata(m, metadata[m])
-                                                     if static else {})}) for m in MODELS}
+                                                     if static else {})}) for m in models}
     converted = {}
-    for model in MODELS:  # convert all before writing any
+    for model in models:  # convert all before writing any
         source = Path(sources[model])
         flatbuffer = convert_savedmodel(source, effective[model])
         flatbuffer = with_metadata(flatbuffer, {METADATA_NAME: payloads[model]})

@@ -140,7 +140,9 @@ class SubGraph(NamedTuple):
     operators: tuple
 
 
-class Signature(NamedTuple):
+class SignatureDef(NamedTuple):
+    """A SignatureDef of the schema (what a file declares; signatures.Signature is the
+    contract it is checked against)."""
     key: str
     subgraph: int
     inputs: tuple  # ((name, tensor index), ...)
@@ -209,10 +211,10 @@ def _buffer(table: Table) -> Buffer:
                   data=bytes(table.buf[start:start + size]) if small else None)
 
 
-def _signature(table: Table) -> Signature:
+def _signature(table: Table) -> SignatureDef:
     def tensors(number):
         return tuple((m.string(0), m.scalar(1, U32)) for m in table.tables(number))
-    return Signature(table.string(2), table.scalar(4, U32), tensors(0), tensors(1))
+    return SignatureDef(table.string(2), table.scalar(4, U32), tensors(0), tensors(1))
 
 
 def _subgraph(table: Table) -> SubGraph:

@@ -2,9 +2,10 @@
 job per row with `source`, `driving`, `out` and any of animate's own options as a field of
 the same name; or, for --reconstruct, a folder or a list of videos.
 
-The fields are animate's own parameters (animation.jobs.animate), read from its signature:
-an option added to animate is a job field without a second list. What a run sets for every
-job (the backend, threads, ...) is not a job's.
+The fields are animate's own parameters (animation.jobs.animate) and the animation mode
+options of the bundle's model family (FOMM: relative, adapt_scale; TPSMM: mode), read from
+their signatures: an option added to either is a job field without a second list. What a
+run sets for every job (the backend, threads, ...) is not a job's.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..animation.jobs import animate
-from ..errors import FommError
-from ..limits import ERROR_VALUE_CHARS, JOBS_MAX_BYTES, MAX_JOBS
+from ..animation.jobs import animate, animation
+from ..errors import FommError, cut
+from ..limits import JOBS_MAX_BYTES, MAX_JOBS
 from .results import RESULTS
 
 # animate's parameters that a run sets for all its jobs (or that are not options at all).
@@ -53,12 +54,22 @@ class Job:
     row: str = field(default="", compare=False)  # where it was read, for messages
 
 
-def job_fields() -> dict[str, Field]:
-    """animate's job options, with their types and defaults, in its signature's order."""
-    hints = typing.get_type_hints(animate)
+def job_fields(spec) -> dict[str, Field]:
+    """The job options of a bundle of `spec`, with their types and defaults: animate's
+    required ones (the inputs and the output), the family's animation mode options, then
+    animate's other options (the order of animate's command line)."""
+    fields = _fields(animate, skip=RUN_PARAMETERS)
+    mode = animation(spec).mode
+    modes = _fields(mode, skip=tuple(inspect.signature(mode).parameters)[:1])  # its spec
+    required = {n: f for n, f in fields.items() if f.required}
+    return {**required, **modes, **{n: f for n, f in fields.items() if not f.required}}
+
+
+def _fields(function, skip) -> dict[str, Field]:
+    hints = typing.get_type_hints(function)
     fields = {}
-    for name, param in inspect.signature(animate).parameters.items():
-        if name in RUN_PARAMETERS:
+    for name, param in inspect.signature(function).parameters.items():
+        if name in skip or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
             continue
         required = param.default is inspect.Parameter.empty
         fields[name] = Field(name, _base_type(name, hints.get(name, str)), required,
@@ -66,21 +77,21 @@ def job_fields() -> dict[str, Field]:
     return fields
 
 
-def input_fields() -> tuple[str, ...]:
-    """The job fields that name input files: animate's required ones but the output."""
-    return tuple(f.name for f in job_fields().values() if f.required and f.name != OUT)
+def input_fields(fields: dict[str, Field]) -> tuple[str, ...]:
+    """The job fields that name input files: the required ones but the output."""
+    return tuple(f.name for f in fields.values() if f.required and f.name != OUT)
 
 
 def _base_type(name: str, hint) -> type:
     kinds = [k for k in typing.get_args(hint) or (hint,) if k is not type(None)]
     if len(kinds) != 1 or kinds[0] not in (bool, int, str):
-        raise TypeError(f"animate's parameter {name}: {hint} is not a job field's type")
+        raise TypeError(f"animate's option {name}: {hint} is not a job field's type")
     return kinds[0]
 
 
-def read_jobs(path) -> list[Job]:
-    """The jobs of a .csv or .jsonl file; inputs relative to the file's folder. A mistake is
-    a JobsError naming the file and its row."""
+def read_jobs(path, spec) -> list[Job]:
+    """The jobs of a .csv or .jsonl file for a bundle of `spec`; inputs relative to the
+    file's folder. A mistake is a JobsError naming the file and its row."""
     path = Path(path)
     text = _read_text(path)
     suffix = path.suffix.lower()
@@ -91,7 +102,7 @@ def read_jobs(path) -> list[Job]:
     else:
         raise JobsError(f"{path}: a jobs file is .csv (a header row) or .jsonl (JSON Lines), "
                         f"not '{suffix}'")
-    fields = job_fields()
+    fields = job_fields(spec)
     jobs = [_job(path, where, values, fields) for where, values in rows]
     if not jobs:
         raise JobsError(f"{path}: holds no job")
@@ -146,7 +157,7 @@ def _csv_rows(path: Path, text: str):
         names = [h.strip() for h in header]
         duplicate = next((n for n in names if names.count(n) > 1), None)
         if duplicate is not None:
-            raise JobsError(f"{path}: line 1: the field '{_cut(duplicate)}' is there twice")
+            raise JobsError(f"{path}: line 1: the field '{cut(duplicate)}' is there twice")
         rows = []
         for cells in reader:
             where = f"{path}: line {reader.line_num}"
@@ -186,13 +197,13 @@ def _bound(path: Path, rows: list):
 def _job(path: Path, where: str, values: dict, fields: dict[str, Field]) -> Job:
     unknown = [name for name in values if name not in fields]
     if unknown:
-        raise JobsError(f"{where}: unknown field '{_cut(unknown[0])}' (a job's fields: "
+        raise JobsError(f"{where}: unknown field '{cut(unknown[0])}' (a job's fields: "
                         f"{', '.join(fields)})")
     missing = [f.name for f in fields.values() if f.required and f.name not in values]
     if missing:
         raise JobsError(f"{where}: no '{missing[0]}'")
     given = {name: _convert(where, fields[name], value) for name, value in values.items()}
-    inputs = {name: path.parent / given[name] for name in input_fields()}
+    inputs = {name: path.parent / given[name] for name in input_fields(fields)}
     out = _out_name(where, given[OUT])
     options = {f.name: given.get(f.name, f.default) for f in fields.values() if not f.required}
     return Job(out, "animate", inputs, out, options, where)
@@ -204,17 +215,17 @@ def _convert(where: str, spec: Field, value):
             return value
         if isinstance(value, str) and value.strip().lower() in BOOLEANS:
             return BOOLEANS[value.strip().lower()]
-        raise JobsError(f"{where}: {spec.name}: '{_cut(value)}' is not true or false")
+        raise JobsError(f"{where}: {spec.name}: '{cut(value)}' is not true or false")
     if spec.kind is int:
         try:
             if isinstance(value, bool) or not float(value).is_integer():
                 raise ValueError
             return int(float(value))
         except (TypeError, ValueError):
-            raise JobsError(f"{where}: {spec.name}: '{_cut(value)}' is not a whole number") \
+            raise JobsError(f"{where}: {spec.name}: '{cut(value)}' is not a whole number") \
                 from None
     if not isinstance(value, str) or not value.strip():
-        raise JobsError(f"{where}: {spec.name}: '{_cut(value)}' is not text")
+        raise JobsError(f"{where}: {spec.name}: '{cut(value)}' is not text")
     return value.strip()
 
 
@@ -225,7 +236,7 @@ def _out_name(where: str, name: str) -> str:
     if (not parts or PurePosixPath(name).is_absolute() or "\\" in name
             or any(p in ("..", ".") or p.startswith(".") for p in parts)
             or name == RESULTS):
-        raise JobsError(f"{where}: out: '{_cut(name)}' is not a plain name under --out "
+        raise JobsError(f"{where}: out: '{cut(name)}' is not a plain name under --out "
                         f"(no absolute path, '..', hidden part or {RESULTS})")
     return str(PurePosixPath(*parts))
 
@@ -234,11 +245,6 @@ def _check_distinct(path: Path, jobs: list[Job]):
     seen = {}
     for job in jobs:
         if job.key in seen:
-            raise JobsError(f"{job.row}: '{_cut(job.key)}' is also the job of {seen[job.key]}"
+            raise JobsError(f"{job.row}: '{cut(job.key)}' is also the job of {seen[job.key]}"
                             f" (one job an output)")
         seen[job.key] = job.row.removeprefix(f"{path}: ")
-
-
-def _cut(value) -> str:
-    text = str(value)
-    return text if len(text) <= ERROR_VALUE_CHARS else text[:ERROR_VALUE_CHARS] + "..."

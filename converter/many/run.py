@@ -63,8 +63,9 @@ def animate_many(bundle, out, *, jobs=None, reconstruct=None, engine: str = "loc
     if retries < 0:
         raise ManyError(f"--retries: {retries} is below 0")
     threads = threads or 1
-    job_list = read_jobs(jobs) if jobs is not None else reconstruct_jobs(reconstruct)
     prepared = prepare(bundle, backend, checkpoint, threads)  # checked; loaded by workers
+    job_list = read_jobs(jobs, prepared.spec) if jobs is not None else \
+        reconstruct_jobs(reconstruct)
     for notice in prepared.notices:
         notify(notice)
     out = Path(out)

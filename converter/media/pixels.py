@@ -21,16 +21,16 @@ def as_float(image: np.ndarray) -> np.ndarray:
     raise MediaError(f"unsupported image dtype {image.dtype}")
 
 
-def check_unit_floats(where, image: np.ndarray):
-    """A float image holds finite values in [0, 1], as the model's frames do (MediaError
+def check_unit_floats(where, image: np.ndarray, error=MediaError):
+    """A float image holds finite values in [0, 1], as the model's frames do (an `error`
     naming `where`)."""
     finite = np.isfinite(image)
     if not finite.all():
-        raise MediaError(f"{where}: holds {image.size - int(finite.sum())} values that are "
-                         f"not finite (NaN or infinite)")
+        raise error(f"{where}: holds {image.size - int(finite.sum())} values that are "
+                    f"not finite (NaN or infinite)")
     if image.size and (image.min() < 0 or image.max() > 1):
-        raise MediaError(f"{where}: a float image must hold values in [0, 1], this one "
-                         f"spans [{image.min():g}, {image.max():g}]")
+        raise error(f"{where}: a float image must hold values in [0, 1], this one "
+                    f"spans [{image.min():g}, {image.max():g}]")
 
 
 def as_float32(image: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import cut
 from ..limits import MAX_PIXELS
 from .errors import MediaError
 from .fit import center_crop
@@ -185,7 +186,7 @@ def _ffmpeg_error(log: bytes, status: int) -> str:
     if not lines:
         return f"exit status {status}" if status else "a partial frame at the end"
     text = re.sub(r"^\[(\S+) @ 0x[0-9a-f]+\]\s*", r"\1: ", lines[0])  # "[h264 @ 0x5e..]"
-    return text if len(text) <= 160 else text[:160] + "..."
+    return cut(text, 160)
 
 
 def _streams_without_video(ffmpeg_log: str) -> str | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import click
 
+from ..families import family_of
 from ..paths import CHECKPOINTS
 
 
@@ -26,6 +27,10 @@ def build_all(force: bool = False, echo=click.echo) -> BuildAll:
         path = CHECKPOINTS / spec.checkpoint
         if not path.exists():
             result.skipped.append(f"{name}: no {path}")
+            continue
+        if not family_of(spec).formats:
+            result.skipped.append(f"{name}: no format is available for "
+                                  f"{family_of(spec).title} models yet")
             continue
         echo(f"== {name}")
         # One process per build: TF names traced functions by a per-process counter,

@@ -57,7 +57,7 @@ def demo_checkpoint(spec, say) -> Path:
 def demo(dataset: str = "vox", echo=click.echo, warn=lambda text: click.secho(text, fg="yellow")):
     """Build (once) and verify a bundle of `dataset`, then animate the drawn face with it;
     returns the folder of the demo's files."""
-    from ..animation.jobs import prepare, run_animate
+    from ..animation.jobs import animation_mode, prepare, run_animate
     from ..spec import load_spec
     from .build import build
     from .verify import verify
@@ -76,8 +76,8 @@ def demo(dataset: str = "vox", echo=click.echo, warn=lambda text: click.secho(te
     for note in opened.notices:
         warn(note)
     for name, visualize in (("animation.mp4", False), ("animation-visualized.mp4", True)):
-        summary = run_animate(opened, source, driving, folder / name, relative=spec.relative,
-                              adapt_scale=spec.adapt_scale, visualize=visualize,
+        summary = run_animate(opened, source, driving, folder / name,
+                              mode=animation_mode(spec), visualize=visualize,
                               force=True)  # the demo's own files, made again
         echo(f"wrote {folder / name}: {summary['frames']} frames at "
              f"{summary['frames_per_second']:.1f} frames/s (TFLite)")

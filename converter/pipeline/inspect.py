@@ -7,10 +7,9 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..errors import FommError, one_line
+from ..errors import FommError
 from ..formats import METADATA_NAME, ONNX_WEIGHTS_FILE
 
 
@@ -35,20 +34,14 @@ def describe_artifact(path: Path) -> dict:
 def _describe_onnx(path: Path) -> dict:
     """Read by our own protobuf walk (no runtime parses it), after the ONNX gate's checks
     of the file (standard domains; external data only from generator.weights beside it)."""
+    from ..bundle.artifacts import metadata_json, read_onnx
     from ..bundle.models_check.onnx import check_onnx_file
-    from ..bundle.onnx_proto import onnx_facts
-    try:
-        facts = onnx_facts(path)
-    except (ValueError, OSError, RecursionError) as exc:
-        raise FommError(f"{path}: not a readable ONNX model ({one_line(exc)})") from None
+    facts = read_onnx(path)
     weights = path.parent / ONNX_WEIGHTS_FILE
     check_onnx_file(path, weights.stat().st_size if weights.is_file() else None, facts)
     props = dict(facts.metadata)
-    try:
-        metadata = json.loads(props.pop(METADATA_NAME, "null"))
-    except (ValueError, RecursionError) as exc:
-        raise FommError(f"{path}: its {METADATA_NAME} metadata is not JSON "
-                        f"({one_line(exc)})") from None
+    raw = props.pop(METADATA_NAME, None)  # none: not one of ours, still worth showing
+    metadata = None if raw is None else metadata_json(path, raw)
     return {"file": str(path), "metadata": metadata, "other_metadata": props,
             "description": facts.description, "inputs": facts.inputs,
             "outputs": facts.outputs}
@@ -56,16 +49,19 @@ def _describe_onnx(path: Path) -> dict:
 
 def describe_checkpoint(config: str, checkpoint: str) -> str:
     from ..checkpoint import load_checkpoint
+    from ..families import family_of
     from ..spec import load_spec
-    from ..tf_model.weights import WeightTableError, build_tf_models
-    from .misfit import explain_misfit
 
     spec = load_spec(config)
-    ckpt = load_checkpoint(checkpoint)
+    convert = family_of(spec).facet("convert")
+    ckpt = load_checkpoint(checkpoint, family=spec.family)
     try:
-        _, _, reports = build_tf_models(spec, ckpt, return_reports=True)
-    except WeightTableError as exc:
-        raise explain_misfit(exc, spec, ckpt.path) from None
+        reports = convert.weight_reports(spec, ckpt)
+    except Exception as exc:
+        misfit = convert.misfit(exc, spec, ckpt.path)
+        if misfit is None:
+            raise
+        raise misfit from None
     lines = [f"{ckpt.path}  sha256 {ckpt.sha256}"
              f"{'  (SYNTHETIC weights)' if ckpt.synthetic else ''}",
              f"ignored entries: {', '.join(ckpt.ignored) or 'none'}"]

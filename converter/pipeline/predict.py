@@ -2,7 +2,9 @@
 
 Inputs `source` (1, C, H, W) and `driving` (N, C, H, W), float32 in [0, 1], NCHW as the
 original's tensors; outputs use the oracle's names, shapes and layouts, so any backend can
-be compared with the original implementation by a few lines of numpy.
+be compared with the original implementation by a few lines of numpy. Which arrays is
+the model family's (its package's `predict` module); FOMM's, the arrays of
+../shared/oracle, are predict() here.
 """
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FommError, one_line
+from ..errors import FommError, cut, one_line
+from ..families import family_of
 from ..hull import movement_scale
 from ..io import output_lock, refuse_replacing, write_atomic
 from ..keypoints import detect_frames
 from ..limits import MAX_INPUT_BYTES
+from ..media.pixels import check_unit_floats
 
 # Backend output layout (NHWC family) -> oracle layout (NCHW family).
 TO_ORACLE = {"prediction": (0, 3, 1, 2), "deformed": (0, 3, 1, 2), "mask": (0, 3, 1, 2),
@@ -63,13 +67,7 @@ def read_inputs(path: Path, frame_shape) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:  # zipfile and numpy raise many types for a damaged file
         raise InputsError(f"{path}: not a readable .npz ({one_line(exc)})") from None
     for name, a in arrays.items():
-        finite = np.isfinite(a)
-        if not finite.all():
-            raise InputsError(f"{path}: '{name}' holds {a.size - int(finite.sum())} values "
-                              f"that are not finite (NaN or infinite)")
-        if a.min() < 0 or a.max() > 1:
-            raise InputsError(f"{path}: '{name}' spans [{a.min():g}, {a.max():g}]; inputs "
-                              f"are images in [0, 1]")
+        check_unit_floats(f"{path}: '{name}'", a, InputsError)
     return tuple(np.ascontiguousarray(arrays[k].astype(np.float32).transpose(0, 2, 3, 1))
                  for k in ("source", "driving"))
 
@@ -111,8 +109,7 @@ def _header(path, archive, info, name):
 def _dtype_name(dtype) -> str:
     if dtype.hasobject:
         return "an object (pickled) array"
-    text = str(dtype)
-    return text if len(text) <= 60 else text[:60] + "..."  # a structured dtype can be long
+    return cut(dtype)  # a structured dtype can be long
 
 
 def _check_shape(path, name, shape, frame_shape):
@@ -204,12 +201,13 @@ def resolve_spec(config=None, bundle=None, align_corners=None):
 
 
 def predict_file(config, inputs: Path, out: Path, backend: str | None, *, checkpoint=None,
-                 bundle=None, align_corners=None, batch_size: int = 4, positions=None,
-                 force: bool = False):
+                 bundle=None, align_corners=None, batch_size: int | None = None,
+                 positions=None, force: bool = False):
     """predict() from an inputs NPZ into an output NPZ; returns (arrays, driving frames,
     the backend's name).
 
-    The spec is the config's, else the bundle's (resolve_spec); the backend, when None, is
+    The spec is the config's, else the bundle's (resolve_spec); batch_size None is the
+    family's predict's default; the backend, when None, is
     the bundle's default (OpenedBundle.default_backend), else (or with a checkpoint) torch.
     An existing `out` is replaced only with `force`; a second predict into the same `out`
     fails at once."""
@@ -241,6 +239,8 @@ def _predict_file(config, inputs, out, backend, checkpoint, bundle, align_corner
         runner = open_backend(backend, spec, checkpoint=checkpoint)
     else:
         runner = opened.backend(backend, checkpoint)
-    arrays = predict(runner, source, driving, batch_size=batch_size, positions=positions)
+    chunk = {} if batch_size is None else {"batch_size": batch_size}
+    arrays = family_of(spec).facet("predict").predict(runner, source, driving,
+                                                      positions=positions, **chunk)
     write_npz(out, arrays)
     return arrays, len(driving), backend

@@ -50,10 +50,10 @@ def _parity(opened, checkpoint, echo) -> dict:
     reports = {}
     for name in opened.manifest["formats"]:
         fmt = FORMATS[name]
-        reports[name] = format_parity(reference, opened.backend(fmt.backend), spec.frame_shape,
-                                      fmt.profile)
+        reports[name] = format_parity(reference, opened.backend(name), spec.frame_shape,
+                                      fmt.precision)
         status = "pass" if reports[name].passed else f"FAIL at {reports[name].first_divergence}"
-        echo(f"parity {name} ({fmt.profile}): {status}")
+        echo(f"parity {name} ({fmt.precision}): {status}")
     failed = [f for f, r in reports.items() if not r.passed]
     if failed:
         raise BundleError(f"{bundle}: parity fails for {', '.join(failed)}")

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from ..bundle.open import open_bundle
 from ..errors import FommError
+from ..families import family_of
 from ..formats import FORMATS
-from ..io import json_text, pid_alive
+from ..io import check_folder_output, json_text, pid_alive
 from ..runtime.browser.backend import format_files
 from ..runtime.browser.session import web_dir
 
@@ -61,7 +62,7 @@ def site_config(opened, fmt: str) -> dict:
         "frame_shape": list(spec.frame_shape),
         "num_kp": spec.num_kp,
         "jacobian": spec.estimate_jacobian,
-        "normalization": {"relative": spec.relative, "adapt_scale": spec.adapt_scale},
+        "normalization": family_of(spec).facet("animation").defaults(spec),
         "synthetic": manifest["synthetic"],
         "licence": manifest["licence"],
         "files": {model: {sig: in_site(path) for sig, path in sigs.items()}
@@ -82,14 +83,8 @@ def _copy(source: Path, target: Path):
 
 def _check_target(out: Path, force: bool):
     """`out` may be written: absent, or (with force) a site this command wrote."""
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise WebError(f"{out}: exists and is not a folder; choose another --out")
-    if out.exists():
-        if not (out / SITE_JSON).is_file():
-            raise WebError(f"{out}: exists and is not a site written by `fomm-convert web`; "
-                           f"choose another --out")
-        if not force:
-            raise WebError(f"{out} exists; pass --force to replace it")
+    check_folder_output(out, force, lambda folder: None if (folder / SITE_JSON).is_file()
+                        else "is not a site written by `fomm-convert web`", WebError)
 
 
 def _remove_stale(out: Path):

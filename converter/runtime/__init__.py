@@ -1,52 +1,62 @@
-"""One small interface over every backend that runs the three FOMM models.
+"""One small interface over every backend that runs a model family's models.
 
 All arrays crossing it are numpy float32 in the artifacts' layout (NHWC images,
 keypoints (B, K, 2) as (x, y) in [-1, 1], jacobians (B, K, 2, 2)), so the animate loop
 and `predict` never care which framework is underneath. The tflite and onnx backends
-import neither torch nor tensorflow.
+import neither torch nor tensorflow. The backends that run a checkpoint are the model
+family's (its package's `runtime` module: families.py).
 """
 from __future__ import annotations
 
 import importlib
 
+from ..families import family_of
 from ..formats import FORMATS, RUNTIME_FORMATS
 
+# Backends that convert a checkpoint on the fly (each family's runtime module names the
+# class that does it for its models); the others run a bundle's artifacts (those of the
+# format formats.FORMAT_OF_BACKEND names).
+CHECKPOINT_BACKENDS = ("torch", "tf")
 # Classes of the bundle backends, by exporter kind.
 _BUNDLE_CLASSES = {
     "savedmodel": "fomm_convert.runtime.savedmodel_backend:SavedModelBackend",
     "tflite": "fomm_convert.runtime.tflite_backend:TFLiteBackend",
     "onnx": "fomm_convert.runtime.onnx_backend:ONNXBackend",
 }
-# Third-party runtimes over a format's files (formats.RUNTIME_FORMATS).
-_RUNTIME_CLASSES = {
-    "openvino": ("fomm_convert.runtime.openvino_backend:OpenVINOBackend", {}),
-    **{name: ("fomm_convert.runtime.browser.backend:BrowserBackend", {"runtime": name})
-       for name in ("onnx-web", "litert-js", "litert-js-webgpu")},
-}
-# name -> (class, fixed keyword arguments): the checkpoint backends, one per format
-# (formats.FORMATS: its backend name, kind and, for TFLite, precision and static shapes),
-# then the third-party runtimes.
+# The third-party runtimes over a format's files (formats.RUNTIME_FORMATS) run in this
+# process, or else in the browser.
+_IN_PROCESS = {"openvino": "fomm_convert.runtime.openvino_backend:OpenVINOBackend"}
+_BROWSER = "fomm_convert.runtime.browser.backend:BrowserBackend"
+# name -> (class, fixed keyword arguments): the bundle backends, one per format under its
+# name (formats.FORMATS: its kind and, for TFLite, precision and static shapes), then the
+# third-party runtimes.
 BACKENDS = {
-    "torch": ("fomm_convert.runtime.torch_backend:TorchBackend", {}),
-    "tf": ("fomm_convert.runtime.tf_backend:TFBackend", {}),
-    **{f.backend: (_BUNDLE_CLASSES[f.kind],
-                   {"precision": f.precision, "static": f.static} if f.kind == "tflite"
-                   else {}) for f in FORMATS.values()},
-    **{name: _RUNTIME_CLASSES[name] for name in RUNTIME_FORMATS},
+    **{name: (_BUNDLE_CLASSES[f.kind],
+              {"precision": f.precision, "static": f.static} if f.kind == "tflite"
+              else {}) for name, f in FORMATS.items()},
+    **{name: (_IN_PROCESS[name], {}) if name in _IN_PROCESS else (_BROWSER, {"runtime": name})
+       for name in RUNTIME_FORMATS},
 }
-# Backends that convert a checkpoint on the fly; the others run a bundle's artifacts.
-CHECKPOINT_BACKENDS = {"torch", "tf"}
 
 
 def backend_names() -> list[str]:
-    return list(BACKENDS)
+    return [*CHECKPOINT_BACKENDS, *BACKENDS]
 
 
 def load_backend(name: str, **kwargs):
     """Instantiate a backend by name (imports its framework only now).
 
-    Checkpoint backends take spec= and checkpoint=; bundle backends spec= and bundle=.
+    Checkpoint backends take spec= and checkpoint= (a ValueError when the spec's family
+    has no such backend); bundle backends spec= and bundle=.
     """
-    target, fixed = BACKENDS[name]
+    if name in CHECKPOINT_BACKENDS:
+        family = family_of(kwargs["spec"])
+        classes = family.facet("runtime").CHECKPOINT_BACKENDS
+        if name not in classes:
+            raise ValueError(f"backend {name}: not available for {family.title} models "
+                             f"(theirs: {', '.join(classes)})")
+        target, fixed = classes[name], {}
+    else:
+        target, fixed = BACKENDS[name]
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)(**fixed, **kwargs)

@@ -1,4 +1,6 @@
-"""The backend contract: what every runtime provides, in numpy and NHWC."""
+"""The backend contract: what every runtime provides, in numpy and NHWC. The model calls
+here are FOMM's (Backend, SignatureBackend); another family's are its package's
+(TPSMM's: tpsmm/runtime, SignatureCalls), over the same `call(model, signature, inputs)`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..formats import ONNX_ARTIFACT_FILES
+from ..families import family_of
+from ..formats import onnx_artifact_files
 from ..signatures import FLAGS, keypoint_names
 
 Arrays = dict[str, np.ndarray]
@@ -38,11 +41,13 @@ class Backend(Protocol):
         """Prediction (B, H, W, C) from encode_source's output."""
 
 
-def onnx_folder(bundle) -> Path:
-    """<bundle>/onnx, holding every file a runtime loads (FileNotFoundError naming those
-    missing): the onnxruntime and OpenVINO backends run the same files."""
+def onnx_folder(bundle, spec) -> Path:
+    """<bundle>/onnx, holding every file a runtime loads for the spec's model family
+    (FileNotFoundError naming those missing): the onnxruntime and OpenVINO backends run the
+    same files."""
     root = Path(bundle) / "onnx"
-    missing = [name for name in ONNX_ARTIFACT_FILES if not (root / name).is_file()]
+    missing = [name for name in onnx_artifact_files(family_of(spec))
+               if not (root / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{root}: missing {', '.join(missing)}")
     return root
@@ -62,15 +67,23 @@ def kp_inputs(kp: Arrays, prefix: str, jacobian: bool) -> Arrays:
             for name, key in zip(keypoint_names(prefix, jacobian), ("value", "jacobian"))}
 
 
-class SignatureBackend:
+class SpecBackend:
+    """A backend of a spec's models: what Backend says of its models comes from the spec."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.num_kp = spec.num_kp
+        self.estimate_jacobian = spec.estimate_jacobian
+        self.frame_shape = tuple(spec.frame_shape)
+
+
+class SignatureBackend(SpecBackend):
     """A backend over exported signatures with named inputs and outputs.
 
     Subclasses provide `call(model, signature, inputs) -> outputs`, where model is
     kp_detector, process_kp_driving or generator and signature serving_default,
     encode_source or generate: the names every artifact format carries.
     """
-    num_kp: int
-    estimate_jacobian: bool
 
     def call(self, model: str, signature: str, inputs: Arrays) -> Arrays:
         raise NotImplementedError

@@ -8,6 +8,7 @@ memory, bench/memory.py).
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from pathlib import Path
 
@@ -30,4 +31,9 @@ def release_file_pages(path: Path, maps: str = "/proc/self/maps"):
         if len(fields) == 6 and fields[5].strip() == target and "w" not in fields[1]:
             start, end = (int(x, 16) for x in fields[0].split("-"))
             if libc.madvise(start, end - start, MADV_DONTNEED) != 0:
-                raise OSError(ctypes.get_errno(), f"{path}: madvise failed")
+                error = ctypes.get_errno()
+                # ENOMEM: the range is no longer mapped (another model of the same file,
+                # freed since /proc/self/maps was read, took its mapping along): nothing
+                # of it is left to hand back.
+                if error != errno.ENOMEM:
+                    raise OSError(error, f"{path}: madvise failed")

@@ -28,7 +28,7 @@ from .guarded import ALIGNMENT, guarded_empty
 from .litert_library import (CPU, FLOAT32, NOTHING_TO_FREE, H, Layout, LiteRtError,
                              RankedTensorType, check, runtime)
 
-__all__ = ["CompiledModel", "LiteRtError", "Signature", "aligned_empty"]
+__all__ = ["CompiledModel", "LiteRtError", "DeclaredSignature", "aligned_empty"]
 
 # XNNPACK's weight cache in an anonymous memory file: nothing is written to disk.
 _WEIGHT_CACHE = ":memory"
@@ -41,7 +41,7 @@ _size, _cstr = ctypes.c_size_t, ctypes.c_char_p
 
 
 @dataclass(frozen=True)
-class Signature:
+class DeclaredSignature:
     """A signature's index and its tensors' declared shapes by name, in the runtime's
     order (-1: a dimension set by the inputs, e.g. a dynamic batch)."""
     index: int
@@ -91,7 +91,7 @@ class CompiledModel:
         self._held = {key: [tuple(max(d, 1) for d in shape) for shape in s.outputs.values()]
                       for key, s in self.signatures.items()}
 
-    def _read_signatures(self) -> dict[str, Signature]:
+    def _read_signatures(self) -> dict[str, DeclaredSignature]:
         lib, count = self.lib, _size()
         check(lib.LiteRtGetNumModelSignatures(self._model, ctypes.byref(count)), "signatures")
         found = {}
@@ -119,7 +119,7 @@ class CompiledModel:
                         raise LiteRtError(f"{key.value.decode()} {side} {name.value.decode()} "
                                           f"is not float32")
                     names[side][name.value.decode()] = kind.layout.shape()
-            found[key.value.decode()] = Signature(index, names["input"], names["output"])
+            found[key.value.decode()] = DeclaredSignature(index, names["input"], names["output"])
         return found
 
     def run(self, key: str, inputs: dict, output_shapes: dict) -> dict:
@@ -172,7 +172,7 @@ class CompiledModel:
                                   f"{list(array.shape)}")
         return dict(zip(signature.outputs, outputs))
 
-    def _before_binding(self, key: str, signature: Signature, wanted: list) -> list:
+    def _before_binding(self, key: str, signature: DeclaredSignature, wanted: list) -> list:
         """The output shapes the runtime allocates for after a resize: each the contract's,
         or still the one it held (an output shaped only while running, behind an op
         whose shape is computed: LiteRT reports it as it was)."""
@@ -183,7 +183,7 @@ class CompiledModel:
                                   f"for it, not {list(shape)}")
         return now
 
-    def _resize(self, signature: Signature, args):
+    def _resize(self, signature: DeclaredSignature, args):
         for index, (name, array) in enumerate(zip(signature.inputs, args)):
             if not array.ndim:
                 continue  # a scalar (the flags) has nothing to resize, and LiteRT refuses
@@ -192,7 +192,7 @@ class CompiledModel:
                 self._compiled, signature.index, index, dims, array.ndim),
                 f"resizing {name} to {list(array.shape)}")
 
-    def _layouts(self, signature: Signature, update: bool) -> list[tuple]:
+    def _layouts(self, signature: DeclaredSignature, update: bool) -> list[tuple]:
         """The output shapes the runtime holds (update: after allocating for the inputs'
         current shapes)."""
         layouts = (Layout * len(signature.outputs))()

@@ -8,7 +8,8 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import one_line
-from ..formats import ONNX_FILES
+from ..families import family_of
+from ..formats import onnx_files
 from .base import SignatureBackend, check_inputs, onnx_folder
 
 
@@ -27,22 +28,21 @@ def _session(path: Path, options):
 
 class ONNXBackend(SignatureBackend):
     def __init__(self, spec, bundle, threads: int | None = None):
-        self.num_kp = spec.num_kp
-        self.estimate_jacobian = spec.estimate_jacobian
-        self.frame_shape = spec.frame_shape
-        root = onnx_folder(bundle)
+        super().__init__(spec)
+        root = onnx_folder(bundle, spec)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
         # Five sessions run in turn; spinning idle threads of one would take the cores from
         # the next (kp_detector 38-41 ms with spinning, 21 ms without, vox at 2 threads).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.sessions = {key: _session(root / name, options) for key, name in ONNX_FILES.items()}
+        self.files = onnx_files(family_of(spec))
+        self.sessions = {key: _session(root / name, options) for key, name in self.files.items()}
 
     def call(self, model, signature, inputs):
         session = self.sessions[model, signature]
         names = [i.name for i in session.get_inputs()]
-        check_inputs(ONNX_FILES[model, signature], names, inputs)
+        check_inputs(self.files[model, signature], names, inputs)
         feed = {n: np.ascontiguousarray(inputs[n], dtype=np.float32) for n in names}
         outputs = [o.name for o in session.get_outputs()]
         return dict(zip(outputs, session.run(outputs, feed)))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from ..formats import ONNX_FILES
-from ..signatures import signatures
+from ..families import family_of
+from ..formats import onnx_files
 from .base import SignatureBackend, check_inputs, onnx_folder
 
 # On CPUs with AVX512-BF16 the plugin's default precision is bf16 (errors 1e-2..5e-2 on
@@ -52,16 +52,15 @@ def _names(ports, names, path: Path) -> list[str]:
 
 class OpenVINOBackend(SignatureBackend):
     def __init__(self, spec, bundle, threads: int | None = None):
-        self.num_kp = spec.num_kp
-        self.estimate_jacobian = spec.estimate_jacobian
-        self.frame_shape = spec.frame_shape
-        root = onnx_folder(bundle)
+        super().__init__(spec)
+        root = onnx_folder(bundle, spec)
         properties = dict(PROPERTIES)
         if threads:
             properties["INFERENCE_NUM_THREADS"] = int(threads)
         core = ov.Core()
-        contracts = signatures(spec)
-        self.paths = {key: root / name for key, name in ONNX_FILES.items()}
+        contracts = family_of(spec).signatures(spec)
+        self.files = onnx_files(family_of(spec))
+        self.paths = {key: root / name for key, name in self.files.items()}
         # (model, signature) -> (infer request, its input names, its output names)
         self.models = {}
         for (model, signature), path in self.paths.items():
@@ -73,7 +72,7 @@ class OpenVINOBackend(SignatureBackend):
 
     def call(self, model, signature, inputs):
         request, names, outputs = self.models[model, signature]
-        check_inputs(ONNX_FILES[model, signature], names, inputs)
+        check_inputs(self.files[model, signature], names, inputs)
         # asarray, not ascontiguousarray: that makes the rank-0 flags rank 1.
         feed = {n: np.asarray(inputs[n], np.float32, order="C") for n in names}
         try:

@@ -6,7 +6,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from ..errors import one_line
-from ..signatures import MODELS
+from ..families import family_of
 from .base import SignatureBackend
 
 
@@ -22,14 +22,13 @@ class SavedModelBackend(SignatureBackend):
     def __init__(self, spec, bundle, threads: int | None = None):
         if threads:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-        self.num_kp = spec.num_kp
-        self.estimate_jacobian = spec.estimate_jacobian
-        self.frame_shape = spec.frame_shape
+        super().__init__(spec)
         root = Path(bundle) / "savedmodel"
-        missing = [m for m in MODELS if not (root / m / "saved_model.pb").exists()]
+        models = family_of(spec).models
+        missing = [m for m in models if not (root / m / "saved_model.pb").exists()]
         if missing:
             raise FileNotFoundError(f"{root}: no SavedModel for {', '.join(missing)}")
-        self.loaded = {m: _load(root / m) for m in MODELS}
+        self.loaded = {m: _load(root / m) for m in models}
 
     def call(self, model, signature, inputs):
         out = self.loaded[model].signatures[signature](**inputs)

@@ -12,10 +12,7 @@ class TFBackend(SignatureBackend):
     def __init__(self, spec, checkpoint, threads: int | None = None):
         if threads:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
-        self.spec = spec
-        self.num_kp = spec.num_kp
-        self.estimate_jacobian = spec.estimate_jacobian
-        self.frame_shape = spec.frame_shape
+        super().__init__(spec)
         self.functions = model_functions(spec, *build_tf_models(spec, checkpoint))
 
     def call(self, model, signature, inputs):

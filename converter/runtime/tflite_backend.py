@@ -19,7 +19,8 @@ from pathlib import Path
 from ..errors import one_line
 from ..formats import tflite_filename
 from ..limits import TFLITE_MAX_CALL_BATCH
-from ..signatures import MODELS, Signature, signatures
+from ..families import family_of
+from ..signatures import Signature
 from .base import SignatureBackend, check_inputs
 from .batching import call_batch, call_per_example, check_shapes
 from .file_pages import release_file_pages
@@ -54,13 +55,11 @@ def _show(shapes: dict) -> str:
 class TFLiteBackend(SignatureBackend):
     def __init__(self, spec, bundle, precision: str = "fp32", static: bool = False,
                  threads: int | None = None):
-        self.num_kp = spec.num_kp
-        self.estimate_jacobian = spec.estimate_jacobian
-        self.frame_shape = spec.frame_shape
+        super().__init__(spec)
         self.precision, self.static = precision, static
-        self.signatures = signatures(spec)
+        self.signatures = family_of(spec).signatures(spec)
         root = Path(bundle) / "tflite"
-        self.paths = {m: root / tflite_filename(m, precision, static) for m in MODELS}
+        self.paths = {m: root / tflite_filename(m, precision, static) for m in self.signatures}
         missing = [p.name for p in self.paths.values() if not p.is_file()]
         if missing:
             raise FileNotFoundError(f"{root}: no {', '.join(missing)}")

@@ -6,7 +6,7 @@ import torch
 
 from ..spec import Spec
 from ..torch_model import build_models, load_weights, normalize_kp
-from .base import Arrays
+from .base import Arrays, SpecBackend
 
 
 def _to_nchw(image: np.ndarray) -> torch.Tensor:
@@ -25,14 +25,11 @@ def _np(kp: dict) -> Arrays:
     return {k: v.numpy() for k, v in kp.items()}
 
 
-class TorchBackend:
+class TorchBackend(SpecBackend):
     def __init__(self, spec: Spec, checkpoint, threads: int | None = None):
         if threads:
             torch.set_num_threads(threads)
-        self.spec = spec
-        self.num_kp = spec.num_kp
-        self.estimate_jacobian = spec.estimate_jacobian
-        self.frame_shape = spec.frame_shape
+        super().__init__(spec)
         kp_detector, generator = build_models(spec)
         self.kp = load_weights(kp_detector, checkpoint.kp_detector,
                                f"{checkpoint.path}: kp_detector")

@@ -28,18 +28,21 @@ class ChunkedConv2d(Conv2d):
     def __init__(self, ref: Conv2d, chunk: int):
         Block.__init__(self)
         self.kernel, self.bias, self.padding = ref.kernel, ref.bias, ref.padding
+        self.stride = ref.stride
         self.chunk = chunk
         self._path = ref._path
 
     def __call__(self, x, taps=None):
-        x, mode = ops.conv_padding(x, self.kernel, self.padding)
+        x, mode = ops.conv_padding(x, self.kernel, self.padding, self.stride)
         channels = int(self.kernel.shape[2])
         # Slice ends inside the tensor: the GPU delegate refuses an end past it ("Output
         # shape mismatch"), which left the detector's head to the CPU.
         parts = [tf.nn.conv2d(x[..., i:min(i + self.chunk, channels)],
-                              self.kernel[:, :, i:i + self.chunk], strides=1, padding=mode)
+                              self.kernel[:, :, i:i + self.chunk], strides=self.stride,
+                              padding=mode)
                  for i in range(0, channels, self.chunk)]
-        return self._tap(taps, tf.nn.bias_add(pairwise_sum(parts), self.bias))
+        out = pairwise_sum(parts)
+        return self._tap(taps, out if self.bias is None else tf.nn.bias_add(out, self.bias))
 
 
 def pairwise_sum(parts: list[tf.Tensor]) -> tf.Tensor:

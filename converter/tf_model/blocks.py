@@ -1,5 +1,8 @@
 """Building blocks of FOMM as tf.Modules whose attribute tree mirrors the torch modules.
 
+TPSMM's blocks are the same with InstanceNorm2d in place of BatchNorm2d (`norm`), and its
+hourglass returns every decoder output (`every_output`), as on the torch side.
+
 A variable's dotted path (`named_variables`) reads like the torch state_dict key it comes
 from: `encoder.down_blocks.0.conv.kernel` <- `encoder.down_blocks.0.conv.weight`.
 
@@ -62,10 +65,11 @@ def assign_paths(root: tf.Module) -> None:
 
 
 def to_torch_layout(value: tf.Tensor, layout: str = "nhwc") -> np.ndarray:
-    """A TF tensor as numpy in the layout torch would hold it."""
+    """A TF tensor as numpy in the layout torch would hold it ("nhwc": a 4-D tensor as
+    NCHW, the (B, features) outputs of linear layers as they are)."""
     array = value.numpy()
     if layout == "nhwc":
-        return np.transpose(array, (0, 3, 1, 2))
+        return np.transpose(array, (0, 3, 1, 2)) if array.ndim == 4 else array
     if layout == "sparse":  # (B, K+1, h, w, C) -> (B, K+1, C, h, w)
         return np.transpose(array, (0, 1, 4, 2, 3))
     if layout == "raw":
@@ -96,16 +100,21 @@ def _zeros(shape) -> tf.Variable:
 
 # ---------------------------------------------------------------- layers
 class Conv2d(Block):
-    """Stride-1 conv; kernel HWIO [k, k, in, out] (torch OIHW), bias [out]."""
+    """Conv; kernel HWIO [k, k, in, out] (torch OIHW), bias [out] (None: bias-free)."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int, padding: int):
+    stride = 1
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int, padding: int,
+                 stride: int = 1, bias: bool = True):
         super().__init__()
         self.kernel = _zeros([kernel_size, kernel_size, in_features, out_features])
-        self.bias = _zeros([out_features])
+        self.bias = _zeros([out_features]) if bias else None
         self.padding = padding
+        self.stride = stride
 
     def __call__(self, x, taps=None):
-        return self._tap(taps, ops.conv2d(x, self.kernel, self.bias, self.padding))
+        return self._tap(taps, ops.conv2d(x, self.kernel, self.bias, self.padding,
+                                          self.stride))
 
 
 class BatchNorm2d(Block):
@@ -119,6 +128,18 @@ class BatchNorm2d(Block):
     def __call__(self, x, taps=None):
         return self._tap(taps, ops.batch_norm(x, self.gamma, self.beta, self.moving_mean,
                                               self.moving_variance))
+
+
+class InstanceNorm2d(Block):
+    """Affine InstanceNorm2d: per-instance statistics, also at inference."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.gamma = _zeros([features])
+        self.beta = _zeros([features])
+
+    def __call__(self, x, taps=None):
+        return self._tap(taps, ops.instance_norm(x, self.gamma, self.beta))
 
 
 class AntiAliasInterpolation2d(Block):
@@ -136,12 +157,12 @@ class AntiAliasInterpolation2d(Block):
 
 # ---------------------------------------------------------------- blocks
 class DownBlock2d(Block):
-    """Conv, BN, ReLU, average pool 2x2."""
+    """Conv, norm, ReLU, average pool 2x2."""
 
-    def __init__(self, in_features, out_features, kernel_size=3, padding=1):
+    def __init__(self, in_features, out_features, kernel_size=3, padding=1, norm=BatchNorm2d):
         super().__init__()
         self.conv = Conv2d(in_features, out_features, kernel_size, padding)
-        self.norm = BatchNorm2d(out_features)
+        self.norm = norm(out_features)
 
     def __call__(self, x, taps=None):
         out = tf.nn.relu(self.norm(self.conv(x, taps), taps))
@@ -150,12 +171,12 @@ class DownBlock2d(Block):
 
 
 class UpBlock2d(Block):
-    """Nearest upsample x2, conv, BN, ReLU."""
+    """Nearest upsample x2, conv, norm, ReLU."""
 
-    def __init__(self, in_features, out_features, kernel_size=3, padding=1):
+    def __init__(self, in_features, out_features, kernel_size=3, padding=1, norm=BatchNorm2d):
         super().__init__()
         self.conv = Conv2d(in_features, out_features, kernel_size, padding)
-        self.norm = BatchNorm2d(out_features)
+        self.norm = norm(out_features)
 
     def __call__(self, x, taps=None):
         out = self.conv(ops.upsample_nearest2x(x), taps)
@@ -163,26 +184,26 @@ class UpBlock2d(Block):
 
 
 class SameBlock2d(Block):
-    """Conv, BN, ReLU at the same resolution."""
+    """Conv, norm, ReLU at the same resolution."""
 
-    def __init__(self, in_features, out_features, kernel_size=3, padding=1):
+    def __init__(self, in_features, out_features, kernel_size=3, padding=1, norm=BatchNorm2d):
         super().__init__()
         self.conv = Conv2d(in_features, out_features, kernel_size, padding)
-        self.norm = BatchNorm2d(out_features)
+        self.norm = norm(out_features)
 
     def __call__(self, x, taps=None):
         return self._tap(taps, tf.nn.relu(self.norm(self.conv(x, taps), taps)))
 
 
 class ResBlock2d(Block):
-    """Pre-activation residual block: BN, ReLU, conv, BN, ReLU, conv, plus the input."""
+    """Pre-activation residual block: norm, ReLU, conv, norm, ReLU, conv, plus the input."""
 
-    def __init__(self, features, kernel_size=3, padding=1):
+    def __init__(self, features, kernel_size=3, padding=1, norm=BatchNorm2d):
         super().__init__()
         self.conv1 = Conv2d(features, features, kernel_size, padding)
         self.conv2 = Conv2d(features, features, kernel_size, padding)
-        self.norm1 = BatchNorm2d(features)
-        self.norm2 = BatchNorm2d(features)
+        self.norm1 = norm(features)
+        self.norm2 = norm(features)
 
     def __call__(self, x, taps=None):
         out = self.conv1(tf.nn.relu(self.norm1(x, taps)), taps)
@@ -206,42 +227,58 @@ class Sequential(Block):
 
 
 class Encoder(Block):
-    def __init__(self, channels):
+    def __init__(self, channels, norm=BatchNorm2d):
         super().__init__()
-        self.down_blocks = [DownBlock2d(i, o) for i, o in channels]
+        self.down_blocks = [DownBlock2d(i, o, norm=norm) for i, o in channels]
 
     def __call__(self, x, taps=None):
         outs = [x]
         for block in self.down_blocks:
             outs.append(block(outs[-1], taps))
-        for i, out in enumerate(outs):
-            self._tap(taps, out, f":{i}")
-        return outs
+        return _tap_output(self, taps, outs)
 
 
 class Decoder(Block):
-    def __init__(self, channels):
+    """Up blocks, each output concatenated with the encoder's skip; returns the last
+    output, or the list of every one (every_output)."""
+
+    every_output = False
+
+    def __init__(self, channels, norm=BatchNorm2d, every_output=False):
         super().__init__()
-        self.up_blocks = [UpBlock2d(i, o) for i, o in channels]
+        self.up_blocks = [UpBlock2d(i, o, norm=norm) for i, o in channels]
+        self.every_output = every_output
 
     def __call__(self, features, taps=None):
         features = list(features)
         out = features.pop()
+        outs = []
         for block in self.up_blocks:
             out = tf.concat([block(out, taps), features.pop()], axis=-1)
-        return self._tap(taps, out)
+            outs.append(out)
+        return _tap_output(self, taps, outs if self.every_output else out)
 
 
 class Hourglass(Block):
-    """U-Net; the output has block_expansion + in_features channels."""
+    """U-Net; the (last) output has block_expansion + in_features channels."""
 
-    def __init__(self, block_expansion, in_features, num_blocks=3, max_features=256):
+    def __init__(self, block_expansion, in_features, num_blocks=3, max_features=256,
+                 norm=BatchNorm2d, every_output=False):
         super().__init__()
         encoder, decoder = hourglass_channels(block_expansion, in_features, num_blocks,
                                               max_features)
-        self.encoder = Encoder(encoder)
-        self.decoder = Decoder(decoder)
+        self.encoder = Encoder(encoder, norm)
+        self.decoder = Decoder(decoder, norm, every_output)
         self.out_filters = block_expansion + in_features
 
     def __call__(self, x, taps=None):
-        return self._tap(taps, self.decoder(self.encoder(x, taps), taps))
+        return _tap_output(self, taps, self.decoder(self.encoder(x, taps), taps))
+
+
+def _tap_output(block: Block, taps, out):
+    """Record a block's output, a list by index as torch's hooks name it (`:<i>`)."""
+    if isinstance(out, list):
+        for i, value in enumerate(out):
+            block._tap(taps, value, f":{i}")
+        return out
+    return block._tap(taps, out)

@@ -118,30 +118,53 @@ def inverse2x2_components(m):
 
 
 # ---------------------------------------------------------------- layers
-def conv_padding(x: tf.Tensor, kernel: tf.Variable, padding: int) -> tuple[tf.Tensor, str]:
-    """x and the conv padding mode giving torch's `padding` zeros on each side."""
+def conv_padding(x: tf.Tensor, kernel: tf.Variable, padding: int,
+                 stride: int = 1) -> tuple[tf.Tensor, str]:
+    """x and the conv padding mode giving torch's `padding` zeros on each side (TF's SAME
+    pads less before than after at stride 2: strided convs get explicit zeros)."""
     k_h, k_w = int(kernel.shape[0]), int(kernel.shape[1])
     if padding == 0:
         return x, "VALID"
-    if k_h == k_w and k_h % 2 == 1 and padding == k_h // 2:
+    if stride == 1 and k_h == k_w and k_h % 2 == 1 and padding == k_h // 2:
         return x, "SAME"
     return tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]]), "VALID"
 
 
-def conv2d(x: tf.Tensor, kernel: tf.Variable, bias: tf.Variable, padding: int) -> tf.Tensor:
-    """Stride-1 convolution with `padding` zeros on each side (torch semantics), HWIO kernel."""
-    x, mode = conv_padding(x, kernel, padding)
-    return tf.nn.bias_add(tf.nn.conv2d(x, kernel, strides=1, padding=mode), bias)
+def conv2d(x: tf.Tensor, kernel: tf.Variable, bias: tf.Variable | None, padding: int,
+           stride: int = 1) -> tf.Tensor:
+    """Convolution with `padding` zeros on each side (torch semantics), HWIO kernel; bias
+    None for a bias-free one."""
+    x, mode = conv_padding(x, kernel, padding, stride)
+    out = tf.nn.conv2d(x, kernel, strides=stride, padding=mode)
+    return out if bias is None else tf.nn.bias_add(out, bias)
 
 
 def batch_norm(x, gamma, beta, mean, variance, epsilon: float = BN_EPSILON) -> tf.Tensor:
     """Inference BatchNorm, as torch's CPU kernel evaluates it: x * alpha + (beta - mean * alpha).
 
-    The per-channel factors are reshaped to (1, 1, 1, C): no rank-1 against rank-4
-    broadcasting reaches TFLite."""
+    The per-channel factors are reshaped to x's rank, (1, 1, 1, C) or (1, C): no rank-1
+    against rank-4 broadcasting reaches TFLite."""
     alpha = gamma / tf.sqrt(variance + epsilon)
     shift = beta - mean * alpha
-    return x * tf.reshape(alpha, [1, 1, 1, -1]) + tf.reshape(shift, [1, 1, 1, -1])
+    shape = [1] * (x.shape.rank - 1) + [-1]
+    return x * tf.reshape(alpha, shape) + tf.reshape(shift, shape)
+
+
+def instance_norm(x, gamma, beta, epsilon: float = BN_EPSILON) -> tf.Tensor:
+    """InstanceNorm2d (affine), each (sample, channel) normalised by its own mean and
+    biased variance over h*w, in the form of torch's CPU kernel: x * alpha + (beta -
+    mean * alpha), alpha = gamma / sqrt(var + eps). Sums run over the width, then the
+    height (as the FOMM detector's expectation): shorter runs of float32 additions than
+    one over a whole plane, in kernels that add term by term (TFLite's)."""
+    h, w = static_hw(x)
+
+    def mean_of(v):
+        return tf.reduce_sum(tf.reduce_sum(v, axis=2, keepdims=True), axis=1,
+                             keepdims=True) / float(h * w)
+    mean = mean_of(x)  # (B, 1, 1, C)
+    centred = x - mean
+    alpha = tf.reshape(gamma, [1, 1, 1, -1]) / tf.sqrt(mean_of(centred * centred) + epsilon)
+    return x * alpha + (tf.reshape(beta, [1, 1, 1, -1]) - mean * alpha)
 
 
 def avg_pool2x2(x: tf.Tensor) -> tf.Tensor:
@@ -156,14 +179,19 @@ def upsample_nearest2x(x: tf.Tensor) -> tf.Tensor:
     return tf.nn.depth_to_space(tf.concat([x, x, x, x], axis=-1), 2)
 
 
-def resize_bilinear(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    """torch F.interpolate(mode='bilinear', align_corners=False) to (height, width).
+def resize_bilinear(x: tf.Tensor, height: int, width: int,
+                    align_corners: bool = False) -> tf.Tensor:
+    """torch F.interpolate(mode='bilinear', align_corners=...) to (height, width).
 
     TF's half-pixel-centre bilinear resize uses the same source coordinate
-    (i + 0.5) * in / out - 0.5 and the same clamping at both edges.
+    (i + 0.5) * in / out - 0.5 and the same clamping at both edges; with corners aligned
+    both take i * (in - 1) / (out - 1).
     """
     if static_hw(x) == (height, width):
         return x
+    if align_corners:
+        return tf.raw_ops.ResizeBilinear(images=x, size=[height, width], align_corners=True,
+                                         half_pixel_centers=False)
     return tf.image.resize(x, [height, width], method="bilinear", antialias=False)
 
 

@@ -1,10 +1,13 @@
-"""Fill the TF models from a checkpoint through the declarative table (weight_table.yaml).
+"""Fill the TF models from a checkpoint through a declarative table (weight_table.yaml
+here for FOMM; each model family has its own).
 
 `apply_weights` is all or nothing: it checks every checkpoint tensor and every TF variable
 before assigning anything, and on any failure raises one `WeightTableError` that lists
 every offender (unused tensors, unset variables, shape mismatches with both shapes,
 duplicate assignments). On success it returns a `WeightReport` saying, for each torch key,
-which rule took it, where it went, and what was dropped and why.
+which rule took it, where it went, and what was dropped and why. `apply_networks` does
+it for every network of a checkpoint at once; a table's `entries` drop the checkpoint's
+other top-level entries by name (optimizer state, networks inference never runs).
 """
 from __future__ import annotations
 
@@ -46,6 +49,13 @@ def _vector(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _linear_oi_to_io(a: np.ndarray) -> np.ndarray:
+    if a.ndim != 2:
+        raise TransformError(f"expected a 2-D [out, in] linear weight, got shape "
+                             f"{list(a.shape)}")
+    return a.T
+
+
 TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "conv_oihw_to_hwio": _conv_oihw_to_hwio,  # torch [O, I, kh, kw] -> TF [kh, kw, I, O]
     "depthwise_c1kk_to_kkc1": _depthwise_c1kk_to_kkc1,  # [C, 1, k, k] -> [k, k, C, 1]
@@ -53,6 +63,9 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "bn_beta": _vector,  # BatchNorm bias -> beta
     "bn_moving_mean": _vector,  # running_mean -> moving_mean
     "bn_moving_variance": _vector,  # running_var -> moving_variance
+    "norm_gamma": _vector,  # InstanceNorm (affine) weight -> gamma
+    "norm_beta": _vector,  # InstanceNorm (affine) bias -> beta
+    "linear_oi_to_io": _linear_oi_to_io,  # torch Linear [out, in] -> TF [in, out]
     "identity": lambda a: a,
 }
 
@@ -76,9 +89,26 @@ def load_table(path: str | Path = TABLE_PATH) -> list[Rule]:
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise ValueError(f"{path}: expected a mapping with a list of rules")
+    return _rules(data["rules"], f"{path}: rules")
+
+
+def load_entry_rules(path: str | Path = TABLE_PATH) -> list[Rule]:
+    """A weight table's `entries` (none if absent): drop rules matching the checkpoint's
+    top-level entry names that are not networks."""
+    path = Path(path)
+    data = yaml.safe_load(path.read_text())
+    rules = _rules(data.get("entries") or [], f"{path}: entries")
+    kept = [rule.name for rule in rules if rule.drop is None]
+    if kept:
+        raise ValueError(f"{path}: entries: {kept[0]} is not a drop rule (networks are "
+                         "the models given, not table entries)")
+    return rules
+
+
+def _rules(items: list, where_all: str) -> list[Rule]:
     rules, names = [], set()
-    for i, raw in enumerate(data["rules"]):
-        where = f"{path}: rules[{i}]"
+    for i, raw in enumerate(items):
+        where = f"{where_all}[{i}]"
         if not isinstance(raw, dict):
             raise ValueError(f"{where}: expected a mapping")
         unknown = set(raw) - {"name", "pattern", "target", "transform", "drop"}
@@ -173,13 +203,19 @@ class WeightProblems:
         field(default_factory=list)  # key, torch shape, path, converted shape, TF shape, note
     duplicates: list[tuple[str, list[str]]] = field(default_factory=list)  # path, keys
     bad_dtype: list[tuple[str, str]] = field(default_factory=list)  # key, dtype
+    absent: bool = False  # the checkpoint has no entry of this network's name
+    unused_entry: bool = False  # a top-level entry neither a network nor dropped by a rule
 
     def __bool__(self) -> bool:
         return any((self.unmatched, self.missing_targets, self.unset, self.mismatched,
-                    self.duplicates, self.bad_dtype))
+                    self.duplicates, self.bad_dtype, self.absent, self.unused_entry))
 
     def lines(self) -> list[str]:
         out = []
+        if self.absent:
+            out.append(f"the checkpoint has no {self.net} entry")
+        if self.unused_entry:
+            out.append(f"unused checkpoint entry {self.net}: no entry rule matches it")
         for key in self.unmatched:
             out.append(f"unused checkpoint tensor {key}: no rule matches it")
         for key, rule, path in self.missing_targets:
@@ -221,6 +257,7 @@ class WeightTableError(FommError, ValueError):
                      f"{len(p.mismatched)} of another shape"]
             kinds += [f"{len(p.duplicates)} assigned twice"] if p.duplicates else []
             kinds += [f"{len(p.bad_dtype)} not float"] if p.bad_dtype else []
+            kinds = ["absent"] if p.absent else ["unexpected"] if p.unused_entry else kinds
             out.append(f"{p.net} {', '.join(kinds)}")
         return "; ".join(out)
 
@@ -290,6 +327,36 @@ def apply_weights(tf_module, state_dict: Mapping[str, np.ndarray], net_name: str
     return report
 
 
+def apply_networks(modules: Mapping[str, object], entries: Mapping[str, object],
+                   rules: list[Rule], entry_rules: list[Rule] = ()) -> dict[str, WeightReport]:
+    """Each network of `modules` ({name: TF module}) set from the checkpoint entry of the
+    same name ({name: state dict}) through `rules`; every other entry must match a drop
+    rule of `entry_rules` (its value is never read). Problems of every network and entry
+    are raised together in one WeightTableError. Returns {entry: WeightReport}, a dropped
+    entry's holding one dropped row under its own name."""
+    reports, problems = {}, []
+    for net, module in modules.items():
+        if net not in entries:
+            problems.append(WeightProblems(net, absent=True))
+            continue
+        try:
+            reports[net] = apply_weights(module, entries[net], net, rules)
+        except WeightTableError as exc:
+            problems.extend(exc.problems)
+    for name in entries:
+        if name in modules:
+            continue
+        rule, _ = match_rule(list(entry_rules), name)
+        if rule is None:
+            problems.append(WeightProblems(name, unused_entry=True))
+            continue
+        reports[name] = WeightReport(name, [WeightEntry(name, (), "entry", rule.name,
+                                                        dropped=rule.drop)])
+    if problems:
+        raise WeightTableError(problems)
+    return reports
+
+
 def _state(checkpoint, net: str) -> Mapping[str, np.ndarray]:
     if isinstance(checkpoint, Mapping):
         return checkpoint[net]
@@ -307,15 +374,9 @@ def build_tf_models(spec, checkpoint, *, return_reports: bool = False):
     from . import build_models
 
     kp_detector, generator = build_models(spec)
-    rules = load_table()
-    reports, problems = {}, []
-    for net, module in (("kp_detector", kp_detector), ("generator", generator)):
-        try:
-            reports[net] = apply_weights(module, _state(checkpoint, net), net, rules)
-        except WeightTableError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise WeightTableError(problems)
+    modules = {"kp_detector": kp_detector, "generator": generator}
+    reports = apply_networks(modules, {net: _state(checkpoint, net) for net in modules},
+                             load_table())
     if return_reports:
         return kp_detector, generator, reports
     return kp_detector, generator

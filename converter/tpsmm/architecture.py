@@ -21,6 +21,8 @@ from ..architecture import downsampled_size, hourglass_channels
 NETWORKS = ("kp_detector", "dense_motion_network", "inpainting_network", "avd_network")
 UNUSED_NETWORKS = ("bg_predictor",)
 
+# The original demo's animation modes (--mode), its default first.
+MODES = ("relative", "standard", "avd")
 # Each thin-plate spline has this many control points; the detector gives 5 * num_tps
 # keypoints, consecutive groups of 5 forming one TPS.
 POINTS_PER_TPS = 5
@@ -41,12 +43,35 @@ NORM_EPSILON = 1e-5
 RESNET18_STEM_WIDTH = 64
 RESNET18_STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))
 RESNET18_BLOCKS_PER_STAGE = 2
+# The background predictor of `bg` configs (never run at inference): a resnet18 named
+# bg_encoder reading source and driving stacked, giving a 2x3 affine transform.
+BG_PREDICTOR = {"prefix": "bg_encoder.", "in_channels": 6, "outputs": 6}
 # The AVD network's fixed hidden widths (encoders widen through them, the decoder narrows).
 AVD_WIDTHS = (256, 512, 1024)
 
 
 def num_keypoints(num_tps: int) -> int:
     return POINTS_PER_TPS * num_tps
+
+
+def network_arguments(model_params: dict) -> dict[str, dict]:
+    """The constructor arguments of each network (NETWORKS) from an original config's
+    model_params, as demo.load_checkpoints passes them, for the torch and the TF models;
+    what no published checkpoint uses is refused."""
+    common = model_params["common_params"]
+    num_tps, num_channels = common["num_tps"], common["num_channels"]
+    if num_channels != 3:
+        raise ValueError(f"num_channels {num_channels}: the keypoint detector's resnet18 "
+                         "takes 3 (RGB)")
+    if not common.get("multi_mask", True):
+        raise ValueError("multi_mask False is not supported (no published checkpoint uses "
+                         "it)")
+    return {"kp_detector": {"num_tps": num_tps},
+            "dense_motion_network": {"num_tps": num_tps, "num_channels": num_channels,
+                                     **model_params["dense_motion_params"]},
+            "inpainting_network": {"num_channels": num_channels,
+                                   **model_params["generator_params"]},
+            "avd_network": {"num_tps": num_tps, **model_params["avd_network_params"]}}
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,12 @@ are large (up to ~2e8 on the singular TPS systems measured) but finite.
 
 Row exchanges and eliminations are written as products with 0/1 masks and sums of single
 non-zero terms, which are exact, so the pivoting itself adds no rounding. The same
-arithmetic runs on numpy (NUMPY), torch and TF tensors given their `Ops`.
+arithmetic runs on numpy (NUMPY), torch and TF tensors given their `Ops`; a backend may
+spell the matrix products differently (TF's avoid BATCH_MATMUL: tpsmm/tf_model/tps.py).
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,14 +45,16 @@ PIVOT_TOLERANCE = 2.0 ** -24
 
 @dataclass(frozen=True)
 class Ops:
-    """What the solve needs beyond +, -, *, /, @, abs, comparisons and slicing: a float32
+    """What the solve needs beyond +, -, *, /, abs, comparisons and slicing: a float32
     constant from a numpy array, max and sum over one axis keeping it, a boolean tensor
-    as 0/1 float32, and concatenation."""
+    as 0/1 float32, concatenation, and the product of (B, K, n, p) and (B, K, p, m)
+    matrices (either may have batch (1, 1): the masks)."""
     const: Callable
     amax: Callable  # (x, axis) -> max over axis, kept as size 1
     total: Callable  # (x, axis) -> sum over axis, kept as size 1
     to_float: Callable
     concat: Callable  # (list, axis)
+    matmul: Callable = operator.matmul
 
 
 NUMPY = Ops(const=lambda a: np.asarray(a, np.float32),
@@ -83,18 +87,19 @@ def solve(lhs, rhs, ops: Ops):
         # The pivot: the first row from k on with the largest |a_ik| (rows above: -1).
         candidates = abs(a[:, :, :, k:k + 1]) * from_k + (from_k - 1)
         is_max = ops.to_float(candidates >= ops.amax(candidates, 2))
-        first = is_max * ops.to_float(earlier @ is_max < 0.5)  # (B, K, n, 1), one 1
+        first = is_max * ops.to_float(ops.matmul(earlier, is_max) < 0.5)  # (B, K, n, 1), one 1
         pivot_row = ops.total(first * a, 2)  # (B, K, 1, n + r)
         # Exchange rows k and the pivot's (every entry keeps one term times 1).
         moved = first * (1 - at_k)
-        a = a * ((1 - at_k) - moved) + at_k @ pivot_row + moved @ a[:, :, k:k + 1, :]
+        a = (a * ((1 - at_k) - moved) + ops.matmul(at_k, pivot_row)
+             + ops.matmul(moved, a[:, :, k:k + 1, :]))
         pivot = pivot_row[:, :, :, k:k + 1]
         negligible = ops.to_float(abs(pivot) <= tolerance)
         reciprocal = (1 - negligible) / (pivot + negligible)  # 1 / pivot, or 0
         reciprocals.append(reciprocal)
-        a = a - (a[:, :, :, k:k + 1] * reciprocal * below_k) @ pivot_row
+        a = a - ops.matmul(a[:, :, :, k:k + 1] * reciprocal * below_k, pivot_row)
     x = a[:, :, n - 1:n, n:] * reciprocals[n - 1]
     for k in range(n - 2, -1, -1):  # back substitution, rows k+1.. of x known
-        residual = a[:, :, k:k + 1, n:] - a[:, :, k:k + 1, k + 1:n] @ x
+        residual = a[:, :, k:k + 1, n:] - ops.matmul(a[:, :, k:k + 1, k + 1:n], x)
         x = ops.concat([residual * reciprocals[k], x], 2)
     return x

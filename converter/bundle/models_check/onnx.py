@@ -15,9 +15,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ...formats import ONNX_ARTIFACT_FILES, ONNX_FILES, ONNX_WEIGHTS_FILE
-from ..onnx_proto import EXTERNAL, onnx_facts
-from ..schema import shown
+from ...errors import shown
+from ...families import family_of
+from ...formats import ONNX_WEIGHTS_FILE, onnx_artifact_files, onnx_files
+from ..artifacts import read_onnx
+from ..onnx_proto import EXTERNAL
 from . import ModelFileError, expect_files, folder_files
 
 # ONNX's standard operator sets: ai.onnx (also written "") and ai.onnx.ml.
@@ -29,19 +31,17 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]{0,17}")
 def check_format(bundle: Path, spec, fmt) -> None:
     folder = bundle / "onnx"
     files = folder_files(bundle, "onnx")
-    expect_files(folder, files, ONNX_ARTIFACT_FILES)
-    for name in ONNX_FILES.values():
+    family = family_of(spec)
+    expect_files(folder, files, onnx_artifact_files(family))
+    for name in onnx_files(family).values():
         check_onnx_file(folder / name, files[ONNX_WEIGHTS_FILE])
 
 
 def check_onnx_file(path: Path, weights_size: int | None, facts=None) -> None:
-    """One .onnx file (`facts`: its onnx_facts when read already); weights_size None when
+    """One .onnx file (`facts`: its read_onnx facts when read already); weights_size None when
     no generator.weights is beside it (inspect of a lone file: no range to hold to)."""
     if facts is None:
-        try:
-            facts = onnx_facts(path)
-        except (ValueError, OSError, RecursionError) as exc:
-            raise ModelFileError(f"{path}: not a readable ONNX model ({exc})") from None
+        facts = read_onnx(path, ModelFileError)
     for what, domain in facts.domains:
         if domain not in STANDARD_DOMAINS:
             raise ModelFileError(f"{path}: {what}: domain {shown(domain)} is not a standard "

@@ -30,7 +30,7 @@ import math
 from pathlib import Path
 
 from ...limits import FINGERPRINT_MAX_BYTES, SAVED_MODEL_MAX_BYTES, SAVED_MODEL_MAX_CONSTANT
-from ...signatures import MODELS, signatures
+from ...families import family_of
 from . import ModelFileError, expect_files, folder_files, read_model_file
 from .savedmodel_rules import (CALL_ATTRS, CHECKPOINT_OPS, COLLECTIONS, DEVICES, INIT_OP,
                                MODEL_OPS, OBJECT_KINDS, SERVING_METHOD, TAGS, TENSOR_DTYPES,
@@ -45,8 +45,8 @@ _NOT_OURS = "not an op our exporter writes outside the checkpoint functions"
 
 
 def check_format(bundle: Path, spec, fmt) -> None:
-    contract = signatures(spec)
-    for model in MODELS:
+    contract = family_of(spec).signatures(spec)
+    for model in contract:
         rel = f"savedmodel/{model}"
         expect_files(bundle / rel, folder_files(bundle, rel), FILES)
         check_savedmodel(bundle / rel, contract[model])

@@ -19,6 +19,7 @@ import os
 import struct
 from pathlib import Path
 
+from ...errors import shown
 from ...limits import (CHECKPOINT_INDEX_MAX_BYTES, CHECKPOINT_MAX_TENSOR_BYTES,
                        CHECKPOINT_OBJECT_GRAPH_MAX_BYTES)
 from . import ModelFileError, read_model_file
@@ -118,12 +119,12 @@ def _table(buf: bytes) -> dict[str, bytes]:
     for _, handle in _block_entries(_block(buf, offset, size, data_end)):
         for key, value in _block_entries(_block(buf, *_handle(handle), data_end)):
             if last is not None and key <= last:
-                raise ProtoError(f"key {key[:60]!r} out of order")
+                raise ProtoError(f"key {shown(key)} out of order")
             last = key
             try:
                 out[key.decode("utf-8")] = value
             except UnicodeDecodeError:
-                raise ProtoError(f"key {key[:60]!r} is not UTF-8") from None
+                raise ProtoError(f"key {shown(key)} is not UTF-8") from None
     return out
 
 

@@ -34,7 +34,8 @@ import numpy as np
 
 from ...errors import one_line
 from ...formats import METADATA_NAME, tflite_filename
-from ...signatures import DRIVING, MODELS, SOURCE, signatures
+from ...families import family_of
+from ...signatures import DRIVING, SOURCE
 from . import ModelFileError
 from .tflite_dims import BATCH
 from .tflite_rules import INTEGER, Arg, ShapeError, shown
@@ -56,8 +57,8 @@ CONTROL_FLOW = frozenset({"IF", "WHILE", "CALL", "CALL_ONCE"})
 
 def check_format(bundle, spec, fmt) -> None:
     """Every .tflite file of format `fmt` in `bundle` (ModelFileError, one line)."""
-    contract = signatures(spec)
-    for model in MODELS:
+    contract = family_of(spec).signatures(spec)
+    for model in contract:
         check_file(bundle / "tflite" / tflite_filename(model, fmt.precision, fmt.static),
                    contract[model], fmt.static)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...formats import FORMATS, ONNX_FILES, ONNX_WEIGHTS_FILE, RUNTIME_FORMATS, tflite_filename
-from ...signatures import signatures
+from ...families import family_of
+from ...formats import FORMATS, ONNX_WEIGHTS_FILE, RUNTIME_FORMATS, onnx_files, tflite_filename
 from ..base import SignatureBackend
 from ..batching import call_per_example
 from .session import BrowserSession
@@ -18,23 +18,21 @@ def format_files(spec, fmt: str) -> tuple[dict, list]:
     TFLite file per model (the browser backends and the web page read the files from here)."""
     if FORMATS[fmt].kind == "onnx":
         files = {}
-        for (model, signature), name in ONNX_FILES.items():
+        for (model, signature), name in onnx_files(family_of(spec)).items():
             files.setdefault(model, {})[signature] = f"onnx/{name}"
         return files, [{"path": ONNX_WEIGHTS_FILE, "url": f"onnx/{ONNX_WEIGHTS_FILE}"}]
     precision = FORMATS[fmt].precision
     return {model: {name: f"tflite/{tflite_filename(model, precision, static=True)}"
                     for name in sigs}
-            for model, sigs in signatures(spec).items()}, []
+            for model, sigs in family_of(spec).signatures(spec).items()}, []
 
 
 class BrowserBackend(SignatureBackend):
     def __init__(self, spec, bundle, runtime: str, threads: int | None = None):
-        self.num_kp = spec.num_kp
-        self.estimate_jacobian = spec.estimate_jacobian
-        self.frame_shape = spec.frame_shape
+        super().__init__(spec)
         self.runtime = runtime
         self.static = FORMATS[RUNTIME_FORMATS[runtime]].static
-        self.signatures = signatures(spec)
+        self.signatures = family_of(spec).signatures(spec)
         self.files, external = format_files(spec, RUNTIME_FORMATS[runtime])
         paths = {p for sigs in self.files.values() for p in sigs.values()}
         paths |= {e["url"] for e in external}

@@ -28,14 +28,18 @@ def find_chromium() -> str:
 
 
 class Chromium:
-    def __init__(self, url: str, webgpu: bool = False):
+    """`url` in a new browser; `flags` and `popen` (subprocess.Popen's keywords) add to its
+    command line and process (the tests' DevTools pipe)."""
+
+    def __init__(self, url: str, webgpu: bool = False, flags=(), **popen):
         browser = find_chromium()
         self.profile = Path(tempfile.mkdtemp(prefix="fomm-chromium-"))
-        args = [browser, *FLAGS, *(WEBGPU_FLAGS if webgpu else ()),
+        args = [browser, *FLAGS, *(WEBGPU_FLAGS if webgpu else ()), *flags,
                 f"--user-data-dir={self.profile}", url]
         # Its stderr is GPU and dbus noise; a crash shows as the exit code.
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+                                        stderr=subprocess.DEVNULL, start_new_session=True,
+                                        **popen)
 
     def exited(self) -> str | None:
         """None while it runs; else how it ended."""

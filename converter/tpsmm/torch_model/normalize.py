@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from ...hull import movement_scale
-
-MODES = ("relative", "standard", "avd")
+from ..architecture import MODES
 
 
 def relative_kp(kp_source, kp_driving, kp_driving_initial) -> torch.Tensor:

@@ -3,7 +3,6 @@ the TPSMM keypoint detector's backbone."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..architecture import (RESNET18_BLOCKS_PER_STAGE, RESNET18_STAGES,
@@ -18,6 +17,7 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU()  # called twice, as torchvision's (a module of the original)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.downsample = None
@@ -27,19 +27,20 @@ class BasicBlock(nn.Module):
                 nn.BatchNorm2d(out_channels))
 
     def forward(self, x):
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
         identity = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + identity)
+        return self.relu(out + identity)
 
 
 class ResNet18(nn.Module):
     """Stem (7x7/2 conv, BN, ReLU, 3x3/2 max pool), four stages of basic blocks, global
-    average pool, then a linear layer to num_outputs."""
+    average pool, then a linear layer to num_outputs. in_channels: 3 for the keypoint
+    detector; the background predictor (never run at inference) reads two images, 6."""
 
-    def __init__(self, num_outputs: int):
+    def __init__(self, num_outputs: int, in_channels: int = 3):
         super().__init__()
         width = RESNET18_STEM_WIDTH
-        self.conv1 = nn.Conv2d(3, width, 7, 2, padding=3, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, width, 7, 2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)

@@ -1,0 +1,159 @@
+"""The model families, one registry row each: what a spec's `family` field selects.
+
+A row holds a family's facts (its artifact models and their signatures, the checkpoint
+entries holding its inference networks, the licence of its official weights, the formats
+`build` can make of it) and the package that implements the interface below. The
+pipeline, bundle, runtimes, parity and animation ask the row; none of them branches on a
+family's name. A third family is a package implementing INTERFACE and a row here
+(docs/design.md, "Model families"; tests/test_layout.py holds the walls).
+
+FOMM's code lives where it always has (torch_model/, tf_model/, signatures.py, ...); its
+package, fomm/, is thin modules pointing at it. TPSMM's lives in tpsmm/.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from types import ModuleType
+
+from .errors import FommError
+from .formats import FORMAT_NAMES
+from .signatures import SIGNATURE_NAMES
+from .tpsmm.architecture import NETWORKS as TPSMM_NETWORKS
+from .tpsmm.signatures import SIGNATURE_NAMES as TPSMM_SIGNATURE_NAMES
+
+
+@dataclass(frozen=True)
+class Facet:
+    provides: str  # what the module defines
+    layer: str  # the shared package whose layer it sits in (tests/test_layout.py)
+    missing: str  # what a family without the module cannot do, for the one-line error
+
+
+# The interface: module of a family package -> Facet. Every family implements all but
+# `convert` (a family without it has no formats yet).
+INTERFACE = {
+    "spec": Facet("SETTINGS, MARKER (the common param of its upstream configs), "
+                  "DEFAULT_FRAME_SHAPE, resolve(path, data, frame_shape, original) -> "
+                  "spec.SpecParts, model_params(params)", "spec", "a spec"),
+    "signatures": Facet("MODELS, SIGNATURE_NAMES, signatures(spec) -> {model: {name: "
+                        "Signature}}", "signatures", "signatures"),
+    "synth": Facet("make_checkpoint(spec, seed): a seeded checkpoint in the original's "
+                   "layout", "synth", "synthetic checkpoints"),
+    "runtime": Facet("CHECKPOINT_BACKENDS: backend name -> 'module:Class' of the backends "
+                     "that run a checkpoint", "runtime", "a checkpoint backend"),
+    "predict": Facet("predict(backend, source, driving, batch_size, positions): the oracle "
+                     "contract's arrays", "pipeline", "predict"),
+    "animation": Facet("defaults(spec), mode(spec, **options), reconstruction_mode(spec): "
+                       "how the animate loop normalises keypoints", "animation", "animation"),
+    "convert": Facet("make(...), misfit(error, spec, path), weight_reports(spec, "
+                     "checkpoint), layer_report(spec, checkpoint): the TF graph, its weight "
+                     "table, per-layer parity and the exporters", "pipeline",
+                     "conversion (the TF graph, its weight table, the exporters)"),
+}
+
+
+@dataclass(frozen=True)
+class Licence:
+    """The licence and attribution of a family's official weights."""
+    paper: str
+    repository: str
+    spdx: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # the spec's `family`
+    title: str  # in messages
+    long_name: str  # the model's name in its paper
+    package: str  # the package implementing INTERFACE, under fomm_convert
+    signature_names: dict  # model -> its signatures' names; models in export order
+    networks: tuple[str, ...]  # the checkpoint entries inference reads, in build order
+    licence: Licence
+    formats: tuple[str, ...]  # the formats `build` can make of it
+    # Models whose files stay float32 in the reduced-precision TFLite variants
+    # (formats.effective_precision).
+    float32_only: frozenset = frozenset()
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(self.signature_names)
+
+    def facet(self, name: str) -> ModuleType:
+        """The family package's module `name` of INTERFACE (imported now); a FamilyError
+        when the family does not implement it yet."""
+        facet = INTERFACE[name]
+        module = f"fomm_convert.{self.package}.{name}"
+        if importlib.util.find_spec(module) is None:
+            raise FamilyError(f"{self.title} models: {facet.missing} is not "
+                              f"available yet")
+        return importlib.import_module(module)
+
+    def signatures(self, spec) -> dict:
+        return self.facet("signatures").signatures(spec)
+
+
+FAMILIES = {f.name: f for f in (
+    Family("fomm", "FOMM", "First Order Motion Model", "fomm", SIGNATURE_NAMES,
+           ("generator", "kp_detector"),
+           Licence("Aliaksandr Siarohin, Stéphane Lathuilière, Sergey Tulyakov, Elisa Ricci, "
+                   "Nicu Sebe. First Order Motion Model for Image Animation. NeurIPS 2019.",
+                   "https://github.com/AliaksandrSiarohin/first-order-model", "CC-BY-NC-4.0",
+                   "https://creativecommons.org/licenses/by-nc/4.0/"),
+           FORMAT_NAMES,
+           # process_kp_driving has no weights to shrink, and the float16 pass rounds every
+           # float constant, including its hull grid scale 2**16 (-> 65504): normalised
+           # keypoints moved by 3e-2 on the tiny oracle. The detector stays float32 in both
+           # reduced variants: its temperature-0.1 softmax turns weight rounding into
+           # keypoint error, which every warped pixel inherits. With float16 weights its
+           # vox-256 keypoints were 7.7e-3 off the original, the absolute-mode frames 2.2e-2
+           # and sparse_deformed 7.0e-2 (vox-512: 6.0e-2, 8.5e-2, and the build's chained
+           # frame 1.4e-2 failed its gate); any one hourglass block rounded alone moves them
+           # 8e-4 to 6e-3, so none can be spared. Float32 costs 28.5 MB on vox (the fp16
+           # variant's detector file 28.6 -> 57.1 MB) and no time (XNNPACK computes in
+           # float32 either way: 36 ms per call at 1 thread, both). int8 moved keypoints by
+           # 0.075 on vox-256; the detector is 2.6 of ~110 GFLOP per frame.
+           frozenset({"process_kp_driving", "kp_detector"})),
+    Family("tpsmm", "TPSMM", "Thin-Plate Spline Motion Model", "tpsmm", TPSMM_SIGNATURE_NAMES,
+           TPSMM_NETWORKS,
+           Licence("Jian Zhao, Hui Zhang. Thin-Plate Spline Motion Model for Image "
+                   "Animation. CVPR 2022.",
+                   "https://github.com/yoyo-nb/Thin-Plate-Spline-Motion-Model", "MIT",
+                   "https://opensource.org/licenses/MIT"),
+           (),
+           # Its keypoint models, as FOMM's (issue 21: keypoints within float32's 1e-5 in
+           # every variant); the AVD network's output is keypoints too.
+           frozenset({"kp_detector", "process_kp_driving", "avd_network"})),
+)}
+# The family of a spec that names none: every spec and bundle from before families.
+DEFAULT = "fomm"
+
+
+class UnknownFamily(ValueError):
+    """A family name the registry does not hold."""
+
+
+class FamilyError(FommError):
+    """What a model family does not implement yet (one line)."""
+
+
+def family(name: str) -> Family:
+    """The row of a family's name (UnknownFamily naming the known ones)."""
+    try:
+        return FAMILIES[name]
+    except (KeyError, TypeError):  # a name from a file may be anything
+        shown = repr(name) if len(repr(name)) <= 40 else f"{repr(name)[:37]}..."
+        raise UnknownFamily(f"unknown model family {shown} (known: "
+                            f"{', '.join(FAMILIES)})") from None
+
+
+def family_of(spec) -> Family:
+    return family(spec.family)
+
+
+def family_of_record(spec_record: dict) -> Family:
+    """The family of a resolved spec as a manifest records it (Spec.to_dict: the default
+    family is not written)."""
+    return family(spec_record.get("family", DEFAULT))

@@ -1,0 +1,39 @@
+"""TPSMM's animation modes (the family interface's `animation`): the demo's --mode,
+relative (the default: motion since the initial frame, always scale-adapted), standard
+(the driving keypoints as they are) or avd; reconstruction uses standard."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .architecture import MODES
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str  # one of MODES
+
+    def normalise(self, backend, kp_driving, kp_initial, kp_source):
+        """The generator's driving keypoints for a batch."""
+        if self.name == "avd":
+            return backend.avd_network(kp_source, kp_driving)
+        return backend.process_kp_driving(kp_driving, kp_initial, kp_source,
+                                          self.name == "relative")
+
+    def summary(self) -> dict:
+        return {"mode": self.name}
+
+
+def defaults(spec) -> dict:
+    return {"mode": spec.settings["mode"]}
+
+
+def mode(spec, mode: str | None = None) -> Mode:
+    """The mode asked for, the spec's when None (ValueError naming the known ones)."""
+    name = spec.settings["mode"] if mode is None else mode
+    if name not in MODES:
+        raise ValueError(f"mode: {name!r} is not one of {', '.join(MODES)}")
+    return Mode(name)
+
+
+def reconstruction_mode(spec) -> Mode:
+    return Mode("standard")

@@ -1,0 +1,113 @@
+"""The K thin-plate splines of a frame in TF: fitted to map the driving keypoints onto the
+source keypoints by tps_solve's unrolled elimination (no matrix inverse or solve op:
+TFLite, LiteRT.js and the GPU delegates have none), and evaluated on a grid. Torch
+reference: converter/tpsmm/torch_model/tps.py.
+
+Every tensor is at most 4-D: (B, K, rows, columns) for the systems, (B, h, w, K) for the
+warped grids, each TPS's coefficients as (B, 1, 1, K) maps, so that grid and coefficient
+meet without a broadcast of both operands.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from ...tf_model import ops
+from ..architecture import POINTS_PER_TPS, TPS_LOG_EPSILON, TPS_REGULARIZATION
+from ..tps_solve import Ops, solve
+
+def _product(a, b) -> tf.Tensor:
+    """a @ b for the solve's small matrices, (B, K, n, p) @ (B, K, p, m) with p <= 8 (a
+    mask may have batch (1, 1)), as the p products of a column and a row, each copied to
+    (n, m), summed in order: exact where the solve's products are (0/1 masks, single
+    terms), and no BATCH_MATMUL, which the GPU delegate does not take with a constant
+    first operand (its parser turns only a constant second one into a convolution).
+    Copies by concatenation: the TFLite converter folds a TILE into a MUL that then
+    broadcasts both operands, which the GPU delegate refuses."""
+    n, p, m = a.shape[2], a.shape[3], b.shape[3]
+    out = None
+    for j in range(p):
+        term = (tf.concat([a[:, :, :, j:j + 1]] * m, axis=3)
+                * tf.concat([b[:, :, j:j + 1, :]] * n, axis=2))
+        out = term if out is None else out + term
+    return out
+
+
+TF = Ops(const=tf.constant,
+         amax=lambda x, axis: tf.reduce_max(x, axis=axis, keepdims=True),
+         total=lambda x, axis: tf.reduce_sum(x, axis=axis, keepdims=True),
+         to_float=lambda b: tf.cast(b, tf.float32),
+         concat=lambda xs, axis: tf.concat(xs, axis=axis),
+         matmul=_product)
+
+
+def control_points(kp: tf.Tensor) -> tf.Tensor:
+    """(B, 5K, 2) keypoints -> (B, K, 5, 2): consecutive groups of 5 form one TPS."""
+    return tf.reshape(kp, [-1, kp.shape[1] // POINTS_PER_TPS, POINTS_PER_TPS, 2])
+
+
+def radial(r2: tf.Tensor) -> tf.Tensor:
+    """The TPS kernel U of squared distances: r^2 log(r^2 + 1e-9) (0 at r = 0)."""
+    return r2 * tf.math.log(r2 + TPS_LOG_EPSILON)
+
+
+def _zeros(batch, *shape) -> tf.Tensor:
+    return ops.tile_to_batch(tf.zeros([1, *shape]), batch)
+
+
+def system_matrix(points: tf.Tensor) -> tf.Tensor:
+    """L = [[U, P], [P^T, 0]] + 0.01 I (B, K, 8, 8) of control points (B, K, 5, 2), the
+    squared distances summed directly (the torch reference's system_matrix_4d)."""
+    groups, n = points.shape[1], POINTS_PER_TPS
+    batch = ops.batch_size(points)
+
+    def differences(axis):  # (B, K, 5, 5): c_i - c_j, tiled explicitly
+        rows = tf.tile(points[:, :, :, axis:axis + 1], [1, 1, 1, n])
+        return rows - tf.transpose(rows, [0, 1, 3, 2])
+    dx, dy = differences(0), differences(1)
+    p = tf.concat([points, ops.tile_to_batch(tf.ones([1, groups, n, 1]), batch)], axis=3)
+    lhs = tf.concat([tf.concat([radial(dx * dx + dy * dy), p], axis=3),
+                     tf.concat([tf.transpose(p, [0, 1, 3, 2]), _zeros(batch, groups, 3, 3)],
+                               axis=3)], axis=2)
+    return lhs + tf.constant((TPS_REGULARIZATION * np.eye(n + 3, dtype=np.float32))[None, None])
+
+
+def fit(kp_driving: tf.Tensor, kp_source: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(theta (B, K, 2, 3), control_params (B, K, 5, 2)) of the TPS taking each group of
+    driving keypoints onto the source's; kp_source may have batch 1."""
+    batch = ops.batch_size(kp_driving)
+    driving = control_points(kp_driving)
+    source = control_points(ops.tile_to_batch(kp_source, batch))
+    rhs = tf.concat([source, _zeros(batch, driving.shape[1], 3, 2)], axis=2)
+    param = solve(system_matrix(driving), rhs, TF)
+    n = POINTS_PER_TPS
+    return tf.transpose(param[:, :, n:, :], [0, 1, 3, 2]), param[:, :, :n, :]
+
+
+def coefficient_maps(t: tf.Tensor) -> list[tf.Tensor]:
+    """(B, K, a, b) -> its a*b entries in row-major order, each as a (B, 1, 1, K) map."""
+    groups, size = t.shape[1], t.shape[2] * t.shape[3]
+    flat = tf.reshape(t, [-1, groups, size])
+    return [tf.reshape(flat[:, :, i:i + 1], [-1, 1, 1, groups]) for i in range(size)]
+
+
+def warp_grid(height: int, width: int, points, theta, control_params):
+    """Each TPS applied to the (h, w) grid: x and y, each (B, h, w, K).
+
+    T(z) = theta @ [z, 1] + sum_i U(|z - c_i|^2) w_i, in the torch reference's order: the
+    affine part, then the radial terms summed over the 5 control points."""
+    groups = points.shape[1]
+    grid = ops.coordinate_grid(height, width)
+    gx = tf.constant(np.repeat(grid[None, :, :, 0:1], groups, axis=3))  # (1, h, w, K)
+    gy = tf.constant(np.repeat(grid[None, :, :, 1:2], groups, axis=3))
+    t00, t01, t02, t10, t11, t12 = coefficient_maps(theta)
+    c = coefficient_maps(points)  # c_i = (c[2i], c[2i + 1])
+    w = coefficient_maps(control_params)
+    bent_x = bent_y = None
+    for i in range(POINTS_PER_TPS):
+        dx, dy = gx - c[2 * i], gy - c[2 * i + 1]
+        u = radial(dx * dx + dy * dy)
+        term_x, term_y = u * w[2 * i], u * w[2 * i + 1]
+        bent_x = term_x if bent_x is None else bent_x + term_x
+        bent_y = term_y if bent_y is None else bent_y + term_y
+    return (t00 * gx + t01 * gy + t02) + bent_x, (t10 * gx + t11 * gy + t12) + bent_y
