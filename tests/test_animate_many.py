@@ -359,18 +359,23 @@ def test_a_killed_worker_has_its_job_retried(synthetic_bundle, media, tmp_path):
                                                      "twin.mp4"]
 
 
+def copies_command(bundle, jobs, driving, names, out):
+    """A jobs file animating a.png with `driving` into each of `names`, and the command
+    running it on 2 workers into `out`."""
+    jobs.write_text("source,driving,out\n" + "".join(
+        f"a.png,{driving},{name}\n" for name in names))
+    return [sys.executable, "-m", "fomm_convert.cli", "animate-many", "--bundle", str(bundle),
+            "--jobs", str(jobs), "--out", str(out), "--workers", "2"], out
+
+
 def test_a_rerun_after_kill_9_of_the_driver_does_only_the_missing_jobs(
         synthetic_bundle, media, plain, tmp_path):
     """Eight copies of one job: the driver is killed once two are recorded; its workers
     stop with it; the rerun does only the jobs not recorded ok, and every output is
     plain animate's."""
     names = [f"copy{i}.mp4" for i in range(8)]
-    (media / "copies.csv").write_text("source,driving,out\n" + "".join(
-        f"a.png,d1.mp4,{name}\n" for name in names))
-    out = tmp_path / "out"
-    args = [sys.executable, "-m", "fomm_convert.cli", "animate-many", "--bundle",
-            str(synthetic_bundle.bundle), "--jobs", str(media / "copies.csv"), "--out",
-            str(out), "--workers", "2"]
+    args, out = copies_command(synthetic_bundle.bundle, media / "copies.csv", "d1.mp4", names,
+                               tmp_path / "out")
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     ok_before = lambda: [r["job"] for r in records(out) if r["status"] == "ok"]  # noqa: E731
@@ -399,12 +404,8 @@ def test_ctrl_c_leaves_finished_outputs_and_their_records(synthetic_bundle, medi
     exit 130, the finished outputs and their records stay, the jobs underway leave nothing
     and no worker; the rerun does the rest."""
     names = [f"long{i}.mp4" for i in range(4)]
-    (media / "longs.csv").write_text("source,driving,out\n" + "".join(
-        f"a.png,long.mp4,{name}\n" for name in names))
-    out = tmp_path / "out"
-    args = [sys.executable, "-m", "fomm_convert.cli", "animate-many", "--bundle",
-            str(synthetic_bundle.bundle), "--jobs", str(media / "longs.csv"), "--out",
-            str(out), "--workers", "2"]
+    args, out = copies_command(synthetic_bundle.bundle, media / "longs.csv", "long.mp4", names,
+                               tmp_path / "out")
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     ok_now = lambda: [r["job"] for r in records(out) if r["status"] == "ok"]  # noqa: E731
