@@ -1,9 +1,11 @@
-"""`fomm-convert animate-many`: the jobs file's fields are animate's own options, its
-mistakes are one line naming the row; the results file and the scheduler lose nothing (a
-rerun skips what is done, a job whose worker died is retried up to a bound); and on a tiny
-bundle, outputs equal a plain `animate` per job byte for byte, a corrupt video fails alone,
-a rerun after a kill -9 of the driver finishes only the missing jobs, and --reconstruct
-gives `reconstruct`'s L1 per video. The Ray engine's own tests: test_animate_many_ray.py.
+"""`fomm-convert animate-many`: the jobs file's fields are animate's own options and the
+bundle's model family's, its mistakes are one line naming the row; the results file and the
+scheduler lose nothing (a rerun skips what is done, a job whose worker died is retried up to
+a bound); and on a tiny bundle, outputs equal a plain `animate` per job byte for byte, a
+corrupt video fails alone, a rerun after a kill -9 of a worker or of the driver finishes
+only the missing jobs, and --reconstruct gives `reconstruct`'s L1 per video; under
+--engine ray (a local head on 127.0.0.1 started by the test), the same bytes and a killed
+actor's job retried.
 """
 from __future__ import annotations
 
