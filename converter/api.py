@@ -6,6 +6,7 @@
     bundle = fomm_convert.open_bundle(bundle_dir)
     summary = bundle.animate("face.png", "talk.mp4", "result.mp4", backend="tflite")
     image = bundle.read_image("face.png")
+    summary = fomm_convert.animate_many(bundle_dir, "out", jobs="jobs.csv", engine="local")
 
 Errors a caller can cause are fomm_convert.errors.FommError, with a one-line message.
 """
@@ -71,6 +72,14 @@ class Bundle(OpenedBundle):
         """`fomm-convert reconstruct`; returns the Reconstruction (l1, per frame)."""
         from .animation.jobs import reconstruct
         return reconstruct(self, video, out, **options)
+
+
+def animate_many(bundle, out, **options) -> dict:
+    """`fomm-convert animate-many`: jobs= a .csv/.jsonl jobs file, or reconstruct= a folder or
+    list of videos; engine ("local" or "ray"), address, workers, threads, backend,
+    checkpoint, batch_size, force, retries; returns the run's summary (many/run.py)."""
+    from .many.run import animate_many as run
+    return run(bundle, out, **options)
 
 
 def open_bundle(path) -> Bundle:

@@ -8,6 +8,7 @@ first and alone (the runtimes log when they start).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -154,9 +155,13 @@ def render(stages: Stages, batches, writer, panel, bar):
 def run_animate(prepared: Prepared, source_path, driving_path, out, *, mode,
                 batch_size: int | None = None, best_frame: bool = False,
                 visualize: bool = False, stream=None, force: bool = False,
-                crop: str = "none") -> dict:
+                crop: str = "none", sources: dict | None = None) -> dict:
     """Animate the source with the driving video into `out` in the animation mode `mode`
     (the family's: animation_mode); returns a summary.
+
+    sources: a cache that keeps the last source picture's Source (keypoints, encoding)
+    from one call to the next, so a worker animating job after job encodes a picture
+    once however many jobs share it (the_source).
 
     Decoding, inference and drawing + encoding run side by side (render); the summary's
     frames_per_second is end to end: from just after the backend is loaded (the source's
@@ -190,7 +195,7 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, mode,
     try:
         backend = prepared.backend
         start = time.perf_counter()
-        source = Source.prepare(backend, source_image)
+        source = the_source(backend, source_image, sources)
         panel = source_panel(source) if visualize else None
         kp_initial = keypoints = None
         if best_frame:
@@ -218,6 +223,18 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, mode,
                    frames_per_second=bar.rate(),
                    inference_frames_per_second=bar.inference_rate())
     return summary
+
+
+def the_source(backend, image, cache: dict | None) -> Source:
+    """Source.prepare(backend, image), or the Source `cache` holds for the same pixels
+    (the cache keeps one: the last picture)."""
+    if cache is None:
+        return Source.prepare(backend, image)
+    key = hashlib.sha256(image.tobytes()).hexdigest()
+    if key not in cache:
+        cache.clear()
+        cache[key] = Source.prepare(backend, image)
+    return cache[key]
 
 
 def run_reconstruct(prepared: Prepared, video_path, out=None, *,
@@ -285,17 +302,23 @@ def animation_mode(spec, **options):
 def animate(bundle, source, driving, out, *, backend: str = "tflite", checkpoint=None,
             threads=None, batch_size: int | None = None, best_frame: bool = False,
             visualize: bool = False, force: bool = False, crop: str = "none", notify=print,
-            **mode_options) -> dict:
+            stream=None, sources: dict | None = None, **mode_options) -> dict:
     """The `animate` command's work: run_animate on a prepared bundle in the mode of
     `mode_options` (the family's: animation_mode), each defaulting to the bundle spec's;
-    the summary also says which mode ran."""
-    prepared = prepare(bundle, backend, checkpoint, threads)
+    the summary also says which mode ran.
+
+    `bundle` may be a Prepared one (a worker's, loaded once for many jobs: backend,
+    checkpoint and threads are then its own). Its parameters and the family's mode
+    options are animate's options: a jobs file of animate-many accepts every one that is
+    a job's (many/jobfile.py)."""
+    prepared = bundle if isinstance(bundle, Prepared) else \
+        prepare(bundle, backend, checkpoint, threads)
     for notice in prepared.notices:
         notify(notice)
     mode = animation_mode(prepared.spec, **mode_options)
     summary = run_animate(prepared, source, driving, out, mode=mode, batch_size=batch_size,
-                          best_frame=best_frame, visualize=visualize, force=force,
-                          crop=crop)
+                          best_frame=best_frame, visualize=visualize, stream=stream,
+                          force=force, crop=crop, sources=sources)
     return {**summary, **mode.summary()}
 
 

@@ -26,7 +26,7 @@ def _notify(text: str):
     click.echo(text, err=True)
 
 
-def _common_options(f):
+def _common_options(f, threads_help="Threads for the runtime (default: its own choice)."):
     options = [
         click.option("--bundle", required=True, type=click.Path(file_okay=False),
                      help="Release bundle directory (its files are checked against the "
@@ -40,8 +40,7 @@ def _common_options(f):
         click.option("--batch-size", default=None, type=click.IntRange(1),
                      help="Frames per generator call (memory grows with it, not with the "
                           "video; default: 1 on TFLite, the fastest there, else 4)."),
-        click.option("--threads", type=click.IntRange(1), default=None,
-                     help="Threads for the runtime (default: its own choice)."),
+        click.option("--threads", type=click.IntRange(1), default=None, help=threads_help),
         click.option("--force", is_flag=True, help="Replace an existing output."),
     ]
     for option in reversed(options):
