@@ -228,6 +228,20 @@ def test_reconstruct(nets, checkpoint, short_clip, tmp_path):
         in result.stdout
 
 
+def test_a_synthetic_checkpoint_says_so(checkpoint, short_clip, tmp_path):
+    """As a bundle of synthetic weights does; the oracle's checkpoint (not ours) does not."""
+    ok(run("synth", "--config", CONFIG, "--seed", 3, "--out", tmp_path / "s.pth.tar"))
+    common = ["--source", short_clip["source"], "--driving", short_clip["driving"],
+              "--config", CONFIG]
+    result = ok(run("animate", *common, "--checkpoint", tmp_path / "s.pth.tar", "--out",
+                    tmp_path / "s.gif"))
+    assert [line for line in result.stderr.splitlines() if "synthetic" in line] == [
+        "note: s.pth.tar holds synthetic weights (seeded random), not a trained model: the "
+        "output is not meant to look like anything"]
+    assert "synthetic" not in ok(run("animate", *common, "--checkpoint", checkpoint, "--out",
+                                     tmp_path / "o.gif")).stderr
+
+
 def test_an_option_of_the_other_family_is_one_line(checkpoint, short_clip, tmp_path):
     """Each family refuses the other's options, naming itself and what it takes, before
     any work; nothing is written."""

@@ -63,7 +63,7 @@ class Prepared:
     def origin(self) -> dict:
         """What the models come from, for a report."""
         if self.bundle is None:
-            return {"config": self.spec.name, "checkpoint": str(self._checkpoint)}
+            return {"config": self.spec.name, "checkpoint": str(self._checkpoint.path)}
         return {"bundle": str(self.bundle.path),
                 "bundle_version": self.manifest.get("version")}
 
@@ -113,22 +113,32 @@ def prepare(bundle, backend_name: str, checkpoint=None, threads=None, *,
     opened.check_backend(backend_name, checkpoint)
     prepared = Prepared(opened, backend_name, checkpoint, threads)
     if opened.synthetic:
-        prepared.notices.append(f"note: {opened.path.name} holds synthetic weights (seeded "
-                                f"random), not a trained model: the output is not meant to "
-                                f"look like anything")
+        prepared.notices.append(synthetic_notice(opened.path.name))
     return prepared
 
 
+def synthetic_notice(name: str) -> str:
+    return (f"note: {name} holds synthetic weights (seeded random), not a trained model: "
+            f"the output is not meant to look like anything")
+
+
 def prepare_checkpoint(config, backend_name: str, checkpoint, threads=None) -> Prepared:
-    """A config's models from a checkpoint on a checkpoint backend (tf, torch), the
-    checkpoint read when the backend is loaded."""
+    """A config's models from a checkpoint on a checkpoint backend (tf, torch): the
+    checkpoint is read (and checked) now, as a bundle is."""
+    from ..checkpoint import Checkpoint, load_checkpoint
     from ..spec import load_spec
     if backend_name in FORMAT_OF_BACKEND:
         raise BundleError(f"backend {backend_name} runs a bundle's files: give --bundle, or "
                           f"a checkpoint backend (tf, torch) with --checkpoint")
     if checkpoint is None:
         raise BundleError(f"backend {backend_name} without a bundle needs --checkpoint")
-    return Prepared(None, backend_name, checkpoint, threads, spec=load_spec(config))
+    spec = load_spec(config)
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = load_checkpoint(checkpoint, family=spec.family)
+    prepared = Prepared(None, backend_name, checkpoint, threads, spec=spec)
+    if checkpoint.synthetic:
+        prepared.notices.append(synthetic_notice(checkpoint.path.name))
+    return prepared
 
 
 def frame_size(spec) -> tuple[int, int]:
