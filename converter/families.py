@@ -45,7 +45,9 @@ INTERFACE = {
                      "that run a checkpoint", "runtime", "a checkpoint backend"),
     "predict": Facet("predict(backend, source, driving, batch_size, positions): the oracle "
                      "contract's arrays", "pipeline", "predict"),
-    "animation": Facet("defaults(spec), mode(spec, **options), reconstruction_mode(spec): "
+    "animation": Facet("OPTIONS (animation.options.Option: animate's options of the "
+                       "family), KEYPOINT_GROUP (keypoints drawn in one colour), "
+                       "defaults(spec), mode(spec, **options), reconstruction_mode(spec): "
                        "how the animate loop normalises keypoints", "animation", "animation"),
     "convert": Facet("make(...), misfit(error, spec, path), weight_reports(spec, "
                      "checkpoint), layer_report(spec, checkpoint): the TF graph, its weight "

@@ -23,7 +23,7 @@ from ..limits import JOBS_MAX_BYTES, MAX_JOBS
 from .results import RESULTS
 
 # animate's parameters that a run sets for all its jobs (or that are not options at all).
-RUN_PARAMETERS = ("bundle", "backend", "checkpoint", "threads", "batch_size", "force",
+RUN_PARAMETERS = ("bundle", "config", "backend", "checkpoint", "threads", "batch_size", "force",
                   "notify", "stream", "sources")
 OUT = "out"  # the output's field: a name under --out
 # Videos --reconstruct takes from a folder (ffmpeg reads them all; a folder holds others).
