@@ -4,7 +4,8 @@ the same name; or, for --reconstruct, a folder or a list of videos.
 
 The fields are animate's own parameters (animation.jobs.animate) and the animation mode
 options of the bundle's model family (FOMM: relative, adapt_scale; TPSMM: mode), read from
-their signatures: an option added to either is a job field without a second list. What a
+animate's signature and the family's OPTIONS (animation/options.py): an option added to
+either is a job field without a second list. What a
 run sets for every job (the backend, threads, ...) is not a job's.
 """
 from __future__ import annotations
@@ -59,8 +60,10 @@ def job_fields(spec) -> dict[str, Field]:
     required ones (the inputs and the output), the family's animation mode options, then
     animate's other options (the order of animate's command line)."""
     fields = _fields(animate, skip=RUN_PARAMETERS)
-    mode = animation(spec).mode
-    modes = _fields(mode, skip=tuple(inspect.signature(mode).parameters)[:1])  # its spec
+    # The family's options (its animation module's OPTIONS): a choice is text, else on/off;
+    # None takes the spec's default.
+    modes = {o.name: Field(o.name, str if o.choices else bool, False, None)
+             for o in animation(spec).OPTIONS}
     required = {n: f for n, f in fields.items() if f.required}
     return {**required, **modes, **{n: f for n, f in fields.items() if not f.required}}
 
