@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 
 demo: install web
 	$(FC) demo
+	@echo "The TPSMM demo: $(FC) demo --dataset tpsmm-vox"
 
 # The browser runtimes (runtime/browser, web/): Debian chromium, node + npm, and web/'s
 # npm packages from its lockfile. Root installs what is missing; anyone else is told what

@@ -14,7 +14,7 @@ from .version import __version__  # noqa: E402
 
 # The public API (README, "Python API"), imported on first use: `import fomm_convert`
 # loads no framework.
-_API = ("build", "verify", "open_bundle", "Bundle")
+_API = ("build", "verify", "open_bundle", "Bundle", "animate", "reconstruct", "animate_many")
 __all__ = ["__version__", *_API]
 
 

@@ -6,6 +6,9 @@
     bundle = fomm_convert.open_bundle(bundle_dir)
     summary = bundle.animate("face.png", "talk.mp4", "result.mp4", backend="tflite")
     image = bundle.read_image("face.png")
+    summary = fomm_convert.animate_many(bundle_dir, "out", jobs="jobs.csv", engine="local")
+    fomm_convert.animate("face.png", "talk.mp4", "avd.mp4", config="tpsmm-vox",
+                         checkpoint="checkpoints/vox.pth.tar", mode="avd")
 
 Errors a caller can cause are fomm_convert.errors.FommError, with a one-line message.
 """
@@ -62,8 +65,10 @@ class Bundle(OpenedBundle):
         return read_image(path, tuple(self.spec.frame_shape[:2]))[None]
 
     def animate(self, source, driving, out, **options) -> dict:
-        """`fomm-convert animate`: options backend, checkpoint, threads, relative,
-        adapt_scale, batch_size, best_frame, visualize; returns the run's summary."""
+        """`fomm-convert animate`: options backend, checkpoint, threads, batch_size,
+        best_frame, visualize, crop, force and the model family's own (FOMM: relative,
+        adapt_scale; TPSMM: mode, "relative", "standard" or "avd"); returns the run's
+        summary."""
         from .animation.jobs import animate
         return animate(self, source, driving, out, **options)
 
@@ -71,6 +76,29 @@ class Bundle(OpenedBundle):
         """`fomm-convert reconstruct`; returns the Reconstruction (l1, per frame)."""
         from .animation.jobs import reconstruct
         return reconstruct(self, video, out, **options)
+
+
+def animate_many(bundle, out, **options) -> dict:
+    """`fomm-convert animate-many`: jobs= a .csv/.jsonl jobs file, or reconstruct= a folder or
+    list of videos; engine ("local" or "ray"), address, workers, threads, backend,
+    checkpoint, batch_size, force, retries; returns the run's summary (many/run.py)."""
+    from .many.run import animate_many as run
+    return run(bundle, out, **options)
+
+
+def animate(source, driving, out, *, config, checkpoint, **options) -> dict:
+    """`fomm-convert animate --config`: a config's (a dataset name, a spec or an original
+    config) checkpoint on a checkpoint backend (backend "torch", the default, or "tf"),
+    no bundle; the options of Bundle.animate."""
+    from .animation.jobs import animate as run
+    return run(None, source, driving, out, config=config, checkpoint=checkpoint, **options)
+
+
+def reconstruct(video, out=None, *, config, checkpoint, **options):
+    """`fomm-convert reconstruct --config`: as animate() here, the options of
+    Bundle.reconstruct."""
+    from .animation.jobs import reconstruct as run
+    return run(None, video, out, config=config, checkpoint=checkpoint, **options)
 
 
 def open_bundle(path) -> Bundle:

@@ -14,6 +14,7 @@ EXTRA_OF_MODULE = {
                      "PIL", "flatbuffers"), "lite"),
     "matplotlib": "plot",
     **dict.fromkeys(("scipy", "skimage", "pytest"), "dev"),
+    "ray": "ray",
 }
 
 

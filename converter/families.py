@@ -17,7 +17,7 @@ import importlib.util
 from dataclasses import dataclass
 from types import ModuleType
 
-from .errors import FommError
+from .errors import FommError, shown
 from .formats import FORMAT_NAMES
 from .signatures import SIGNATURE_NAMES
 from .tpsmm.architecture import NETWORKS as TPSMM_NETWORKS
@@ -45,7 +45,9 @@ INTERFACE = {
                      "that run a checkpoint", "runtime", "a checkpoint backend"),
     "predict": Facet("predict(backend, source, driving, batch_size, positions): the oracle "
                      "contract's arrays", "pipeline", "predict"),
-    "animation": Facet("defaults(spec), mode(spec, **options), reconstruction_mode(spec): "
+    "animation": Facet("OPTIONS (animation.options.Option: animate's options of the "
+                       "family), KEYPOINT_GROUP (keypoints drawn in one colour), "
+                       "defaults(spec), mode(spec, **options), reconstruction_mode(spec): "
                        "how the animate loop normalises keypoints", "animation", "animation"),
     "convert": Facet("make(...), misfit(error, spec, path), weight_reports(spec, "
                      "checkpoint), layer_report(spec, checkpoint): the TF graph, its weight "
@@ -144,8 +146,7 @@ def family(name: str) -> Family:
     try:
         return FAMILIES[name]
     except (KeyError, TypeError):  # a name from a file may be anything
-        shown = repr(name) if len(repr(name)) <= 40 else f"{repr(name)[:37]}..."
-        raise UnknownFamily(f"unknown model family {shown} (known: "
+        raise UnknownFamily(f"unknown model family {shown(name)} (known: "
                             f"{', '.join(FAMILIES)})") from None
 
 

@@ -128,3 +128,13 @@ CHECKPOINT_MAX_PICKLE_DEPTH = 1000
 CHECKPOINT_MAX_ZIP_RATIO = 20
 # A member (or archive) inflating to less than this costs too little to matter.
 CHECKPOINT_ZIP_RATIO_FLOOR = 1 << 20
+
+# --- animate-many (fomm_convert.many) -----------------------------------------------------
+# A jobs file: a job's row is ~100 bytes (three paths and a few options); 64 MiB holds
+# half a million of them, more than MAX_JOBS.
+JOBS_MAX_BYTES = 64 << 20
+# Jobs of one run: a data set of 100000 clips; each holds a few hundred bytes in the driver.
+MAX_JOBS = 100_000
+# The results file read back by a rerun: two records a job (started, then its end), ~300
+# bytes each, plus a reconstruction's per-frame L1 (~20 bytes a frame).
+RESULTS_MAX_BYTES = 1 << 30

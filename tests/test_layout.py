@@ -32,7 +32,7 @@ LAYERS = (
     ("",),  # fomm_convert/__init__.py: the public API, loaded lazily
     ("cli",),
     ("api",),
-    ("pipeline", "bench"),
+    ("pipeline", "bench", "many"),
     ("animation",),
     ("parity", "bundle"),
     ("export", "runtime"),
@@ -50,10 +50,11 @@ LEAVES = LAYERS[-1]
 FAMILY_PACKAGES = {f.package for f in FAMILIES.values()}
 FAMILY_MODULES = {"tps_solve": "algebra", "conditioning": "synth"}
 REGISTRY = "families"  # the one module outside the family packages that names them
-HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras")
+# (ray: its own extra, imported only by --engine ray.)
+HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras", "ray")
 # What a lite install (numpy, LiteRT, onnxruntime; no torch, no TensorFlow) loads: these
 # packages whole, and these modules.
-LITE_PACKAGES = ("cli", "animation", "bundle", "media", "checkpoint", *LEAVES)
+LITE_PACKAGES = ("cli", "animation", "bundle", "media", "checkpoint", "many", *LEAVES)
 LITE = ("", "api", "pipeline", "pipeline.predict", "pipeline.inspect", "pipeline.progress",
         "pipeline.verify", "pipeline.reports", "pipeline.misfit", "pipeline.inspect_summary",
         "runtime", "runtime.base", "runtime.batching", "runtime.tflite_backend", "runtime.litert_c",

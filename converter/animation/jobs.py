@@ -8,21 +8,25 @@ first and alone (the runtimes log when they start).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ..bundle.open import OpenedBundle, check_backend_name, open_bundle
+from ..bundle.manifest import BundleError
+from ..bundle.open import OpenedBundle, check_backend_name, open_backend, open_bundle
 from ..errors import FommError, one_line, warn
 from ..families import family_of
+from ..formats import FORMAT_OF_BACKEND
 from ..io import write_json
 from ..media import MediaError, open_video, open_writer, output_kind, read_image
 from ..media.fit import CROPS, check_fit
 from .best_frame import find_best_frame
 from .drawing import output_frames, source_panel
 from .loop import Reconstruction, Source, animate_frames, reconstruct_frames
+from .options import family_options
 from .progress import ProgressBar, TimedBackend, progress
 from .stages import Stages
 
@@ -38,22 +42,31 @@ class AnimateError(FommError):
 
 
 class Prepared:
-    """A verified bundle and the backend to run it with, loaded on first use (after the
-    inputs and the output have been checked)."""
+    """A spec's models and the backend to run them with, loaded on first use (after the
+    inputs and the output have been checked): a verified bundle's, or (bundle None) a
+    checkpoint's on a checkpoint backend."""
 
-    def __init__(self, bundle, backend_name: str, checkpoint=None, threads=None):
-        self.bundle = bundle  # a bundle.open.OpenedBundle
+    def __init__(self, bundle, backend_name: str, checkpoint=None, threads=None, spec=None):
+        self.bundle = bundle  # a bundle.open.OpenedBundle, or None
         self.backend_name = backend_name
         self.notices: list[str] = []
+        self._spec = bundle.spec if bundle is not None else spec
         self._checkpoint, self._threads, self._backend = checkpoint, threads, None
 
     @property
     def spec(self):
-        return self.bundle.spec
+        return self._spec
 
     @property
     def manifest(self) -> dict:
-        return self.bundle.manifest
+        return self.bundle.manifest if self.bundle is not None else {}
+
+    def origin(self) -> dict:
+        """What the models come from, for a report."""
+        if self.bundle is None:
+            return {"config": self.spec.name, "checkpoint": str(self._checkpoint.path)}
+        return {"bundle": str(self.bundle.path),
+                "bundle_version": self.manifest.get("version")}
 
     @property
     def batch_size(self) -> int:
@@ -65,7 +78,10 @@ class Prepared:
 
     @property
     def backend(self):
-        if self._backend is None:
+        if self._backend is None and self.bundle is None:
+            self._backend = open_backend(self.backend_name, self.spec,
+                                         checkpoint=self._checkpoint, threads=self._threads)
+        elif self._backend is None:
             # The runtime's own backend: the API's Bundle.backend checks a caller's arrays,
             # which the loop makes itself.
             self._backend = OpenedBundle.backend(self.bundle, self.backend_name,
@@ -77,22 +93,52 @@ class Prepared:
         self._backend = value
 
 
-def prepare(bundle, backend_name: str, checkpoint=None, threads=None) -> Prepared:
+def prepare(bundle, backend_name: str, checkpoint=None, threads=None, *,
+            config=None) -> Prepared:
     """Check the bundle now (files, spec, that it has the backend's format; an
     OpenedBundle's files were checked when it was opened); load the backend when it is
-    first used. An unknown backend is refused before the bundle is read; more threads
-    than cores is a warning (they take turns: slower, not faster)."""
+    first used. Without a bundle, `config` (a dataset name, a spec or an original config)
+    and `checkpoint` on a checkpoint backend. An unknown backend is refused before the
+    bundle is read; more threads than cores is a warning (they take turns: slower, not
+    faster)."""
     check_backend_name(backend_name)
     if threads is not None and threads > (os.cpu_count() or 1):
         warn(f"--threads {threads}: more than the {os.cpu_count()} cores here; the threads "
              f"take turns on them (slower than {os.cpu_count()})")
+    if (bundle is None) == (config is None):
+        raise AnimateError("give either a bundle (--bundle) or a config with its "
+                           "checkpoint (--dataset or --config, and --checkpoint)")
+    if bundle is None:
+        return prepare_checkpoint(config, backend_name, checkpoint, threads)
     opened = bundle if isinstance(bundle, OpenedBundle) else open_bundle(bundle)
     opened.check_backend(backend_name, checkpoint)
     prepared = Prepared(opened, backend_name, checkpoint, threads)
     if opened.synthetic:
-        prepared.notices.append(f"note: {opened.path.name} holds synthetic weights (seeded "
-                                f"random), not a trained model: the output is not meant to "
-                                f"look like anything")
+        prepared.notices.append(synthetic_notice(opened.path.name))
+    return prepared
+
+
+def synthetic_notice(name: str) -> str:
+    return (f"note: {name} holds synthetic weights (seeded random), not a trained model: "
+            f"the output is not meant to look like anything")
+
+
+def prepare_checkpoint(config, backend_name: str, checkpoint, threads=None) -> Prepared:
+    """A config's models from a checkpoint on a checkpoint backend (tf, torch): the
+    checkpoint is read (and checked) now, as a bundle is."""
+    from ..checkpoint import Checkpoint, load_checkpoint
+    from ..spec import load_spec
+    if backend_name in FORMAT_OF_BACKEND:
+        raise BundleError(f"backend {backend_name} runs a bundle's files: give --bundle, or "
+                          f"a checkpoint backend (tf, torch) with --checkpoint")
+    if checkpoint is None:
+        raise BundleError(f"backend {backend_name} without a bundle needs --checkpoint")
+    spec = load_spec(config)
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = load_checkpoint(checkpoint, family=spec.family)
+    prepared = Prepared(None, backend_name, checkpoint, threads, spec=spec)
+    if checkpoint.synthetic:
+        prepared.notices.append(synthetic_notice(checkpoint.path.name))
     return prepared
 
 
@@ -137,11 +183,12 @@ def _audio_source(video, out):
         else None
 
 
-def render(stages: Stages, batches, writer, panel, bar):
-    """Each Batch from `batches` (pulled in this thread: inference) drawn and written in a
-    thread of its own, at most BATCHES_BEHIND waiting; the bar counts frames written."""
+def render(stages: Stages, batches, writer, panel, group: int, bar):
+    """Each Batch from `batches` (pulled in this thread: inference) drawn (keypoints in
+    colours of `group`) and written in a thread of its own, at most BATCHES_BEHIND
+    waiting; the bar counts frames written."""
     def write(batch):
-        for frame in output_frames(batch, panel):
+        for frame in output_frames(batch, panel, group):
             writer.write(frame)
         bar.update(len(batch.prediction))
     feed = stages.behind(write, BATCHES_BEHIND, "encode")
@@ -154,9 +201,13 @@ def render(stages: Stages, batches, writer, panel, bar):
 def run_animate(prepared: Prepared, source_path, driving_path, out, *, mode,
                 batch_size: int | None = None, best_frame: bool = False,
                 visualize: bool = False, stream=None, force: bool = False,
-                crop: str = "none") -> dict:
+                crop: str = "none", sources: dict | None = None) -> dict:
     """Animate the source with the driving video into `out` in the animation mode `mode`
     (the family's: animation_mode); returns a summary.
+
+    sources: a cache that keeps the last source picture's Source (keypoints, encoding)
+    from one call to the next, so a worker animating job after job encodes a picture
+    once however many jobs share it (the_source).
 
     Decoding, inference and drawing + encoding run side by side (render); the summary's
     frames_per_second is end to end: from just after the backend is loaded (the source's
@@ -190,8 +241,9 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, mode,
     try:
         backend = prepared.backend
         start = time.perf_counter()
-        source = Source.prepare(backend, source_image)
-        panel = source_panel(source) if visualize else None
+        source = the_source(backend, source_image, sources)
+        group = animation(prepared.spec).KEYPOINT_GROUP
+        panel = source_panel(source, group) if visualize else None
         kp_initial = keypoints = None
         if best_frame:
             with progress("best frame", video.frame_count, True, stream, start=start) as bar, \
@@ -209,7 +261,7 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, mode,
                 batches = animate_frames(model, source, frames, mode=mode,
                                          batch_size=batch_size, kp_initial=kp_initial,
                                          keypoints=keypoints)
-                render(stages, batches, writer, panel, bar)
+                render(stages, batches, writer, panel, group, bar)
             writer.commit()
     except BaseException:
         writer.abort()
@@ -218,6 +270,18 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, mode,
                    frames_per_second=bar.rate(),
                    inference_frames_per_second=bar.inference_rate())
     return summary
+
+
+def the_source(backend, image, cache: dict | None) -> Source:
+    """Source.prepare(backend, image), or the Source `cache` holds for the same pixels
+    (the cache keeps one: the last picture)."""
+    if cache is None:
+        return Source.prepare(backend, image)
+    key = hashlib.sha256(image.tobytes()).hexdigest()
+    if key not in cache:
+        cache.clear()
+        cache[key] = Source.prepare(backend, image)
+    return cache[key]
 
 
 def run_reconstruct(prepared: Prepared, video_path, out=None, *,
@@ -242,13 +306,13 @@ def run_reconstruct(prepared: Prepared, video_path, out=None, *,
             writer.abort()
         raise
     bar = ProgressBar("reconstruct", video.frame_count, True, stream)
-    panel = {}
+    panel, group = {}, animation(prepared.spec).KEYPOINT_GROUP
 
     def on_batch(batch, source):
         if writer is not None:
             if visualize and "image" not in panel:
-                panel["image"] = source_panel(source)
-            for frame in output_frames(batch, panel.get("image")):
+                panel["image"] = source_panel(source, group)
+            for frame in output_frames(batch, panel.get("image"), group):
                 writer.write(frame)
         bar.update(len(batch.prediction))
 
@@ -274,36 +338,55 @@ def animation(spec):
 
 
 def animation_mode(spec, **options):
-    """The animation mode of a family's options (FOMM: relative, adapt_scale; None: the
-    spec's default); a one-line AnimateError for an option the family does not have."""
+    """The animation mode of a family's options (animation.options: FOMM relative,
+    adapt_scale; TPSMM mode; None: the spec's default); a one-line AnimateError naming
+    the family for an option it does not have or a value it does not take."""
     try:
-        return animation(spec).mode(spec, **options)
-    except (TypeError, ValueError) as exc:
+        given = family_options(spec, options)
+    except ValueError as exc:
+        raise AnimateError(one_line(exc)) from None
+    try:
+        return animation(spec).mode(spec, **given)
+    except ValueError as exc:
         raise AnimateError(f"{family_of(spec).title} models: {one_line(exc)}") from None
 
 
-def animate(bundle, source, driving, out, *, backend: str = "tflite", checkpoint=None,
+def animate(bundle, source, driving, out, *, backend: str | None = None, checkpoint=None,
             threads=None, batch_size: int | None = None, best_frame: bool = False,
             visualize: bool = False, force: bool = False, crop: str = "none", notify=print,
-            **mode_options) -> dict:
-    """The `animate` command's work: run_animate on a prepared bundle in the mode of
-    `mode_options` (the family's: animation_mode), each defaulting to the bundle spec's;
-    the summary also says which mode ran."""
-    prepared = prepare(bundle, backend, checkpoint, threads)
+            stream=None, sources: dict | None = None, config=None, **mode_options) -> dict:
+    """The `animate` command's work: run_animate on a prepared bundle (or, bundle None, a
+    config's checkpoint: prepare) in the mode of `mode_options` (the family's:
+    animation_mode), each defaulting to the spec's; the summary also says which mode ran
+    (`motion`: as the command prints it).
+
+    `bundle` may be a Prepared one (a worker's, loaded once for many jobs: backend,
+    checkpoint and threads are then its own). Its parameters and the family's mode
+    options are animate's options: a jobs file of animate-many accepts every one that is
+    a job's (many/jobfile.py)."""
+    prepared = bundle if isinstance(bundle, Prepared) else \
+        prepare(bundle, default_backend(backend, bundle), checkpoint, threads, config=config)
+    mode = animation_mode(prepared.spec, **mode_options)
     for notice in prepared.notices:
         notify(notice)
-    mode = animation_mode(prepared.spec, **mode_options)
     summary = run_animate(prepared, source, driving, out, mode=mode, batch_size=batch_size,
-                          best_frame=best_frame, visualize=visualize, force=force,
-                          crop=crop)
-    return {**summary, **mode.summary()}
+                          best_frame=best_frame, visualize=visualize, stream=stream,
+                          force=force, crop=crop, sources=sources)
+    return {**summary, **mode.summary(), "motion": mode.describe()}
 
 
-def reconstruct(bundle, video, out=None, *, backend: str = "tflite", checkpoint=None,
+def default_backend(backend: str | None, bundle) -> str:
+    """The backend asked for, else tflite for a bundle and torch for a checkpoint."""
+    return backend or ("torch" if bundle is None else "tflite")
+
+
+def reconstruct(bundle, video, out=None, *, backend: str | None = None, checkpoint=None,
                 threads=None, batch_size: int | None = None, visualize: bool = False,
-                json_path=None, force: bool = False, notify=print) -> Reconstruction:
+                json_path=None, force: bool = False, notify=print,
+                config=None) -> Reconstruction:
     """The `reconstruct` command's work: run_reconstruct, and the L1 report as JSON."""
-    prepared = prepare(bundle, backend, checkpoint, threads)
+    prepared = prepare(bundle, default_backend(backend, bundle), checkpoint, threads,
+                       config=config)
     if json_path:
         check_writable(json_path)
     for notice in prepared.notices:
@@ -313,6 +396,5 @@ def reconstruct(bundle, video, out=None, *, backend: str = "tflite", checkpoint=
     if json_path:
         write_report(json_path, {"l1": result.l1, "frames": result.frames,
                                  "l1_per_frame": result.per_frame, "video": str(video),
-                                 "backend": backend, "bundle": str(prepared.bundle.path),
-                                 "bundle_version": prepared.manifest.get("version")})
+                                 "backend": prepared.backend_name, **prepared.origin()})
     return result

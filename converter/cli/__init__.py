@@ -30,6 +30,7 @@ COMMANDS = {
     "parity": "parity:parity_command",
     "animate": "animate:animate_command",
     "reconstruct": "animate:reconstruct_command",
+    "animate-many": "animate_many:animate_many_command",
     "bench": "bench:bench_command",
     "web": "web:web_command",
 }

@@ -5,6 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..animation.options import Option
+
+OPTIONS = (
+    Option("relative", "--relative/--absolute",
+           "relative keypoint motion (default: the spec's normalization)"),
+    Option("adapt_scale", "--adapt-scale/--no-adapt-scale",
+           "adapt motion to the source's keypoint spread (default: the spec's)"),
+)
+# The visualisation's keypoints of one colour: each its own.
+KEYPOINT_GROUP = 1
+
 
 @dataclass(frozen=True)
 class Normalisation:
@@ -20,6 +31,10 @@ class Normalisation:
 
     def summary(self) -> dict:
         return {"relative": self.relative, "adapt_scale": self.adapt_scale}
+
+    def describe(self) -> str:
+        return f"{'relative' if self.relative else 'absolute'}" \
+               f"{', adapt-scale' if self.adapt_scale else ''}"
 
 
 def defaults(spec) -> dict:

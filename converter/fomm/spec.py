@@ -128,4 +128,3 @@ def _check_frame(path, frame_shape, common, kp, gen, dense):
         raise SpecError(f"{path}: model_params: the frame {h}x{w} and these widths need an "
                         f"activation of {largest} values per frame, more than "
                         f"{limits.MAX_ACTIVATION}")
-

@@ -19,14 +19,7 @@ class PNGDirWriter(FrameWriter):
     kind = "png"
 
     def __init__(self, out, fps, force: bool = False):
-        out = Path(out)
-        if out.exists():
-            if not out.is_dir():
-                raise MediaError(f"{out}: exists and is not a directory")
-            others = [p.name for p in out.iterdir() if not FRAME_NAME.match(p.name)]
-            if others:
-                raise MediaError(f"{out}: exists and holds other files than frames "
-                                 f"(e.g. {others[0]}); choose an empty or new directory")
+        check_frames_only(out)
         super().__init__(out, fps, force)
 
     def _replaces(self) -> bool:
@@ -44,15 +37,33 @@ class PNGDirWriter(FrameWriter):
         (self.tmp / f"frame_{self.count:06d}.png").write_bytes(data)
 
     def _move_into_place(self):
-        old = None
-        try:
-            if self.out.exists():
-                old = self.out.parent / f".{self.out.name}.replaced-{os.getpid()}"
-                os.rename(self.out, old)
-            os.rename(self.tmp, self.out)
-        except OSError as exc:
-            if old is not None and not self.out.exists():
-                os.rename(old, self.out)
-            raise MediaError(f"{self.out}: cannot write it ({exc.strerror})") from None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        move_into_place(self.tmp, self.out)
+
+
+def check_frames_only(out):
+    """An existing output folder may be replaced only when it holds nothing but frames."""
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise MediaError(f"{out}: exists and is not a directory")
+        others = [p.name for p in out.iterdir() if not FRAME_NAME.match(p.name)]
+        if others:
+            raise MediaError(f"{out}: exists and holds other files than frames "
+                             f"(e.g. {others[0]}); choose an empty or new directory")
+
+
+def move_into_place(tmp: Path, out: Path):
+    """The folder `tmp` renamed to `out`, a folder `out` replaced (as good as atomically:
+    moved aside first, put back if the rename fails)."""
+    old = None
+    try:
+        if out.exists():
+            old = out.parent / f".{out.name}.replaced-{os.getpid()}"
+            os.rename(out, old)
+        os.rename(tmp, out)
+    except OSError as exc:
+        if old is not None and not out.exists():
+            os.rename(old, out)
+        raise MediaError(f"{out}: cannot write it ({exc.strerror})") from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -153,5 +153,3 @@ def checkpoint_info(checkpoint, weights: dict) -> dict:
     """The manifest's (and every artifact's metadata's) record of the checkpoint."""
     return {"file": checkpoint.path.name, "sha256": checkpoint.sha256,
             "weights_sha256": weights}
-
-

@@ -12,8 +12,16 @@ from pathlib import Path
 
 import click
 
+from ..errors import FommError
+from ..families import family_of
 from ..io import file_sha256
 from ..paths import ARTIFACTS, CHECKPOINTS
+
+DEMO_FORMAT = "tflite"  # the demo animates with these files
+
+
+class DemoError(FommError):
+    """What keeps the demo of a dataset from running."""
 
 
 def existing_bundle(dataset: str, checkpoint: Path) -> Path | None:
@@ -63,6 +71,10 @@ def demo(dataset: str = "vox", echo=click.echo, warn=lambda text: click.secho(te
     from .verify import verify
 
     spec = load_spec(dataset)
+    family = family_of(spec)
+    if DEMO_FORMAT not in family.formats:  # said before any checkpoint is made
+        raise DemoError(f"{spec.name}: the {family.title} demo needs its TFLite bundle, "
+                        f"which {family.title} models cannot be built into yet")
     checkpoint = demo_checkpoint(spec, lambda text, loud: (warn if loud else echo)(text))
     bundle = existing_bundle(spec.name, checkpoint)
     if bundle is None:
@@ -72,7 +84,7 @@ def demo(dataset: str = "vox", echo=click.echo, warn=lambda text: click.secho(te
     verify(bundle, str(checkpoint))
     folder = ARTIFACTS / "demo"
     source, driving = write_demo_inputs(spec.frame_shape, folder)
-    opened = prepare(bundle, "tflite", None, None)
+    opened = prepare(bundle, DEMO_FORMAT, None, None)
     for note in opened.notices:
         warn(note)
     for name, visualize in (("animation.mp4", False), ("animation-visualized.mp4", True)):

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .architecture import MODES
+from ..animation.options import Option
+from .architecture import MODES, POINTS_PER_TPS
+
+OPTIONS = (Option("mode", "--mode", "relative: motion since the initial frame, scaled to "
+                  "the source (the original demo's default); standard: the driving "
+                  "keypoints as they are; avd: the AVD network's (default: the spec's)",
+                  MODES),)
+# The visualisation colours each thin-plate spline's control points alike.
+KEYPOINT_GROUP = POINTS_PER_TPS
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,9 @@ class Mode:
     def summary(self) -> dict:
         return {"mode": self.name}
 
+    def describe(self) -> str:
+        return f"mode {self.name}"
+
 
 def defaults(spec) -> dict:
     return {"mode": spec.settings["mode"]}
@@ -31,7 +42,7 @@ def mode(spec, mode: str | None = None) -> Mode:
     """The mode asked for, the spec's when None (ValueError naming the known ones)."""
     name = spec.settings["mode"] if mode is None else mode
     if name not in MODES:
-        raise ValueError(f"mode: {name!r} is not one of {', '.join(MODES)}")
+        raise ValueError(f"--mode: {name!r} is not one of {', '.join(MODES)}")
     return Mode(name)
 
 
