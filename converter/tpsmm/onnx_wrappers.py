@@ -1,0 +1,118 @@
+"""The six graphs of TPSMM's ONNX export: torch wrappers around the reference networks
+(tpsmm/torch_model, its TPS systems solved by elimination: tpsmm/tps_solve.py) with the
+I/O of tpsmm/signatures.py, NHWC at the edges, source-side inputs of batch 1 or the
+driving batch (broadcast in-graph, as FOMM's: export/onnx_signatures.py).
+
+What differs from the reference as a backend (tpsmm/runtime/torch_backend.py):
+- the TPS systems are solved by unrolled elimination with partial pivoting, elementwise
+  ops and Where only (no inverse or solve op, which TFLite and the GPU delegates lack and
+  the other formats share the graph of);
+- the relative mode's scale is computed in the graph from FOMM's int32-exact hull areas
+  (torch_model/process_kp.py: no input-dependent int64, so OpenVINO's int32 emulation of
+  int64 stays exact), where the reference uses float64 areas on the host.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..export.onnx_signatures import (OnnxSignature, SignatureModule, example_inputs, nchw,
+                                      nhwc, to_batch)
+from ..torch_model.process_kp import movement_scale
+from .signatures import FEATURES, OCCLUSION, signatures
+
+
+class KPDetectorSignature(SignatureModule):
+    def __init__(self, nets, contract):
+        super().__init__(contract)
+        self.kp_detector = nets["kp_detector"]
+
+    def forward(self, image):
+        return (self.kp_detector(nchw(image)),)
+
+
+class ProcessKpSignature(SignatureModule):
+    """relative (flag > 0.5): (kp_driving - kp_driving_initial) * scale + kp_source, the
+    scale sqrt(hull area of kp_source[0] / hull area of kp_driving_initial[0]) over all 5K
+    points (1 when a hull is degenerate); standard: kp_driving."""
+
+    def forward(self, kp_driving, kp_driving_initial, kp_source, use_relative_movement):
+        scale = movement_scale(kp_source, kp_driving_initial)
+        moved = (kp_driving - kp_driving_initial) * scale + kp_source
+        return (torch.where(use_relative_movement > 0.5, moved, kp_driving),)
+
+
+class AVDSignature(SignatureModule):
+    def __init__(self, nets, contract):
+        super().__init__(contract)
+        self.avd_network = nets["avd_network"]
+
+    def forward(self, kp_source, kp_driving):
+        return (self.avd_network(kp_source, kp_driving),)
+
+
+class _GeneratorModule(SignatureModule):
+    def __init__(self, nets, contract):
+        super().__init__(contract)
+        self.dense_motion_network = nets["dense_motion_network"]
+        self.inpainting_network = nets["inpainting_network"]
+
+
+class GeneratorSignature(_GeneratorModule):
+    """serving_default: the frame and the oracle's diagnostics. The source is encoded at
+    its own batch; the networks broadcast it against the driving batch."""
+
+    def forward(self, source_image, kp_driving, kp_source):
+        source = nchw(source_image)
+        motion = self.dense_motion_network(source, kp_driving, kp_source)
+        out = self.inpainting_network(source, motion)
+        named = {"prediction": nhwc(out["prediction"]), "deformed": nhwc(out["deformed"]),
+                 "deformation": motion["deformation"],
+                 "contribution_maps": nhwc(motion["contribution_maps"]),
+                 **{name: nhwc(m) for name, m in zip(OCCLUSION, motion["occlusion_map"])},
+                 "tps_theta": motion["tps_theta"],
+                 "tps_control_params": motion["tps_control_params"]}
+        return tuple(named[name] for name in self.outputs)
+
+
+class EncodeSourceSignature(_GeneratorModule):
+    def forward(self, source_image):
+        source = nchw(source_image)
+        maps = self.inpainting_network.encode(source)  # finest first
+        named = {"source_down": nhwc(self.dense_motion_network.downsample(source)),
+                 **{name: nhwc(m) for name, m in zip(FEATURES, reversed(maps))}}
+        return tuple(named[name] for name in self.outputs)
+
+
+class GenerateSignature(_GeneratorModule):
+    def forward(self, *args):
+        named = dict(zip(self.inputs, args))
+        batch = named["kp_driving"].shape[0]
+        down = to_batch(nchw(named["source_down"]), batch)
+        motion = self.dense_motion_network.motion(down, named["kp_driving"],
+                                                  named["kp_source"])
+        maps = [nchw(named[name]) for name in reversed(FEATURES)]
+        out = self.inpainting_network.decode(maps, nchw(named["source_image"]), motion)
+        return (nhwc(out["prediction"]),)
+
+
+WRAPPERS = {("kp_detector", "serving_default"): KPDetectorSignature,
+            ("process_kp_driving", "serving_default"): lambda nets, c: ProcessKpSignature(c),
+            ("avd_network", "serving_default"): AVDSignature,
+            ("generator", "serving_default"): GeneratorSignature,
+            ("generator", "encode_source"): EncodeSourceSignature,
+            ("generator", "generate"): GenerateSignature}
+
+
+def onnx_signatures(spec, nets: dict) -> list[OnnxSignature]:
+    """The six graphs of a TPSMM spec's networks (tpsmm/torch_model.build_models with
+    tps_solve "elimination", weights loaded), in the signatures' order."""
+    if nets["dense_motion_network"].tps_solve != "elimination":
+        raise ValueError("the ONNX graphs solve the TPS systems by elimination "
+                         "(build_models(..., tps_solve='elimination'))")
+    out = []
+    for model, sigs in signatures(spec).items():
+        for contract in sigs.values():
+            module = WRAPPERS[model, contract.name](nets, contract).eval()
+            out.append(OnnxSignature(contract, module, example_inputs(contract)))
+    return out
+
