@@ -47,7 +47,7 @@ class AVDSignature(SignatureModule):
         self.avd_network = nets["avd_network"]
 
     def forward(self, kp_source, kp_driving):
-        return (self.avd_network(kp_source, kp_driving),)
+        return (self.avd_network(to_batch(kp_source, kp_driving.shape[0]), kp_driving),)
 
 
 class _GeneratorModule(SignatureModule):
@@ -58,13 +58,18 @@ class _GeneratorModule(SignatureModule):
 
 
 class GeneratorSignature(_GeneratorModule):
-    """serving_default: the frame and the oracle's diagnostics. The source is encoded at
-    its own batch; the networks broadcast it against the driving batch."""
+    """serving_default: the frame and the oracle's diagnostics (the reference's forward
+    in its two halves, encode and motion). The source is encoded at its own batch and
+    broadcast afterwards, as in FOMM's graphs: OpenVINO mis-sizes the networks' own
+    broadcasts of a batch-1 source (tps.fit's Concat, a batch of 0 from decode)."""
 
     def forward(self, source_image, kp_driving, kp_source):
+        batch = kp_driving.shape[0]
         source = nchw(source_image)
-        motion = self.dense_motion_network(source, kp_driving, kp_source)
-        out = self.inpainting_network(source, motion)
+        down = to_batch(self.dense_motion_network.downsample(source), batch)
+        motion = self.dense_motion_network.motion(down, kp_driving, to_batch(kp_source, batch))
+        maps = [to_batch(m, batch) for m in self.inpainting_network.encode(source)]
+        out = self.inpainting_network.decode(maps, to_batch(source, batch), motion)
         named = {"prediction": nhwc(out["prediction"]), "deformed": nhwc(out["deformed"]),
                  "deformation": motion["deformation"],
                  "contribution_maps": nhwc(motion["contribution_maps"]),
@@ -87,11 +92,14 @@ class GenerateSignature(_GeneratorModule):
     def forward(self, *args):
         named = dict(zip(self.inputs, args))
         batch = named["kp_driving"].shape[0]
-        down = to_batch(nchw(named["source_down"]), batch)
-        motion = self.dense_motion_network.motion(down, named["kp_driving"],
-                                                  named["kp_source"])
-        maps = [nchw(named[name]) for name in reversed(FEATURES)]
-        out = self.inpainting_network.decode(maps, nchw(named["source_image"]), motion)
+
+        def source_side(name):
+            return to_batch(nchw(named[name]), batch)
+        motion = self.dense_motion_network.motion(source_side("source_down"),
+                                                  named["kp_driving"],
+                                                  to_batch(named["kp_source"], batch))
+        maps = [source_side(name) for name in reversed(FEATURES)]
+        out = self.inpainting_network.decode(maps, source_side("source_image"), motion)
         return (nhwc(out["prediction"]),)
 
 
