@@ -4,7 +4,7 @@ leaf (converter/signatures.py: names, shapes, batch roles), and their declaratio
 
 The wrappers take and give NHWC tensors, in the leaf's order. Source-side inputs (batch
 role SOURCE: 1 or the driving batch) are broadcast to the driving batch in-graph. Another
-family's wrappers (tpsmm/onnx_wrappers.py) build on the same pieces: SignatureModule,
+family's wrappers (tpsmm/onnx_export.py) build on the same pieces: SignatureModule,
 OnnxSignature, example_inputs and the layout helpers.
 """
 from __future__ import annotations
