@@ -25,7 +25,7 @@ from fomm_convert.tpsmm.predict import KP_NORM, predict, to_oracle
 from fomm_convert.tpsmm.runtime import SignatureCalls
 from fomm_convert.tpsmm.signatures import GENERATOR_OUTPUTS, signatures
 
-from conftest import missing_tool
+from conftest import builds, missing_tool
 from test_portable import input_dependent_int64
 from test_tpsmm_family import (CONFIGS, CONTRACT, assert_within, config, errors, nhwc,
                                oracle)
@@ -67,6 +67,7 @@ def calls(runtime: str, spec, bundle) -> SignatureCalls:
 
 
 @pytest.fixture(scope="module")
+@builds
 def exported(tmp_path_factory, tpsmm_checkpoint):
     """{case: (spec, bundle folder, {stem: path})}, each case's six files exported once
     from the oracle's seed-7 weights (tiny-rect: tiny's, its own frame)."""
@@ -166,6 +167,17 @@ def test_gathers_read_shapes_only(exported):
             assert index is not None and index.op_type == "Constant", (stem, node.name)
             value = onnx.numpy_helper.to_array(index.attribute[0].t)
             assert value.shape == (), (stem, node.name)
+
+
+def test_export_is_deterministic(exported, tpsmm_checkpoint, tmp_path):
+    """The same spec, checkpoint and metadata give the same bytes, every file."""
+    from fomm_convert.checkpoint import load_checkpoint
+    from fomm_convert.tpsmm.onnx_export import export_onnx
+    spec, bundle, _ = exported["tiny"]
+    export_onnx(spec, load_checkpoint(tpsmm_checkpoint("tiny"), family="tpsmm"), METADATA,
+                tmp_path)
+    for name in onnx_artifact_files(TPSMM):
+        assert (tmp_path / name).read_bytes() == (bundle / "onnx" / name).read_bytes(), name
 
 
 # ------------------------------------------------------------- against the original
