@@ -162,16 +162,24 @@ def export_onnx(spec: Spec, checkpoint, out_dir: Path, metadata: dict[str, dict]
     # The detector stays in the reference structure, as in the TF export
     # (converter/pipeline/build.py).
     _, generator = fast_torch_models(spec, kp_detector, generator)
+    return write_onnx(onnx_signatures(spec, kp_detector, generator), out_dir, metadata)
+
+
+def write_onnx(signatures: list[OnnxSignature], out_dir: Path, metadata: dict[str, dict]
+               ) -> dict[str, Path]:
+    """Trace, finish and write one file per signature (any family's), the generator's
+    weights in one external data file beside them; metadata as export_onnx's. Returns
+    {file stem: path}."""
     models = []
-    for sig in onnx_signatures(spec, kp_detector, generator):
+    for sig in signatures:
         meta = metadata.get(sig.stem, metadata.get(sig.model, {}))
         json.dumps(meta)  # fail early on anything not JSON-able
         model = to_onnx(sig)
         if sig.model == "kp_detector":
             split_convs(model)  # OpenVINO's float32 sums (onnx_accumulation.py)
         models.append((sig, finish(sig, model, meta)))
-    # The generator's three files hold the same weights (generate's and encode_source's
-    # are subsets of the full generator's): one external data file for all three.
+    # The generator's files hold the same weights (generate's and encode_source's are
+    # subsets of the full generator's): one external data file for all of them.
     weights = SharedWeights(ONNX_WEIGHTS_FILE)
     for sig, model in models:
         if sig.model == "generator":

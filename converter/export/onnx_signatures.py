@@ -3,7 +3,9 @@ leaf (converter/signatures.py: names, shapes, batch roles), and their declaratio
 (example inputs, dynamic axes).
 
 The wrappers take and give NHWC tensors, in the leaf's order. Source-side inputs (batch
-role SOURCE: 1 or the driving batch) are broadcast to the driving batch in-graph.
+role SOURCE: 1 or the driving batch) are broadcast to the driving batch in-graph. Another
+family's wrappers (tpsmm/onnx_export.py) build on the same pieces: SignatureModule,
+OnnxSignature, example_inputs and the layout helpers.
 """
 from __future__ import annotations
 
@@ -40,15 +42,15 @@ def axis_names(contract: Signature) -> dict[str, str]:
     return names
 
 
-def _nchw(x: torch.Tensor) -> torch.Tensor:
+def nchw(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2)
 
 
-def _nhwc(x: torch.Tensor) -> torch.Tensor:
+def nhwc(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)
 
 
-def _to_batch(x: torch.Tensor, batch) -> torch.Tensor:
+def to_batch(x: torch.Tensor, batch) -> torch.Tensor:
     """A batch of 1 (or of `batch`) as a batch of `batch`: ONNX Expand broadcasts both.
 
     The other axes are kept with -1: with x's own sizes in the target shape, OpenVINO
@@ -56,7 +58,7 @@ def _to_batch(x: torch.Tensor, batch) -> torch.Tensor:
     return x.expand(batch, *[-1] * (x.dim() - 1))
 
 
-class _Signature(nn.Module):
+class SignatureModule(nn.Module):
     """A model entry point with named inputs (positional, in `inputs` order) and outputs,
     those of its contract."""
     inputs: tuple[str, ...]
@@ -69,24 +71,24 @@ class _Signature(nn.Module):
     def _kps(self, named: dict, batch) -> tuple[dict, dict]:
         """kp_driving and kp_source dicts of the reference; kp_source broadcast to batch."""
         driving = {"value": named["kp_driving"]}
-        source = {"value": _to_batch(named["kp_source"], batch)}
+        source = {"value": to_batch(named["kp_source"], batch)}
         if "kp_driving_jacobian" in named:
             driving["jacobian"] = named["kp_driving_jacobian"]
-            source["jacobian"] = _to_batch(named["kp_source_jacobian"], batch)
+            source["jacobian"] = to_batch(named["kp_source_jacobian"], batch)
         return driving, source
 
 
-class KPDetectorSignature(_Signature):
+class KPDetectorSignature(SignatureModule):
     def __init__(self, kp_detector, contract: Signature):
         super().__init__(contract)
         self.kp_detector = kp_detector
 
     def forward(self, image):
-        out = self.kp_detector(_nchw(image))
+        out = self.kp_detector(nchw(image))
         return tuple(out[k] for k in self.outputs)
 
 
-class ProcessKpSignature(_Signature):
+class ProcessKpSignature(SignatureModule):
     def __init__(self, num_kp: int, estimate_jacobian: bool, contract: Signature):
         super().__init__(contract)
         self.process = ProcessKpDriving(num_kp, estimate_jacobian)
@@ -101,7 +103,7 @@ class ProcessKpSignature(_Signature):
         return tuple(out[k] for k in self.outputs)
 
 
-class GeneratorSignature(_Signature):
+class GeneratorSignature(SignatureModule):
     """serving_default: the full generator with its diagnostic outputs.
 
     The source is encoded at its own batch and broadcast afterwards, as in the TF graph."""
@@ -118,33 +120,33 @@ class GeneratorSignature(_Signature):
         named = dict(zip(self.inputs, args))
         gen = self.generator
         batch = named["kp_driving"].shape[0]
-        source = _nchw(named["source_image"])
-        features = _to_batch(gen.encode(source), batch)
-        down = _to_batch(gen.dense_motion_network.downsample(source), batch)
+        source = nchw(named["source_image"])
+        features = to_batch(gen.encode(source), batch)
+        down = to_batch(gen.dense_motion_network.downsample(source), batch)
         kp_driving, kp_source = self._kps(named, batch)
         motion = gen.dense_motion_network.motion(down, kp_driving, kp_source)
-        out = {"prediction": _nhwc(gen.decode(features, motion)),
-               "mask": _nhwc(motion["mask"]),
+        out = {"prediction": nhwc(gen.decode(features, motion)),
+               "mask": nhwc(motion["mask"]),
                "deformation": motion["deformation"],
                "sparse_deformed": motion["sparse_deformed"].permute(0, 1, 3, 4, 2),
-               "deformed": _nhwc(gen.deform(_to_batch(source, batch), motion["deformation"]))}
+               "deformed": nhwc(gen.deform(to_batch(source, batch), motion["deformation"]))}
         if "occlusion_map" in motion:
-            out["occlusion_map"] = _nhwc(motion["occlusion_map"])
+            out["occlusion_map"] = nhwc(motion["occlusion_map"])
         return tuple(out[k] for k in self.outputs)
 
 
-class EncodeSourceSignature(_Signature):
+class EncodeSourceSignature(SignatureModule):
     def __init__(self, generator, contract: Signature):
         super().__init__(contract)
         self.generator = generator
 
     def forward(self, source_image):
-        source = _nchw(source_image)
-        return (_nhwc(self.generator.encode(source)),
-                _nhwc(self.generator.dense_motion_network.downsample(source)))
+        source = nchw(source_image)
+        return (nhwc(self.generator.encode(source)),
+                nhwc(self.generator.dense_motion_network.downsample(source)))
 
 
-class GenerateSignature(_Signature):
+class GenerateSignature(SignatureModule):
     def __init__(self, generator, contract: Signature):
         super().__init__(contract)
         self.generator = generator
@@ -152,10 +154,10 @@ class GenerateSignature(_Signature):
     def forward(self, *args):
         named = dict(zip(self.inputs, args))
         batch = named["kp_driving"].shape[0]
-        features = _to_batch(_nchw(named["source_features"]), batch)
-        down = _to_batch(_nchw(named["source_down"]), batch)
+        features = to_batch(nchw(named["source_features"]), batch)
+        down = to_batch(nchw(named["source_down"]), batch)
         kp_driving, kp_source = self._kps(named, batch)
-        return (_nhwc(self.generator.generate(features, down, kp_driving, kp_source)),)
+        return (nhwc(self.generator.generate(features, down, kp_driving, kp_source)),)
 
 
 # ------------------------------------------------------------------------ declarations
@@ -164,7 +166,7 @@ class GenerateSignature(_Signature):
 class OnnxSignature:
     """One exported graph: its contract, module and example inputs."""
     contract: Signature
-    module: _Signature
+    module: SignatureModule
     example: tuple  # example inputs, in module.inputs order
 
     @property
@@ -184,7 +186,7 @@ class OnnxSignature:
         return {name: {0: axis} for name, axis in axis_names(self.contract).items()}
 
 
-def _example(contract: Signature, driving_batch=2) -> tuple:
+def example_inputs(contract: Signature, driving_batch=2) -> tuple:
     """Deterministic example inputs (the trace does not depend on their values)."""
     rng = np.random.default_rng(0)
     out = []
@@ -214,5 +216,5 @@ def onnx_signatures(spec: Spec, kp_detector, generator) -> list[OnnxSignature]:
         ("generator", "encode_source"): lambda c: EncodeSourceSignature(generator, c),
         ("generator", "generate"): lambda c: GenerateSignature(generator, c),
     }
-    return [OnnxSignature(c, wrappers[c.model, c.name](c).eval(), _example(c))
+    return [OnnxSignature(c, wrappers[c.model, c.name](c).eval(), example_inputs(c))
             for c in all_signatures(spec)]
