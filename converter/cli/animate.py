@@ -27,16 +27,22 @@ def _notify(text: str):
     click.echo(text, err=True)
 
 
-def _common_options(f, threads_help="Threads for the runtime (default: its own choice)."):
-    options = [
-        click.option("--bundle", type=click.Path(file_okay=False),
-                     help="Release bundle directory (its files are checked against the "
-                          "manifest's sha256 first)."),
+def _common_options(f, threads_help="Threads for the runtime (default: its own choice).",
+                    configs=True):
+    """The options of the commands that run a bundle; `configs`: also a config's checkpoint
+    in its place (--dataset, --config), which animate-many's workers do not take."""
+    models = [
         click.option("--dataset", help="Instead of --bundle: a dataset spec name "
                                        "(specs/NAME.yaml) and its --checkpoint, run on a "
                                        "checkpoint backend (tf, torch)."),
         click.option("--config", help="Instead of --bundle: a spec path or original-format "
                                       "config and its --checkpoint (as --dataset)."),
+    ] if configs else []
+    options = [
+        click.option("--bundle", type=click.Path(file_okay=False),
+                     help="Release bundle directory (its files are checked against the "
+                          "manifest's sha256 first)."),
+        *models,
         click.option("--backend", default=None, type=click.Choice(BACKEND_CHOICES),
                      help="Runtime: the bundle's artifacts, or tf/torch from the checkpoint "
                           "(default: tflite with --bundle, torch with a config)."),

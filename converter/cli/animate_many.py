@@ -12,7 +12,7 @@ from .animate import _common_options, _notify, _terminate_cleanly
 
 @click.command("animate-many")
 @functools.partial(_common_options, threads_help="Threads of each worker's runtime "
-                   "(default 1).")
+                   "(default 1).", configs=False)
 @click.option("--jobs", "jobs", type=click.Path(dir_okay=False), default=None,
               help="CSV (a header row) or JSON Lines: a job per row with source, driving, "
                    "out (a name under --out: .mp4, .gif or a PNG folder) and any of "

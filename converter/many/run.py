@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..animation.jobs import prepare
+from ..animation.jobs import default_backend, prepare
 from ..errors import FommError
 from ..io import file_sha256, output_lock
 from .engine import ENGINES, Lost
@@ -45,7 +45,7 @@ def default_workers(threads: int) -> int:
 
 def animate_many(bundle, out, *, jobs=None, reconstruct=None, engine: str = "local",
                  address: str | None = None, workers: int | None = None,
-                 threads: int | None = None, backend: str = "tflite", checkpoint=None,
+                 threads: int | None = None, backend: str | None = None, checkpoint=None,
                  batch_size: int | None = None, force: bool = False, retries: int = 2,
                  stream=None, notify=print) -> dict:
     """Run every job of `jobs` (a .csv or .jsonl file) or reconstruct every video of
@@ -63,6 +63,7 @@ def animate_many(bundle, out, *, jobs=None, reconstruct=None, engine: str = "loc
     if retries < 0:
         raise ManyError(f"--retries: {retries} is below 0")
     threads = threads or 1
+    backend = default_backend(backend, bundle)
     prepared = prepare(bundle, backend, checkpoint, threads)  # checked; loaded by workers
     job_list = read_jobs(jobs, prepared.spec) if jobs is not None else \
         reconstruct_jobs(reconstruct)
