@@ -30,7 +30,7 @@ from fomm_convert.tf_model.blocks import named_variables
 from fomm_convert.tf_model.weights import TRANSFORMS, WeightTableError, load_entry_rules
 from fomm_convert.tpsmm.architecture import NETWORKS
 from fomm_convert.tpsmm.conditioning import near_singular, system64
-from fomm_convert.tpsmm.tf_model import TABLE_PATH, build_tf_models, tps
+from fomm_convert.tpsmm.tf_model import TABLE_PATH, ProcessKpDriving, build_tf_models, tps
 from fomm_convert.tpsmm.tf_model.functions import model_functions
 from fomm_convert.tpsmm.torch_model import MODES
 from fomm_convert.tpsmm.torch_model import build_models as build_torch_models
@@ -228,21 +228,23 @@ def keypoint_arrays(functions: dict, oracle) -> dict:
     def call(model, **inputs):
         return {k: v.numpy() for k, v in functions[model][1]["serving_default"](
             **inputs).items()}
-    kp_source = call("kp_detector", image=nhwc(oracle["source"]))["fg_kp"]
-    kp_driving = np.concatenate([call("kp_detector", image=nhwc(frame[None]))["fg_kp"]
+    kp_source = call("kp_detector", image=nhwc(oracle["source"]))["value"]
+    kp_driving = np.concatenate([call("kp_detector", image=nhwc(frame[None]))["value"]
                                  for frame in oracle["driving"]])
     ours = {"kp_source_fg_kp": kp_source, "kp_driving_fg_kp": kp_driving}
     for suffix, initial in (("", 0), ("_init3", 3)):
         out = call("process_kp_driving", kp_driving=kp_driving, kp_source=kp_source,
                    kp_driving_initial=kp_driving[initial:initial + 1],
                    use_relative_movement=np.float32(1))
-        ours[f"kp_norm_relative{suffix}_fg_kp"] = out["fg_kp"]
-        ours[f"adapt_movement_scale{suffix}"] = np.float64(out["adapt_movement_scale"][0])
+        ours[f"kp_norm_relative{suffix}_fg_kp"] = out["value"]
+        scale = ProcessKpDriving()(kp_driving, kp_driving[initial:initial + 1], kp_source,
+                                   1.0)["adapt_movement_scale"]  # the graph's, not exported
+        ours[f"adapt_movement_scale{suffix}"] = np.float64(scale.numpy()[0])
     standard = call("process_kp_driving", kp_driving=kp_driving, kp_source=kp_source,
                     kp_driving_initial=kp_driving[:1], use_relative_movement=np.float32(0))
-    assert np.array_equal(standard["fg_kp"], kp_driving)
+    assert np.array_equal(standard["value"], kp_driving)
     ours["kp_norm_avd_fg_kp"] = call("avd_network", kp_source=kp_source,
-                                     kp_driving=kp_driving)["fg_kp"]
+                                     kp_driving=kp_driving)["value"]
     return ours
 
 
@@ -331,8 +333,10 @@ def test_encode_once_then_generate_gives_the_same_frames(tiny_graph):
     kp = {"kp_driving": oracle["kp_norm_relative_fg_kp"][2:5],
           "kp_source": oracle["kp_source_fg_kp"]}
     encoded = signatures["encode_source"](source_image=source)
-    assert [tuple(v.shape) for v in encoded.values()] == [
-        (1, 64, 64, 8), (1, 32, 32, 16), (1, 16, 16, 32), (1, 8, 8, 32), (1, 16, 16, 3)]
+    assert {k: tuple(v.shape) for k, v in encoded.items()} == {  # coarsest first, as the contract
+        "source_features_0": (1, 8, 8, 32), "source_features_1": (1, 16, 16, 32),
+        "source_features_2": (1, 32, 32, 16), "source_features_3": (1, 64, 64, 8),
+        "source_down": (1, 16, 16, 3)}
     frames = signatures["generate"](source_image=source, **encoded, **kp)["prediction"]
     full = signatures["serving_default"](source_image=source, **kp)["prediction"]
     assert frames.shape == (3, 64, 64, 3)
