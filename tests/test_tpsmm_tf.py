@@ -384,12 +384,12 @@ def test_frames_stay_finite_when_a_tps_is_singular(tiny_graph):
 
 
 # ---------------------------------------------------------------- TFLite feasibility
-# The ops TPSMM's files hold that FOMM's do not (the TFLite gate's allowlist,
-# bundle/models_check/tflite_shapes.py RULES), and the shape rule each would take:
+# The ops TPSMM's files hold that FOMM's do not, in the TFLite gate's allowlist
+# (bundle/models_check/tflite_shapes.py RULES) with the shape rule each takes:
 # elementwise ones that of their kind, MAX_POOL_2D AVERAGE_POOL_2D's; FULLY_CONNECTED
 # (resnet18's fc, the AVD network's linear layers) a rule of its own.
 NEW_OPS = {"ABS": "same", "LOG": "same", "RSQRT": "same", "GREATER_EQUAL": "elementwise",
-           "LESS": "elementwise", "MAX_POOL_2D": "pool", "FULLY_CONNECTED": "new"}
+           "LESS": "elementwise", "MAX_POOL_2D": "pool", "FULLY_CONNECTED": "fully_connected"}
 TFLITE_TYPES = {0: "FLOAT32", 2: "INT32", 6: "BOOL"}  # schema TensorType; 4 is INT64
 
 
@@ -416,8 +416,8 @@ def tiny_tflite(tiny_graph):
 
 
 def test_every_model_function_converts_with_builtin_ops(tiny_tflite):
-    """Batch dynamic, builtin ops only, no int64 tensor, nothing above 4-D; the ops beyond
-    FOMM's are NEW_OPS."""
+    """Batch dynamic, builtin ops only, no int64 tensor, nothing above 4-D; every op in the
+    gate's allowlist, NEW_OPS with their rules."""
     _, files = tiny_tflite
     assert set(files) == {("kp_detector", "serving_default"),
                           ("process_kp_driving", "serving_default"),
@@ -431,7 +431,8 @@ def test_every_model_function_converts_with_builtin_ops(tiny_tflite):
         assert {t for t, _ in tensors(flatbuffer)} <= set(TFLITE_TYPES), key
         assert max(rank for _, rank in tensors(flatbuffer)) <= 4, key
         used |= {r["op"] for r in rows}
-    assert used - set(RULES) == set(NEW_OPS)
+    assert used <= set(RULES) and set(NEW_OPS) <= used
+    assert {op: RULES[op].shapes.__name__ for op in NEW_OPS} == NEW_OPS
     assert "BATCH_MATMUL" not in used and "GATHER" in used  # the solve's products unrolled
 
 

@@ -42,10 +42,11 @@ def verify(bundle: Path, checkpoint: str | None = None, echo=click.echo,
 
 
 def _parity(opened, checkpoint, echo) -> dict:
-    from ..parity.end_to_end import format_parity
+    from ..families import family_of
     from ..runtime import load_backend
 
     spec, bundle = opened.spec, opened.path
+    format_parity = family_of(spec).facet("convert").format_parity
     reference = load_backend("torch", spec=spec, checkpoint=checkpoint)
     reports = {}
     for name in opened.manifest["formats"]:
