@@ -114,4 +114,10 @@ def test_verify_and_inspect(tpsmm_bundle, tpsmm_checkpoint):
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(cli, ["inspect", str(bundle)])
     assert result.exit_code == 0, result.output
-    assert "avd_network" in result.output
+    assert "formats: savedmodel" in result.output and "tflite-static" in result.output
+    result = CliRunner().invoke(cli, ["inspect", "--json",
+                                      str(bundle / "tflite" / "avd_network.tflite")])
+    assert result.exit_code == 0, result.output
+    described = json.loads(result.output)
+    assert described["metadata"]["licence"]["license"] == "MIT"
+    assert set(described["signatures"]) == {"serving_default"}
