@@ -46,20 +46,14 @@ def run_predict(tmp_path, case: str, *source) -> dict:
     return dict(np.load(out))
 
 
+@pytest.mark.parametrize("case", ["tiny", pytest.param("tiny-rect", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("backend", TPSMM.formats)
-def test_every_format_meets_the_oracle(tpsmm_bundle, tmp_path, backend):
-    """tiny: every array of every mode, each format run by its backend."""
-    ours = run_predict(tmp_path, "tiny", "--bundle", str(tpsmm_bundle("tiny")),
+def test_every_format_meets_the_oracle(tpsmm_bundle, tmp_path, backend, case):
+    """Every array of every mode, each format run by its backend (tiny in the fast tier,
+    tiny-rect in the slow one)."""
+    ours = run_predict(tmp_path, case, "--bundle", str(tpsmm_bundle(case)),
                        "--backend", backend)
-    assert_meets(ours, oracle("tiny"))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", TPSMM.formats)
-def test_every_format_meets_the_oracle_tiny_rect(tpsmm_bundle, tmp_path, backend):
-    ours = run_predict(tmp_path, "tiny-rect", "--bundle", str(tpsmm_bundle("tiny-rect")),
-                       "--backend", backend)
-    assert_meets(ours, oracle("tiny-rect"))
+    assert_meets(ours, oracle(case))
 
 
 @pytest.mark.slow
