@@ -51,9 +51,10 @@ INTERFACE = {
     "animation": Facet("defaults(spec), mode(spec, **options), reconstruction_mode(spec): "
                        "how the animate loop normalises keypoints", "animation", "animation"),
     "convert": Facet("make(...), misfit(error, spec, path), weight_reports(spec, "
-                     "checkpoint), layer_report(spec, checkpoint), format_parity(reference, "
-                     "candidate, frame_shape, profile): the TF graph, its weight table, "
-                     "per-layer and end-to-end parity and the exporters", "pipeline",
+                     "checkpoint), layer_report(spec, checkpoint), reference(spec, "
+                     "checkpoint) and format_parity(reference, candidate, frame_shape, "
+                     "profile): the TF graph, its weight table, per-layer and end-to-end "
+                     "parity and the exporters", "pipeline",
                      "conversion (the TF graph, its weight table, the exporters)"),
 }
 

@@ -28,7 +28,6 @@ def make(spec, checkpoint, info: dict, formats, version, final, stage, progress)
     from ..export.metadata import model_metadata
     from ..export.tflite import static_tflite_sources, tflite_sources
     from ..parity.layers import layer_parity
-    from ..runtime import load_backend
     from ..tf_model.fast import fast_models
     from ..tf_model.functions import model_functions
     from ..tf_model.weights import build_tf_models
@@ -54,14 +53,20 @@ def make(spec, checkpoint, info: dict, formats, version, final, stage, progress)
         fail(final, reports, ParityFailed)
 
     metadata = model_metadata(spec, version, info, checkpoint.synthetic)
-    reference = load_backend("torch", spec=spec, checkpoint=checkpoint)
     exports = Exports(
         spec, checkpoint, functions, metadata, stage.bundle, stage.scratch, formats,
         lambda saved, scratch: tflite_sources(spec, saved, kp_detector, scratch),
         lambda scratch: static_tflite_sources(spec, kp_detector,
                                               functions["generator"][0], scratch))
-    reports.update(export_and_check(EXPORTERS, exports, reference, format_parity, progress))
+    reports.update(export_and_check(EXPORTERS, exports, reference(spec, checkpoint),
+                                    format_parity, progress))
     return finish(exports, final, reports, weight_reports, progress)
+
+
+def reference(spec, checkpoint):
+    """The backend every format is held to end to end: the torch reference."""
+    from ..runtime import load_backend
+    return load_backend("torch", spec=spec, checkpoint=checkpoint)
 
 
 def weight_reports(spec, checkpoint) -> dict:

@@ -43,11 +43,10 @@ def verify(bundle: Path, checkpoint: str | None = None, echo=click.echo,
 
 def _parity(opened, checkpoint, echo) -> dict:
     from ..families import family_of
-    from ..runtime import load_backend
 
     spec, bundle = opened.spec, opened.path
-    format_parity = family_of(spec).facet("convert").format_parity
-    reference = load_backend("torch", spec=spec, checkpoint=checkpoint)
+    convert = family_of(spec).facet("convert")
+    format_parity, reference = convert.format_parity, convert.reference(spec, checkpoint)
     reports = {}
     for name in opened.manifest["formats"]:
         fmt = FORMATS[name]
