@@ -18,22 +18,23 @@ from pathlib import Path
 
 from .bundle.open import OpenedBundle, open_bundle as open_checked
 from .extras import extras_named
-from .formats import DEFAULT_FORMATS
 
 
-def build(config, checkpoint=None, *, formats=DEFAULT_FORMATS, out=None, force: bool = False,
+def build(config, checkpoint=None, *, formats=None, out=None, force: bool = False,
           synthetic_seed: int | None = None, echo=print) -> Path:
     """Convert a checkpoint into a verified bundle; returns its directory.
 
     config: a dataset name (specs/NAME.yaml), a spec path or an original-format config.
     checkpoint: default checkpoints/<the spec's file name>; synthetic_seed builds from a
-    seeded synthetic checkpoint instead."""
+    seeded synthetic checkpoint instead. formats: default the model family's default
+    formats (FOMM's: formats.DEFAULT_FORMATS)."""
     with extras_named("fomm_convert.build"):
         from .pipeline.build import build as build_bundle, resolve_checkpoint
         from .spec import load_spec
         spec = load_spec(config)
         path = resolve_checkpoint(spec, checkpoint, synthetic_seed)
-        return build_bundle(spec, path, list(formats), Path(out) if out else None, force,
+        return build_bundle(spec, path, None if formats is None else list(formats),
+                            Path(out) if out else None, force,
                             echo)
 
 

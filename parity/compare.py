@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 TOLERANCES_PATH = Path(__file__).resolve().parent / "tolerances.yaml"
-METRICS = ("max_abs", "max_rel")
+METRICS = ("max_abs", "max_rel", "max_scaled")
 REL_EPS = 1e-12
 
 PASS = "pass"
@@ -154,6 +154,7 @@ class LayerResult:
     candidate_shape: list | None = None
     max_abs: float | None = None
     max_rel: float | None = None
+    max_scaled: float | None = None
     would_pass_at: float | None = None  # smallest ladder tolerance that would have passed
 
     @property
@@ -367,7 +368,7 @@ def _compare_layer(name, ref, cand, tolerances: Tolerances) -> LayerResult:
         return result
     ref = np.asarray(ref, dtype=np.float64)
     cand = np.asarray(cand, dtype=np.float64)
-    result.max_abs, result.max_rel = _errors(ref, cand)
+    result.max_abs, result.max_rel, result.max_scaled = _errors(ref, cand)
     measured = getattr(result, tol.metric)
     if tol.value is None:
         result.status = NO_TOLERANCE
@@ -378,11 +379,11 @@ def _compare_layer(name, ref, cand, tolerances: Tolerances) -> LayerResult:
     return result
 
 
-def _errors(ref: np.ndarray, cand: np.ndarray) -> tuple[float, float]:
-    """(max abs, max rel); non-finite values count as infinitely wrong unless both sides
-    hold the same non-finite value (NaN and NaN, +inf and +inf)."""
+def _errors(ref: np.ndarray, cand: np.ndarray) -> tuple[float, float, float]:
+    """(max abs, max rel, max scaled); non-finite values count as infinitely wrong unless
+    both sides hold the same non-finite value (NaN and NaN, +inf and +inf)."""
     if ref.size == 0:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     same = (ref == cand) | (np.isnan(ref) & np.isnan(cand))
     with np.errstate(invalid="ignore"):
         diff = np.where(same, 0.0, np.abs(ref - cand))
@@ -390,4 +391,4 @@ def _errors(ref: np.ndarray, cand: np.ndarray) -> tuple[float, float]:
     max_abs = float(diff.max())
     finite = np.abs(ref[np.isfinite(ref)])
     scale = max(float(finite.max()) if finite.size else 0.0, REL_EPS)
-    return max_abs, max_abs / scale
+    return max_abs, max_abs / scale, max_abs / max(scale, 1.0)

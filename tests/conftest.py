@@ -169,6 +169,32 @@ TINY_CHECKPOINT = FIXTURES / "tiny-seed7.pth.tar"
 
 
 @pytest.fixture(scope="session")
+def tpsmm_bundle(tmp_path_factory, tpsmm_checkpoint):
+    """get(case) -> a bundle of every format TPSMM's row lists, of the TPSMM oracle's
+    config of a case (tiny, tiny-rect; vox-256: our tpsmm-vox spec) and its seed-7
+    weights, built once per session as a user runs the CLI, in a process of its own. Not
+    marked `builds` (issue 21: the TF formats' parity on tiny is in the fast tier);
+    tiny's takes about 2 minutes of CPU."""
+    made = {}
+
+    def get(case: str) -> Path:
+        if case not in made:
+            from fomm_convert.families import FAMILIES
+            from fomm_convert.spec import load_spec
+            if case == "vox-256":
+                config, weights = load_spec("tpsmm-vox").path, "vox-256"
+            else:
+                require_tpsmm_oracle(f"configs/{case}.yaml")
+                config, weights = TPSMM_ORACLE / "configs" / f"{case}.yaml", "tiny"
+            out = tmp_path_factory.mktemp("bundles") / f"tpsmm-{case}"
+            made[case] = build_in_process_of_its_own(
+                out, "--formats", ",".join(FAMILIES["tpsmm"].formats), config=config,
+                checkpoint=tpsmm_checkpoint(weights))
+        return made[case]
+    return get
+
+
+@pytest.fixture(scope="session")
 @builds
 def tiny_bundle(tmp_path_factory) -> Path:
     """A bundle of every format of the tiny oracle config, built as a user runs the CLI: in a

@@ -299,6 +299,18 @@ def test_order_and_uniform_tolerances():
     assert report.first_divergence == names[5]
 
 
+def test_max_scaled_is_absolute_up_to_magnitude_one_and_relative_beyond():
+    """Issue 21's policy: 1e-4 of an array within [-1, 1] is 1e-4; of one reaching 19,
+    1.9e-3 (TPSMM's InstanceNorm activations)."""
+    tolerances = Tolerances.uniform(1e-4, "max_scaled")
+    small, large = np.array([0.5, -0.25]), np.array([19.0, -3.0])
+    report = compare({"a": small, "b": large},
+                     {"a": small + [1.5e-4, 0], "b": large + [1.5e-3, 0]}, tolerances)
+    assert [r.status for r in report.layers] == ["fail", "pass"]
+    assert report.layers[0].max_scaled == pytest.approx(1.5e-4)
+    assert report.layers[1].max_scaled == pytest.approx(1.5e-3 / 19)
+
+
 def test_no_tolerance_is_reported_and_fails(tmp_path):
     import yaml
     data = yaml.safe_load((Path(parity.__file__).parent / "tolerances.yaml").read_text())

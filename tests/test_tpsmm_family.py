@@ -21,7 +21,7 @@ from fomm_convert.bundle.manifest import BundleError
 from fomm_convert.bundle.schema import validate_manifest
 from fomm_convert.checkpoint import CheckpointError, load_checkpoint, weights_sha256
 from fomm_convert.cli import cli
-from fomm_convert.families import FAMILIES, FamilyError
+from fomm_convert.families import FAMILIES
 from fomm_convert.formats import FORMATS, onnx_files
 from fomm_convert.keypoints import detect_frames
 from fomm_convert.runtime import load_backend
@@ -315,19 +315,18 @@ def test_formats_and_onnx_files_follow_the_family():
 
 
 def test_build_says_which_formats_a_family_has_not_yet(tmp_path):
-    """No TPSMM format is exported yet: build refuses in one line, before any model work;
-    the commands that need the TF graph say so."""
+    """TPSMM's ONNX (and its reduced TFLite variants) are not built yet: build refuses in
+    one line, before any model work, naming the formats it has; by default it builds
+    those."""
     result = CliRunner().invoke(cli, ["build", "--dataset", "tpsmm-vox", "--checkpoint",
                                       str(tmp_path / "none.pth.tar"), "--formats",
                                       "tflite,onnx", "--out", str(tmp_path / "b")])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        f"Error: {load_spec('tpsmm-vox').path}: tflite, onnx: not yet available for TPSMM "
-        f"models (available: none yet)"]
+        f"Error: {load_spec('tpsmm-vox').path}: onnx: not yet available for TPSMM models "
+        f"(available: savedmodel, tflite, tflite-static)"]
     assert not (tmp_path / "b").exists()
-    with pytest.raises(FamilyError, match=r"^TPSMM models: conversion \(the TF graph, its "
-                                          r"weight table, the exporters\) is not available"):
-        TPSMM.facet("convert")
+    assert TPSMM.default_formats == ("savedmodel", "tflite", "tflite-static")
 
 
 def test_a_manifest_of_an_unknown_family_is_refused(tmp_path):

@@ -30,7 +30,7 @@ from fomm_convert.tf_model.blocks import named_variables
 from fomm_convert.tf_model.weights import TRANSFORMS, WeightTableError, load_entry_rules
 from fomm_convert.tpsmm.architecture import NETWORKS
 from fomm_convert.tpsmm.conditioning import near_singular, system64
-from fomm_convert.tpsmm.tf_model import TABLE_PATH, build_tf_models, tps
+from fomm_convert.tpsmm.tf_model import TABLE_PATH, ProcessKpDriving, build_tf_models, tps
 from fomm_convert.tpsmm.tf_model.functions import model_functions
 from fomm_convert.tpsmm.torch_model import MODES
 from fomm_convert.tpsmm.torch_model import build_models as build_torch_models
@@ -228,21 +228,23 @@ def keypoint_arrays(functions: dict, oracle) -> dict:
     def call(model, **inputs):
         return {k: v.numpy() for k, v in functions[model][1]["serving_default"](
             **inputs).items()}
-    kp_source = call("kp_detector", image=nhwc(oracle["source"]))["fg_kp"]
-    kp_driving = np.concatenate([call("kp_detector", image=nhwc(frame[None]))["fg_kp"]
+    kp_source = call("kp_detector", image=nhwc(oracle["source"]))["value"]
+    kp_driving = np.concatenate([call("kp_detector", image=nhwc(frame[None]))["value"]
                                  for frame in oracle["driving"]])
     ours = {"kp_source_fg_kp": kp_source, "kp_driving_fg_kp": kp_driving}
     for suffix, initial in (("", 0), ("_init3", 3)):
         out = call("process_kp_driving", kp_driving=kp_driving, kp_source=kp_source,
                    kp_driving_initial=kp_driving[initial:initial + 1],
                    use_relative_movement=np.float32(1))
-        ours[f"kp_norm_relative{suffix}_fg_kp"] = out["fg_kp"]
-        ours[f"adapt_movement_scale{suffix}"] = np.float64(out["adapt_movement_scale"][0])
+        ours[f"kp_norm_relative{suffix}_fg_kp"] = out["value"]
+        scale = ProcessKpDriving()(kp_driving, kp_driving[initial:initial + 1], kp_source,
+                                   1.0)["adapt_movement_scale"]  # the graph's, not exported
+        ours[f"adapt_movement_scale{suffix}"] = np.float64(scale.numpy()[0])
     standard = call("process_kp_driving", kp_driving=kp_driving, kp_source=kp_source,
                     kp_driving_initial=kp_driving[:1], use_relative_movement=np.float32(0))
-    assert np.array_equal(standard["fg_kp"], kp_driving)
+    assert np.array_equal(standard["value"], kp_driving)
     ours["kp_norm_avd_fg_kp"] = call("avd_network", kp_source=kp_source,
-                                     kp_driving=kp_driving)["fg_kp"]
+                                     kp_driving=kp_driving)["value"]
     return ours
 
 
@@ -331,8 +333,10 @@ def test_encode_once_then_generate_gives_the_same_frames(tiny_graph):
     kp = {"kp_driving": oracle["kp_norm_relative_fg_kp"][2:5],
           "kp_source": oracle["kp_source_fg_kp"]}
     encoded = signatures["encode_source"](source_image=source)
-    assert [tuple(v.shape) for v in encoded.values()] == [
-        (1, 64, 64, 8), (1, 32, 32, 16), (1, 16, 16, 32), (1, 8, 8, 32), (1, 16, 16, 3)]
+    assert {k: tuple(v.shape) for k, v in encoded.items()} == {  # coarsest first, as the contract
+        "source_features_0": (1, 8, 8, 32), "source_features_1": (1, 16, 16, 32),
+        "source_features_2": (1, 32, 32, 16), "source_features_3": (1, 64, 64, 8),
+        "source_down": (1, 16, 16, 3)}
     frames = signatures["generate"](source_image=source, **encoded, **kp)["prediction"]
     full = signatures["serving_default"](source_image=source, **kp)["prediction"]
     assert frames.shape == (3, 64, 64, 3)
@@ -380,12 +384,12 @@ def test_frames_stay_finite_when_a_tps_is_singular(tiny_graph):
 
 
 # ---------------------------------------------------------------- TFLite feasibility
-# The ops TPSMM's files hold that FOMM's do not (the TFLite gate's allowlist,
-# bundle/models_check/tflite_shapes.py RULES), and the shape rule each would take:
+# The ops TPSMM's files hold that FOMM's do not, in the TFLite gate's allowlist
+# (bundle/models_check/tflite_shapes.py RULES) with the shape rule each takes:
 # elementwise ones that of their kind, MAX_POOL_2D AVERAGE_POOL_2D's; FULLY_CONNECTED
 # (resnet18's fc, the AVD network's linear layers) a rule of its own.
 NEW_OPS = {"ABS": "same", "LOG": "same", "RSQRT": "same", "GREATER_EQUAL": "elementwise",
-           "LESS": "elementwise", "MAX_POOL_2D": "pool", "FULLY_CONNECTED": "new"}
+           "LESS": "elementwise", "MAX_POOL_2D": "pool", "FULLY_CONNECTED": "fully_connected"}
 TFLITE_TYPES = {0: "FLOAT32", 2: "INT32", 6: "BOOL"}  # schema TensorType; 4 is INT64
 
 
@@ -412,8 +416,8 @@ def tiny_tflite(tiny_graph):
 
 
 def test_every_model_function_converts_with_builtin_ops(tiny_tflite):
-    """Batch dynamic, builtin ops only, no int64 tensor, nothing above 4-D; the ops beyond
-    FOMM's are NEW_OPS."""
+    """Batch dynamic, builtin ops only, no int64 tensor, nothing above 4-D; every op in the
+    gate's allowlist, NEW_OPS with their rules."""
     _, files = tiny_tflite
     assert set(files) == {("kp_detector", "serving_default"),
                           ("process_kp_driving", "serving_default"),
@@ -427,7 +431,8 @@ def test_every_model_function_converts_with_builtin_ops(tiny_tflite):
         assert {t for t, _ in tensors(flatbuffer)} <= set(TFLITE_TYPES), key
         assert max(rank for _, rank in tensors(flatbuffer)) <= 4, key
         used |= {r["op"] for r in rows}
-    assert used - set(RULES) == set(NEW_OPS)
+    assert used <= set(RULES) and set(NEW_OPS) <= used
+    assert {op: RULES[op].shapes.__name__ for op in NEW_OPS} == NEW_OPS
     assert "BATCH_MATMUL" not in used and "GATHER" in used  # the solve's products unrolled
 
 

@@ -17,8 +17,8 @@ from ..formats import DEFAULT_FORMATS, FORMAT_NAMES
               help="Checkpoint; default checkpoints/<the spec's file name>.")
 @click.option("--synthetic", is_flag=True, help="Build from a seeded synthetic checkpoint.")
 @click.option("--seed", default=7, show_default=True, help="Seed of --synthetic.")
-@click.option("--formats", default=",".join(DEFAULT_FORMATS), show_default=True,
-              help=f"Comma-separated, from {', '.join(FORMAT_NAMES)}.")
+@click.option("--formats", help=f"Comma-separated, from {', '.join(FORMAT_NAMES)}; default "
+              f"those of the model family's by default (FOMM's: {','.join(DEFAULT_FORMATS)}).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Bundle directory; default artifacts/<dataset>/<version>.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle of that version.")
@@ -35,5 +35,5 @@ def build_command(dataset, config, checkpoint, synthetic, seed, formats, out, fo
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     spec = load_spec(dataset or config)
     path = resolve_checkpoint(spec, checkpoint, seed if synthetic else None)
-    wanted = [f.strip() for f in formats.split(",") if f.strip()]
+    wanted = None if formats is None else [f.strip() for f in formats.split(",") if f.strip()]
     build(spec, path, wanted, Path(out) if out else None, force)

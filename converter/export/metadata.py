@@ -9,26 +9,19 @@ from ..families import family_of
 from ..licence import licence
 from ..signatures import KEYPOINTS, describe
 
-ROLES = {
-    "kp_detector": "Detects K keypoints (and their local jacobians) in one image.",
-    "process_kp_driving": "Normalises driving keypoints for animation: relative motion, "
-                          "relative jacobians, movement scale adapted by convex-hull area; "
-                          "modes chosen by the float flags (0 or 1).",
-    "generator": "Animates the source image by the motion from source to driving keypoints. "
-                 "serving_default returns diagnostics too; encode_source once per source, "
-                 "then generate per batch of frames, is the fast path.",
-}
-
 
 def model_metadata(spec, version: str, checkpoint: dict, synthetic: bool) -> dict:
-    """{model: metadata dict} for the three models of a bundle; its signatures are the I/O
-    contract's (fomm_convert.signatures), with shapes and meanings."""
+    """{model: metadata dict} for the models of a bundle of the spec's family; its
+    signatures are the family's I/O contract, with shapes and meanings, and each model's
+    role is the family's (its signatures module's ROLES)."""
+    family = family_of(spec)
+    roles = family.facet("signatures").ROLES
     sigs = {model: {name: describe(sig) for name, sig in by_name.items()}
-            for model, by_name in family_of(spec).signatures(spec).items()}
+            for model, by_name in family.signatures(spec).items()}
     return {model: {
         "name": f"fomm-{spec.name}-{model}",
         "model": model,
-        "role": ROLES[model],
+        "role": roles[model],
         "dataset": spec.name,
         "bundle_version": version,
         "converter": "fomm-convert",
@@ -42,5 +35,5 @@ def model_metadata(spec, version: str, checkpoint: dict, synthetic: bool) -> dic
                         "align_corners": spec.align_corners},
         "batch": "dynamic; source-side inputs may have batch 1 or the driving batch",
         "signatures": sigs[model],
-        "licence": licence(family_of(spec), synthetic),
+        "licence": licence(family, synthetic),
     } for model in sigs}

@@ -19,7 +19,7 @@ import click
 from ..bundle import BundleError, bundle_version, file_table, staging, toolchain_versions
 from ..errors import shown
 from ..families import family_of
-from ..formats import DEFAULT_FORMATS, checked_formats
+from ..formats import checked_formats
 from ..io import write_json
 from ..licence import licence
 from ..paths import ARTIFACTS, CHECKPOINTS, bundle_archive_name, is_plain_name
@@ -88,11 +88,14 @@ def temporary_files_in(folder: Path):
             os.environ["TMPDIR"] = env
 
 
-def build(spec: Spec, checkpoint_path: Path, formats=DEFAULT_FORMATS, out: Path | None = None,
+def build(spec: Spec, checkpoint_path: Path, formats=None, out: Path | None = None,
           force: bool = False, echo=click.echo) -> Path:
-    """Build, verify and write the bundle; returns its directory."""
+    """Build, verify and write the bundle; returns its directory. formats: None for the
+    spec's family's default ones (families.Family.default_formats)."""
     from ..checkpoint import load_checkpoint, weights_sha256
 
+    if formats is None:
+        formats = family_of(spec).default_formats
     # Registry order, whatever the order asked: TF names traced functions by a per-process
     # counter, so the same order keeps the same inputs byte-identical.
     try:

@@ -24,3 +24,11 @@ def explain_misfit(error, spec, checkpoint) -> CheckpointMisfit:
         f"{checkpoint}: does not fit the spec {spec.name} ({spec.path}): {error.counts()}"
         f"{f' (e.g. {examples})' if examples else ''}; a checkpoint of another dataset or "
         f"size? The whole diagnosis: {f.name}")
+
+
+def misfit(error: BaseException, spec, checkpoint_path):
+    """A one-line CheckpointMisfit for a weight-table error of `build`, else None (the
+    `misfit` of every family's convert module whose weights go through the table)."""
+    from ..tf_model.weights import WeightTableError
+    return explain_misfit(error, spec, checkpoint_path) \
+        if isinstance(error, WeightTableError) else None

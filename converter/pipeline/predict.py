@@ -174,7 +174,8 @@ def write_npz(path: Path, arrays: dict):
 
 # The spec fields that decide what the models compute: a config must agree on them with
 # the bundle it is run with (name, checkpoint file and default normalisation need not).
-COMPUTING_FIELDS = ("frame_shape", "grid_sample_align_corners", "model_params")
+# A family's spec holds those it has (TPSMM's no grid_sample_align_corners: always True).
+COMPUTING_FIELDS = ("family", "frame_shape", "grid_sample_align_corners", "model_params")
 
 
 def resolve_spec(config=None, bundle=None, align_corners=None):
@@ -192,7 +193,7 @@ def resolve_spec(config=None, bundle=None, align_corners=None):
         spec = spec.with_align_corners(align_corners)
     if opened is not None:
         ours, theirs = spec.to_dict(), opened.spec.to_dict()
-        differ = [field for field in COMPUTING_FIELDS if ours[field] != theirs[field]]
+        differ = [field for field in COMPUTING_FIELDS if ours.get(field) != theirs.get(field)]
         if differ:
             given = config if config is not None else "--align-corners"
             raise BundleError(f"{given}: disagrees with the spec of the bundle {bundle} "

@@ -42,11 +42,11 @@ def verify(bundle: Path, checkpoint: str | None = None, echo=click.echo,
 
 
 def _parity(opened, checkpoint, echo) -> dict:
-    from ..parity.end_to_end import format_parity
-    from ..runtime import load_backend
+    from ..families import family_of
 
     spec, bundle = opened.spec, opened.path
-    reference = load_backend("torch", spec=spec, checkpoint=checkpoint)
+    convert = family_of(spec).facet("convert")
+    format_parity, reference = convert.format_parity, convert.reference(spec, checkpoint)
     reports = {}
     for name in opened.manifest["formats"]:
         fmt = FORMATS[name]

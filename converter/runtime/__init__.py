@@ -8,6 +8,7 @@ family's (its package's `runtime` module: families.py).
 """
 from __future__ import annotations
 
+import functools
 import importlib
 
 from ..families import family_of
@@ -47,16 +48,31 @@ def load_backend(name: str, **kwargs):
     """Instantiate a backend by name (imports its framework only now).
 
     Checkpoint backends take spec= and checkpoint= (a ValueError when the spec's family
-    has no such backend); bundle backends spec= and bundle=.
+    has no such backend); bundle backends spec= and bundle=, and offer the model calls of
+    the spec's family (its runtime module's SignatureCalls) over their files' signatures.
     """
+    family = family_of(kwargs["spec"])
+    runtime = family.facet("runtime")
     if name in CHECKPOINT_BACKENDS:
-        family = family_of(kwargs["spec"])
-        classes = family.facet("runtime").CHECKPOINT_BACKENDS
+        classes = runtime.CHECKPOINT_BACKENDS
         if name not in classes:
             raise ValueError(f"backend {name}: not available for {family.title} models "
                              f"(theirs: {', '.join(classes)})")
-        target, fixed = classes[name], {}
-    else:
-        target, fixed = BACKENDS[name]
+        return _class(classes[name])(**kwargs)
+    target, fixed = BACKENDS[name]
+    return serving(_class(target), runtime.SignatureCalls)(**fixed, **kwargs)
+
+
+def _class(target: str) -> type:
     module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)(**fixed, **kwargs)
+    return getattr(importlib.import_module(module), attr)
+
+
+@functools.cache
+def serving(backend: type, calls: type) -> type:
+    """A bundle backend class (its files' `call(model, signature, inputs)`) offering a
+    family's model calls (`calls`, whose methods are written over `call`)."""
+    if issubclass(backend, calls):
+        return backend
+    return type(backend.__name__, (backend, calls), {"__module__": backend.__module__,
+                                                      "__doc__": backend.__doc__})

@@ -1,6 +1,8 @@
 """The backend contract: what every runtime provides, in numpy and NHWC. The model calls
 here are FOMM's (Backend, SignatureBackend); another family's are its package's
-(TPSMM's: tpsmm/runtime, SignatureCalls), over the same `call(model, signature, inputs)`."""
+(TPSMM's: tpsmm/runtime, SignatureCalls), over the same `call(model, signature, inputs)`.
+A bundle backend is a SpecBackend providing `call` for its files; runtime.load_backend
+gives it the calls of the spec's family."""
 from __future__ import annotations
 
 from pathlib import Path

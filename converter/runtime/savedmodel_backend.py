@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from ..errors import one_line
 from ..families import family_of
-from .base import SignatureBackend
+from .base import SpecBackend
 
 
 def _load(path: Path):
@@ -18,7 +18,7 @@ def _load(path: Path):
         raise RuntimeError(f"{path}: TensorFlow cannot load it ({one_line(exc)})") from None
 
 
-class SavedModelBackend(SignatureBackend):
+class SavedModelBackend(SpecBackend):
     def __init__(self, spec, bundle, threads: int | None = None):
         if threads:
             tf.config.threading.set_intra_op_parallelism_threads(threads)

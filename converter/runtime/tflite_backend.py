@@ -21,7 +21,7 @@ from ..formats import tflite_filename
 from ..limits import TFLITE_MAX_CALL_BATCH
 from ..families import family_of
 from ..signatures import Signature
-from .base import SignatureBackend, check_inputs
+from .base import SpecBackend, check_inputs
 from .batching import call_batch, call_per_example, check_shapes
 from .file_pages import release_file_pages
 from .litert_c import CompiledModel, LiteRtError
@@ -52,7 +52,7 @@ def _show(shapes: dict) -> str:
     return ", ".join(f"{name} {list(shape)}" for name, shape in sorted(shapes.items()))
 
 
-class TFLiteBackend(SignatureBackend):
+class TFLiteBackend(SpecBackend):
     def __init__(self, spec, bundle, precision: str = "fp32", static: bool = False,
                  threads: int | None = None):
         super().__init__(spec)

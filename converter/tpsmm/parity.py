@@ -1,5 +1,6 @@
 """Per-layer parity of the TPSMM TF graph against its torch reference (= the original:
-tests/test_tpsmm_torch.py), on fixed inputs.
+tests/test_tpsmm_torch.py), on fixed inputs; and each exported format's end to end
+(run_stages, format_parity).
 
 Every network is fed the reference's inputs, so a divergence is pinned to the layer that
 made it: the keypoint detector the images (source, two driving frames), the relative
@@ -18,8 +19,11 @@ import numpy as np
 import torch
 
 from ..hull import movement_scale
+from ..parity import end_to_end
 from ..parity.compare import ParityReport, compare, load_tolerances
+from ..parity.end_to_end import put
 from ..parity.record import ROOT, record_torch
+from .architecture import MODES
 from .torch_model import build_models, load_networks, normalize_kp
 
 KEYPOINTS = f"{ROOT}:fg_kp"  # the original's networks return {"fg_kp": ...}
@@ -36,15 +40,19 @@ def _keypoints(recorded: dict, prefix: str) -> torch.Tensor:
     return torch.from_numpy(value)
 
 
-def torch_intermediates(model_params: dict, state_dicts, source, driving):
-    """(every module's output by name, the inputs each stage was fed): source (1, H, W, 3)
-    and driving (2, H, W, 3) NHWC images; state_dicts: {network: state dict}."""
-    nets = load_networks(build_models(model_params), state_dicts, "reference")
+def torch_intermediates(model_params: dict, state_dicts, source, driving,
+                        dtype=torch.float32):
+    """(every module's output by name, the inputs each stage was fed, float32): source
+    (1, H, W, 3) and driving (2, H, W, 3) NHWC images; state_dicts: {network: state
+    dict}; dtype: the reference's arithmetic (its weights and inputs cast to it)."""
+    nets = {name: net.to(dtype) for name, net in load_networks(
+        build_models(model_params), state_dicts, "reference").items()}
     recorded = OrderedDict()
     kps = {}
     for name, image in (("kp_source", source), ("kp_driving0", driving[:1]),
                         ("kp_driving1", driving[1:2])):
-        recorded.update(record_torch(nets["kp_detector"], _nchw(image), prefix=f"{name}/"))
+        recorded.update(record_torch(nets["kp_detector"], _nchw(image).to(dtype),
+                                     prefix=f"{name}/"))
         kps[name] = _keypoints(recorded, f"{name}/")
     with torch.no_grad():
         norm = normalize_kp("relative", kps["kp_source"], kps["kp_driving1"],
@@ -55,7 +63,7 @@ def torch_intermediates(model_params: dict, state_dicts, source, driving):
     recorded.update(record_torch(nets["avd_network"], kps["kp_source"], kps["kp_driving1"],
                                  prefix="avd_network/"))
     _keypoints(recorded, "avd_network/")
-    image = _nchw(source)
+    image = _nchw(source).to(dtype)
     recorded.update(record_torch(nets["dense_motion_network"], image, norm, kps["kp_source"],
                                  prefix="dense_motion_network/"))
     motion = {"deformation": torch.from_numpy(
@@ -69,9 +77,11 @@ def torch_intermediates(model_params: dict, state_dicts, source, driving):
                                             motion["occlusion_map"])
     for i, value in enumerate(warped):
         recorded[f"inpainting_network/{ROOT}:warped_encoder_maps:{i}"] = value.numpy()
-    feeds = {"kp": {k: v.numpy() for k, v in kps.items()}, "norm": norm.numpy(),
-             "motion": {"deformation": motion["deformation"].numpy(),
-                        "occlusion_map": [m.numpy() for m in motion["occlusion_map"]]}}
+    def f32(x):
+        return x.numpy().astype(np.float32)
+    feeds = {"kp": {k: f32(v) for k, v in kps.items()}, "norm": f32(norm),
+             "motion": {"deformation": f32(motion["deformation"]),
+                        "occlusion_map": [f32(m) for m in motion["occlusion_map"]]}}
     return recorded, feeds
 
 
@@ -110,7 +120,48 @@ def tf_intermediates(models: dict, source, driving, feeds) -> dict:
 def layer_parity(model_params: dict, state_dicts, models: dict, source, driving,
                  profile: str = "fp32") -> ParityReport:
     """Compare every layer of the TF networks (build_tf_models) with the torch reference
-    on source (1, H, W, 3) and two driving frames; never raises."""
-    reference, feeds = torch_intermediates(model_params, state_dicts, source, driving)
+    computed in float64 (the original's arithmetic, exactly) on source (1, H, W, 3) and
+    two driving frames; never raises.
+
+    Not the float32 reference: on tpsmm-vox's synthetic weights its own warped source was
+    1.71e-4 from float64 (the TPS warp's float32 noise at the drawn face's one-pixel
+    edges) and the hourglass features after it 4.9e-4, where the TF graph's were 1.5e-5
+    and 5.7e-5: against float32 the gate failed the more exact graph."""
+    reference, feeds = torch_intermediates(model_params, state_dicts, source, driving,
+                                           torch.float64)
     candidate = tf_intermediates(models, source, driving, feeds)
     return compare(reference, candidate, load_tolerances(profile=profile))
+
+
+def run_stages(backend, source, driving, feeds: dict | None = None) -> tuple[dict, dict]:
+    """End to end (parity/end_to_end.py, format_parity's stages for TPSMM): (outputs by
+    name, the keypoints this backend computed). Each model is fed the reference's inputs
+    (feeds; None when this backend is the reference): the detector the images, the
+    relative and standard modes and the AVD network the reference's keypoints, the
+    generator each mode's reference keypoints; then the whole chain on this backend's own
+    keypoints (`chain/<root>:prediction`, relative mode)."""
+    out, own, kps, initial = end_to_end.detected(backend, source, driving, feeds)
+    norms = {"relative": backend.process_kp_driving(kps["driving"], initial, kps["source"],
+                                                    True),
+             "standard": backend.process_kp_driving(kps["driving"], initial, kps["source"],
+                                                    False),
+             "avd": backend.avd_network(kps["source"], kps["driving"])}
+    own.setdefault("norms", norms)
+    for mode in MODES:
+        put(out, f"{'avd_network' if mode == 'avd' else 'process_kp_driving/' + mode}",
+            norms[mode])
+        put(out, f"generator/{mode}", backend.generator(source, kps["norms"][mode],
+                                                        kps["source"]))
+    encoded = backend.encode_source(source)
+    put(out, "encode_source", {k: v for k, v in encoded.items() if k != "source_image"})
+    put(out, "generate", {"prediction": backend.generate(encoded, kps["norms"]["relative"],
+                                                         kps["source"])})
+    own_initial = {k: v[:1] for k, v in own["driving"].items()}
+    own_norm = backend.process_kp_driving(own["driving"], own_initial, own["source"], True)
+    put(out, "chain", {"prediction": backend.generate(encoded, own_norm, own["source"])})
+    return out, own
+
+
+def format_parity(reference, candidate, frame_shape, profile: str) -> ParityReport:
+    """A TPSMM format's backend against the torch reference (run_stages); never raises."""
+    return end_to_end.format_parity(reference, candidate, frame_shape, profile, run_stages)

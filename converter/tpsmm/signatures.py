@@ -34,6 +34,20 @@ MODELS = tuple(SIGNATURE_NAMES)
 RELATIVE_FLAG = "use_relative_movement"
 FEATURES = tuple(f"source_features_{i}" for i in range(OCCLUSION_MAPS))
 OCCLUSION = tuple(f"occlusion_map_{i}" for i in range(OCCLUSION_MAPS))
+# What each model does, in every artifact's metadata (export/metadata.py).
+ROLES = {
+    "kp_detector": "Detects the 5K keypoints (K thin-plate splines of 5 control points) in "
+                   "one image.",
+    "process_kp_driving": "The generator's keypoints in the relative mode (the source "
+                          "keypoints moved by the driving motion, scaled by the hull areas) "
+                          "or the standard mode (the driving keypoints), chosen by a 0/1 "
+                          "float flag.",
+    "avd_network": "The generator's keypoints in the avd mode: the driving pose with the "
+                   "source's identity.",
+    "generator": "Animates the source image by the thin-plate spline motion from source to "
+                 "driving keypoints. serving_default returns diagnostics too; encode_source "
+                 "once per source, then generate per batch of frames, is the fast path.",
+}
 # The generator's serving_default outputs, in order.
 GENERATOR_OUTPUTS = ("prediction", "deformation", "contribution_maps", *OCCLUSION, "deformed",
                      "tps_theta", "tps_control_params")

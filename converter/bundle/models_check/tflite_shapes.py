@@ -24,8 +24,8 @@ from .tflite_rules import (INTEGER, Arg, ShapeError, broadcast_to, cast, concate
                            elementwise, gather, need, negate, pack, range_, reduce, reshape,
                            same, select, shape_of, slice_, strided_slice, tile, transpose,
                            unpack, pad)
-from .tflite_windows import (batch_matmul, conv, depth_to_space, depthwise, pool, resize,
-                             space_to_depth)
+from .tflite_windows import (batch_matmul, conv, depth_to_space, depthwise, fully_connected,
+                             pool, resize, space_to_depth)
 
 VALUE_MAX = 64  # entries of a tensor whose values are followed (shape vectors hold <= 8)
 _MALFORMED = (ValueError, IndexError, KeyError, TypeError, ZeroDivisionError, OverflowError)
@@ -73,6 +73,15 @@ RULES = {
     **_rules("DEPTH_TO_SPACE", depth_to_space, 1, 94, {}),
     **_rules("SPACE_TO_DEPTH", space_to_depth, 1, 19, {}),
     **_rules("BATCH_MATMUL", batch_matmul, 2, 101, {}),
+    # TPSMM's (families.py), in its files only: the TPS kernel r^2 log r^2 (LOG); the
+    # solve's partial pivoting, which picks the largest |candidate| (ABS, GREATER_EQUAL)
+    # and the first row holding it (LESS); the converter's folded BatchNorm of the AVD
+    # network (RSQRT); resnet18's stem (MAX_POOL_2D, AVERAGE_POOL_2D's windows) and its fc
+    # and the AVD network's Linear layers (FULLY_CONNECTED).
+    **_rules("ABS LOG RSQRT", same, 1, 0, {}),
+    **_rules("GREATER_EQUAL LESS", elementwise, 2, 0, {}),
+    **_rules("MAX_POOL_2D", pool, 1, 5, {}),
+    **_rules("FULLY_CONNECTED", fully_connected, 3, 8, {}),
 }
 # The ops whose integer outputs carry known values from known inputs (shape arithmetic).
 VALUE_OPS = frozenset({"ADD", "SUB", "MUL", "FLOOR_DIV", "MAXIMUM", "MINIMUM", "NEG", "CAST",

@@ -53,9 +53,24 @@ def _bias(args, channels, what):
 
 def pool(options, args, n):
     x = args[0].shape
-    h, w = _window(options, x, options["filter_h"], options["filter_w"], "AVERAGE_POOL_2D",
+    h, w = _window(options, x, options["filter_h"], options["filter_w"], options["op"],
                    dilation=False)
     return [((x[0], h, w, x[3]), None)]
+
+
+def fully_connected(options, args, n):
+    """Ours (TPSMM's resnet18 fc, its AVD network's Linear layers): a (B, in) input, or
+    (B, 1, 1, in) in the batch-1 files (the pooled map, whose flattening the converter
+    folds in), by (out, in) weights in the default format, with a bias of out, to
+    (B, out). The kernel flattens any input to (count / in, in); ours never need more
+    (nor keep_num_dims)."""
+    x, w = args[0].shape, args[1].shape
+    need(len(x) in (2, 4) and all(d == 1 for d in x[1:-1]) and len(w) == 2
+         and isinstance(w[1], int) and x[-1] == w[1]
+         and options["weights_format"] == 0 and not options["keep_num_dims"],
+         lambda: f"FULLY_CONNECTED of {shown(x)} by {shown(w)}")
+    _bias(args, w[0], "FULLY_CONNECTED")
+    return [((x[0], w[0]), None)]
 
 
 def depth_to_space(options, args, n):

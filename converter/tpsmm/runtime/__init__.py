@@ -9,7 +9,8 @@ import numpy as np
 
 from ..signatures import RELATIVE_FLAG
 
-CHECKPOINT_BACKENDS = {"torch": "fomm_convert.tpsmm.runtime.torch_backend:TorchBackend"}
+CHECKPOINT_BACKENDS = {"torch": "fomm_convert.tpsmm.runtime.torch_backend:TorchBackend",
+                       "tf": "fomm_convert.tpsmm.runtime.tf_backend:TFBackend"}
 
 Arrays = dict[str, np.ndarray]
 

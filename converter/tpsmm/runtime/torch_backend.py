@@ -44,14 +44,20 @@ def _threads(count: int):
 
 
 class TorchBackend(SignatureCalls):
-    def __init__(self, spec, checkpoint, threads: int | None = None):
+    """dtype: the arithmetic (float64: the original's computation without its float32
+    noise, the reference build's gates hold TPSMM's formats to; inputs and outputs stay
+    float32)."""
+
+    def __init__(self, spec, checkpoint, threads: int | None = None, dtype=torch.float32):
         self.threads = threads or 1
+        self.dtype = dtype
         self.spec = spec
         self.num_kp = spec.num_kp
         self.frame_shape = spec.frame_shape
         self.signatures = signatures(spec)
-        self.nets = load_networks(build_models(spec.model_params()), checkpoint.networks,
-                                  str(checkpoint.path))
+        self.nets = {name: net.to(dtype) for name, net in load_networks(
+            build_models(spec.model_params()), checkpoint.networks,
+            str(checkpoint.path)).items()}
 
     @torch.inference_mode()
     def call(self, model: str, signature: str, inputs: dict) -> dict:
@@ -59,10 +65,12 @@ class TorchBackend(SignatureCalls):
         sig = self.signatures[model][signature]
         check_inputs(f"{model} {signature}", sig.input_names, inputs)
         check_shapes(sig, inputs, sys.maxsize)
-        tensors = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in inputs.items()}
+        tensors = {k: torch.from_numpy(np.array(v, np.float32)).to(self.dtype)
+                   for k, v in inputs.items()}
         with _threads(self.threads):
             out = getattr(self, f"_{model}_{signature}")(**tensors)
-        return {name: np.ascontiguousarray(out[name].numpy()) for name in sig.output_names}
+        return {name: np.ascontiguousarray(out[name].numpy(), np.float32)
+                for name in sig.output_names}
 
     def _kp_detector_serving_default(self, image):
         return {"value": self.nets["kp_detector"](_nchw(image))}

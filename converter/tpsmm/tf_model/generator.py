@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ..architecture import OCCLUSION_MAPS
+from ..signatures import FEATURES
 from .dense_motion import DenseMotionNetwork
 from .inpainting import InpaintingNetwork
 
-# encode_source's outputs: the inpainting encoder's maps (0: full size .. 3: H/8) and the
-# source at the dense-motion size.
-SOURCE_FEATURES = tuple(f"source_features_{i}" for i in range(OCCLUSION_MAPS))
-ENCODED = (*SOURCE_FEATURES, "source_down")
+# The contract's names of the inpainting encoder's maps, in the encoder's order (finest
+# first: source_features_3 is full size, source_features_0 H/8, as occlusion_map_i).
+ENCODER_MAPS = tuple(reversed(FEATURES))
+# encode_source's outputs: those maps and the source at the dense-motion size.
+ENCODED = (*FEATURES, "source_down")
 
 
 class Generator(tf.Module):
@@ -31,13 +32,13 @@ class Generator(tf.Module):
 
     def encode_source(self, source_image) -> dict:
         maps = self.inpainting_network.encode(source_image)
-        return {**dict(zip(SOURCE_FEATURES, maps)),
+        return {**dict(zip(ENCODER_MAPS, maps)),
                 "source_down": self.dense_motion_network.downsample(source_image)}
 
     def _frames(self, source_image, encoded, kp_driving, kp_source) -> dict:
         motion = self.dense_motion_network.motion(encoded["source_down"], kp_driving,
                                                   kp_source)
-        frames = self.inpainting_network.decode([encoded[n] for n in SOURCE_FEATURES],
+        frames = self.inpainting_network.decode([encoded[n] for n in ENCODER_MAPS],
                                                 source_image, motion["deformation"],
                                                 motion["occlusion_map"])
         return {**motion, **frames}

@@ -47,8 +47,11 @@ def control_points(kp: tf.Tensor) -> tf.Tensor:
 
 
 def radial(r2: tf.Tensor) -> tf.Tensor:
-    """The TPS kernel U of squared distances: r^2 log(r^2 + 1e-9) (0 at r = 0)."""
-    return r2 * tf.math.log(r2 + TPS_LOG_EPSILON)
+    """The TPS kernel U of squared distances: r^2 log(r^2 + 1e-9), 0 at r = 0 (selected:
+    the float16 TFLite variants round every float constant, and 1e-9 rounds to 0, where
+    0 * log(0) is NaN: the solve of every system, each with U(0) on its diagonal, went
+    NaN and the generator's gathers failed on the NaN coordinates)."""
+    return tf.where(r2 > 0.0, r2 * tf.math.log(r2 + TPS_LOG_EPSILON), 0.0)
 
 
 def _zeros(batch, *shape) -> tf.Tensor:

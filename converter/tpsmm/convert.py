@@ -1,0 +1,85 @@
+"""TPSMM's model work in `build` (the family interface's `convert`): the TF graph through
+its weight table, per-layer parity against the torch reference (every module of the
+original), the TF formats exported and checked end to end against it (tpsmm/parity.py,
+run_stages); a checkpoint that does not fit, explained; the weight table's and the
+per-layer reports for `inspect --checkpoint` and `parity`.
+
+The TFLite files are converted from the SavedModels as they are: unlike FOMM's, the
+detector needs no chunked sums (its float32 TFLite keypoints are within 1e-5 of the
+reference's as exported) and the generator no rewrite.
+"""
+from __future__ import annotations
+
+from ..pipeline.build import ParityFailed
+from ..pipeline.exports import TF_EXPORTERS, Exports, export_and_check, finish
+from ..pipeline.misfit import misfit
+from ..pipeline.reports import fail, verdict
+
+EXPORTERS = TF_EXPORTERS
+
+
+def make(spec, checkpoint, info: dict, formats, version, final, stage, progress):
+    """The model work of `build` (pipeline/build.py), as FOMM's (fomm/convert.py).
+    Returns (reports, quality)."""
+    from ..export.metadata import model_metadata
+    from ..export.savedmodel import export_savedmodels
+    from .tf_model import build_tf_models
+    from .tf_model.functions import model_functions
+
+    progress.step(f"{spec.name} {version}: {checkpoint.path.name}"
+                  f"{' (SYNTHETIC weights)' if checkpoint.synthetic else ''}; ignored entries: "
+                  f"{', '.join(checkpoint.ignored) or 'none'}")
+    params = spec.model_params()
+    models, weight_reports = build_tf_models(params, checkpoint.networks, return_reports=True)
+    progress.step("weight table: " + "; ".join(r.summary() for r in weight_reports.values()))
+    layers = _layer_parity(spec, checkpoint, models)
+    progress.step(f"per-layer parity vs torch: {verdict(layers)}")
+    reports = {"layers": layers}
+    if not layers.passed:
+        fail(final, reports, ParityFailed)
+
+    functions = model_functions(models, params, spec.frame_shape)
+    exports = Exports(
+        spec, checkpoint, functions, model_metadata(spec, version, info, checkpoint.synthetic),
+        stage.bundle, stage.scratch, formats, lambda saved, scratch: saved,
+        lambda scratch: export_savedmodels(
+            model_functions(models, params, spec.frame_shape, batch=1), scratch))
+    reports.update(export_and_check(EXPORTERS, exports, reference(spec, checkpoint),
+                                    format_parity, progress))
+    return finish(exports, final, reports, weight_reports, progress)
+
+
+def reference(spec, checkpoint):
+    """The backend every format is held to end to end: the torch reference computed in
+    float64. The float32 one's own noise exceeded the gate on vox-256's synthetic weights
+    where the formats were nearer float64 (docs/performance.md, "TPSMM in the TF
+    formats")."""
+    import torch
+    from .runtime.torch_backend import TorchBackend
+    return TorchBackend(spec, checkpoint, dtype=torch.float64)
+
+
+def format_parity(reference, candidate, frame_shape, profile: str):
+    """A format's backend against the torch reference, end to end (tpsmm/parity.py)."""
+    from .parity import format_parity as parity
+    return parity(reference, candidate, frame_shape, profile)
+
+
+def _layer_parity(spec, checkpoint, models):
+    from ..fixtures import fixed_inputs
+    from .parity import layer_parity
+    source, driving = fixed_inputs(spec.frame_shape)
+    return layer_parity(spec.model_params(), checkpoint.networks, models, source, driving)
+
+
+def weight_reports(spec, checkpoint) -> dict:
+    """{network: the weight table's report} of a checkpoint for a spec (inspect)."""
+    from .tf_model import build_tf_models
+    return build_tf_models(spec.model_params(), checkpoint.networks, return_reports=True)[1]
+
+
+def layer_report(spec, checkpoint):
+    """The TF graph's per-layer parity against the torch reference (`parity`)."""
+    from .tf_model import build_tf_models
+    return _layer_parity(spec, checkpoint,
+                         build_tf_models(spec.model_params(), checkpoint.networks))

@@ -1,0 +1,133 @@
+"""TPSMM in the TF formats (issue 21 item 6): a bundle of every TF format TPSMM's row lists
+(families.py), built by the CLI from the oracle's tiny config and seed-7 weights
+(conftest: tpsmm_bundle), each format's files through the gate, `predict` of each against
+the original (../shared/oracle-tpsmm), the TF graph straight from a checkpoint
+(`--backend tf`), the files' tensor types, their metadata and licence, the build's
+reports, and `verify` and `inspect` of the bundle.
+
+Tolerances (issue 21): keypoints 1e-5, the adapt scale 1e-5 relative, every other array
+1e-4 relative to its largest magnitude where that exceeds 1.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fomm_convert.bundle.manifest import read_manifest
+from fomm_convert.cli import cli
+from fomm_convert.export.tflite_file import read_tflite_metadata
+from fomm_convert.export.tflite_graph import read_graph
+from fomm_convert.families import FAMILIES
+
+from conftest import TPSMM_ORACLE, fast_first, require_tpsmm_oracle
+from test_tpsmm_family import CONTRACT, assert_within, errors, oracle
+
+TPSMM = FAMILIES["tpsmm"]
+INT64 = 4  # schema TensorType
+
+
+def assert_meets(ours: dict, expected):
+    assert set(ours) == CONTRACT
+    assert_within(errors(ours, expected), expected)
+
+
+def run_predict(tmp_path, case: str, *source) -> dict:
+    """`fomm-convert predict` on a case's oracle inputs; source: --bundle B --backend X or
+    --config C --checkpoint CK --backend tf."""
+    expected = oracle(case)
+    inputs, out = tmp_path / "in.npz", tmp_path / "out.npz"
+    np.savez(inputs, source=expected["source"], driving=expected["driving"])
+    result = CliRunner().invoke(cli, ["predict", *source, "--inputs", str(inputs),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return dict(np.load(out))
+
+
+@pytest.mark.parametrize("case", ["tiny", pytest.param("tiny-rect", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("backend", TPSMM.formats)
+def test_every_format_meets_the_oracle(tpsmm_bundle, tmp_path, backend, case):
+    """Every array of every mode, each format run by its backend (tiny in the fast tier,
+    tiny-rect in the slow one)."""
+    ours = run_predict(tmp_path, case, "--bundle", str(tpsmm_bundle(case)),
+                       "--backend", backend)
+    assert_meets(ours, oracle(case))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", TPSMM.formats)
+def test_vox256_keypoints_meet_the_oracle(tpsmm_bundle, tmp_path, backend):
+    """As the torch reference (tests/test_tpsmm_torch.py, test_vox256_keypoints_end_to_end):
+    vox-256's keypoints end to end, in every mode; its frames from a format's own
+    keypoints are not held to the policy (the detector's few 1e-7, amplified by the warps
+    as the original's own float32 noise is)."""
+    expected = oracle("vox-256")
+    ours = run_predict(tmp_path, "vox-256", "--bundle", str(tpsmm_bundle("vox-256")),
+                       "--backend", backend, "--gen-frames", "0")
+    keypoints = {k: v for k, v in ours.items()
+                 if k.endswith("fg_kp") or k == "adapt_movement_scale"}
+    assert len(keypoints) == 5
+    assert_within(errors(keypoints, expected), expected)
+
+
+@pytest.mark.parametrize("case", fast_first("tiny", "tiny-rect"))
+def test_the_tf_backend_meets_the_oracle(tpsmm_checkpoint, tmp_path, case):
+    require_tpsmm_oracle(f"configs/{case}.yaml")
+    ours = run_predict(tmp_path, case, "--config", str(TPSMM_ORACLE / "configs" / f"{case}.yaml"),
+                       "--checkpoint", str(tpsmm_checkpoint("tiny")), "--backend", "tf")
+    assert_meets(ours, oracle(case))
+
+
+def test_no_tflite_file_holds_an_int64_tensor(tpsmm_bundle):
+    files = sorted((tpsmm_bundle("tiny") / "tflite").glob("*.tflite"))
+    assert len(files) == len(TPSMM.models) * 2  # dynamic and static
+    for path in files:
+        types = {t.type for graph in read_graph(path).subgraphs for t in graph.tensors}
+        assert INT64 not in types, path.name
+        assert types <= {0, 2, 6}, (path.name, types)  # float32, int32, bool
+
+
+def test_metadata_carries_the_tpsmm_licence(tpsmm_bundle):
+    """Weights from the original's layout (not synth's): MIT, the authors' attribution."""
+    bundle = tpsmm_bundle("tiny")
+    manifest = read_manifest(bundle)
+    terms = TPSMM.licence
+    expected = {"weights": "converted from a Thin-Plate Spline Motion Model checkpoint",
+                "license": "MIT", "license_url": terms.url,
+                "attribution": f"{terms.paper} {terms.repository}"}
+    assert manifest["licence"] == expected
+    assert manifest["spec"]["family"] == "tpsmm"
+    for path in sorted((bundle / "tflite").glob("*.tflite")):
+        meta = read_tflite_metadata(path)
+        assert meta["licence"] == expected, path.name
+        assert meta["model"] in TPSMM.models and meta["role"], path.name
+
+
+def test_build_reports_every_format_and_layer(tpsmm_bundle):
+    report = json.loads((tpsmm_bundle("tiny") / "parity" / "report.json").read_text())
+    assert set(report) == {"layers", *TPSMM.formats}
+    assert all(r["summary"]["passed"] for r in report.values())
+    names = {layer["name"] for layer in report["layers"]["layers"]}
+    assert {"kp_source/fg_encoder.layer4.1.relu#1", "avd_network/<root>:fg_kp",
+            "inpainting_network/<root>:warped_encoder_maps:3"} <= names
+    stages = {layer["name"] for layer in report["tflite"]["layers"]}
+    assert {"generator/avd/<root>:tps_control_params", "chain/<root>:prediction",
+            "avd_network/<root>:value", "encode_source/<root>:source_features_0"} <= stages
+
+
+def test_verify_and_inspect(tpsmm_bundle, tpsmm_checkpoint):
+    bundle = tpsmm_bundle("tiny")
+    result = CliRunner().invoke(cli, ["verify", str(bundle), "--checkpoint",
+                                      str(tpsmm_checkpoint("tiny"))])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["inspect", str(bundle)])
+    assert result.exit_code == 0, result.output
+    assert "formats: savedmodel" in result.output and "tflite-static" in result.output
+    result = CliRunner().invoke(cli, ["inspect", "--json",
+                                      str(bundle / "tflite" / "avd_network.tflite")])
+    assert result.exit_code == 0, result.output
+    described = json.loads(result.output)
+    assert described["metadata"]["licence"]["license"] == "MIT"
+    assert set(described["signatures"]) == {"serving_default"}
