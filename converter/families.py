@@ -134,11 +134,11 @@ FAMILIES = {f.name: f for f in (
                    "Animation. CVPR 2022.",
                    "https://github.com/yoyo-nb/Thin-Plate-Spline-Motion-Model", "MIT",
                    "https://opensource.org/licenses/MIT"),
-           # The float32 TF formats. The float16 variants pass every gate but one: with
+           # The float32 formats. The float16 variants pass every gate but one: with
            # float16 generator weights the avd mode's frame moved by 1.28e-2 (> 1e-2) on
            # the tiny config's synthetic weights (relative 1.6e-3, standard 1.7e-3; its
            # deformation 1.5e-3: avd's large warps amplify it); int8 by 0.23 (> 0.1).
-           ("savedmodel", "tflite", "tflite-static"),
+           ("savedmodel", "tflite", "tflite-static", "onnx"),
            # Its keypoint models, as FOMM's (issue 21: keypoints within float32's 1e-5 in
            # every variant); the AVD network's output is keypoints too.
            frozenset({"kp_detector", "process_kp_driving", "avd_network"})),

@@ -169,12 +169,12 @@ TINY_CHECKPOINT = FIXTURES / "tiny-seed7.pth.tar"
 
 
 @pytest.fixture(scope="session")
+@builds
 def tpsmm_bundle(tmp_path_factory, tpsmm_checkpoint):
     """get(case) -> a bundle of every format TPSMM's row lists, of the TPSMM oracle's
     config of a case (tiny, tiny-rect; vox-256: our tpsmm-vox spec) and its seed-7
-    weights, built once per session as a user runs the CLI, in a process of its own. Not
-    marked `builds` (issue 21: the TF formats' parity on tiny is in the fast tier);
-    tiny's takes about 2 minutes of CPU."""
+    weights, built once per session as a user runs the CLI, in a process of its own
+    (tiny's: minutes of CPU, so the slow tier, as FOMM's builds)."""
     made = {}
 
     def get(case: str) -> Path:

@@ -34,13 +34,15 @@ from oracle_policy import (FLAG_COMBINATIONS, STAGE, assert_matches_oracle,
 
 # The op types the tiny models use: all in the default ONNX domain, no custom ops.
 # DepthToSpace: the fast graphs' phase convs (upsample + conv), Winograd and stride-2 convs.
+# Abs, Reciprocal: the 2x2 inverse with torch.inverse's pivoting and scalings
+# (torch_model/normalize.py, inverse2x2).
 EXPECTED_OPS = {
-    "Add", "And", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant",
+    "Abs", "Add", "And", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant",
     "ConstantOfShape", "Conv", "DepthToSpace", "Div", "Equal", "Exp", "Expand", "Gather",
     "Greater",
     "GreaterOrEqual", "GridSample", "LessOrEqual", "MatMul", "Mod", "Mul", "Neg", "Not", "Or",
     "Pad", "Pow", "Range", "ReduceMax", "ReduceMin", "ReduceSum", "Relu", "Reshape", "Resize",
-    "Round", "Shape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Tile",
+    "Reciprocal", "Round", "Shape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Tile",
     "Transpose", "Unsqueeze", "Where"}
 
 

@@ -5,8 +5,8 @@ inputs, `predict` end to end, batches, and degenerate inputs.
 
 Tolerances (issue 21): keypoints 1e-5, the adapt scale 1e-5 relative, every other array
 1e-4, relative to its largest magnitude where that exceeds 1 (test_tpsmm_family's policy).
-Until the bundle backends serve TPSMM's calls, the sessions are driven by TPSMM's
-SignatureCalls over the FOMM backends' generic `call` (`calls` below).
+The files run in the ONNX and OpenVINO backends as load_backend makes them for a TPSMM
+spec (TPSMM's calls over their `call`: `calls` below).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from fomm_convert.bundle.models_check.onnx import check_onnx_file
 from fomm_convert.families import FAMILIES
 from fomm_convert.formats import METADATA_NAME, ONNX_WEIGHTS_FILE, onnx_artifact_files, onnx_files
 from fomm_convert.hull import movement_scale
+from fomm_convert.runtime import load_backend
 from fomm_convert.tpsmm.conditioning import near_singular
 from fomm_convert.tpsmm.predict import KP_NORM, predict, to_oracle
 from fomm_convert.tpsmm.runtime import SignatureCalls
@@ -55,15 +56,11 @@ def calls(runtime: str, spec, bundle) -> SignatureCalls:
     original was recorded)."""
     if runtime == "openvino":
         try:
-            from fomm_convert.runtime.openvino_backend import OpenVINOBackend as base
+            import openvino  # noqa: F401
         except ImportError:
             missing_tool("needs OpenVINO: pip install the lite extra (pyproject.toml)")
-    else:
-        from fomm_convert.runtime.onnx_backend import ONNXBackend as base
-
-    class Calls(SignatureCalls, base):
-        call = base.call
-    return Calls(spec, bundle, threads=1)
+    return load_backend("openvino" if runtime == "openvino" else "onnx", spec=spec,
+                        bundle=bundle, threads=1)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import onnxruntime as ort
 from ..errors import one_line
 from ..families import family_of
 from ..formats import onnx_files
-from .base import SignatureBackend, check_inputs, onnx_folder
+from .base import SpecBackend, check_inputs, onnx_folder
 
 
 def _session(path: Path, options):
@@ -26,7 +26,7 @@ def _session(path: Path, options):
                            f"({one_line(exc)})") from None
 
 
-class ONNXBackend(SignatureBackend):
+class ONNXBackend(SpecBackend):
     def __init__(self, spec, bundle, threads: int | None = None):
         super().__init__(spec)
         root = onnx_folder(bundle, spec)

@@ -9,7 +9,7 @@ import openvino as ov
 
 from ..families import family_of
 from ..formats import onnx_files
-from .base import SignatureBackend, check_inputs, onnx_folder
+from .base import SpecBackend, check_inputs, onnx_folder
 
 # On CPUs with AVX512-BF16 the plugin's default precision is bf16 (errors 1e-2..5e-2 on
 # these models): float32 is asked for explicitly. One stream, lowest latency per call.
@@ -50,7 +50,7 @@ def _names(ports, names, path: Path) -> list[str]:
     return out
 
 
-class OpenVINOBackend(SignatureBackend):
+class OpenVINOBackend(SpecBackend):
     def __init__(self, spec, bundle, threads: int | None = None):
         super().__init__(spec)
         root = onnx_folder(bundle, spec)

@@ -4,7 +4,8 @@ original), the TF formats exported and checked end to end against it (tpsmm/pari
 run_stages); a checkpoint that does not fit, explained; the weight table's and the
 per-layer reports for `inspect --checkpoint` and `parity`.
 
-The TFLite files are converted from the SavedModels as they are: unlike FOMM's, the
+ONNX comes from the torch reference (tpsmm/onnx_export.py), as FOMM's does. The TFLite
+files are converted from the SavedModels as they are: unlike FOMM's, the
 detector needs no chunked sums (its float32 TFLite keypoints are within 1e-5 of the
 reference's as exported) and the generator no rewrite.
 """
@@ -15,7 +16,15 @@ from ..pipeline.exports import TF_EXPORTERS, Exports, export_and_check, finish
 from ..pipeline.misfit import misfit
 from ..pipeline.reports import fail, verdict
 
-EXPORTERS = TF_EXPORTERS
+
+
+def _export_onnx(exports: Exports, fmt, progress):
+    from .onnx_export import export_onnx
+    export_onnx(exports.spec, exports.checkpoint, exports.metadata, exports.root / "onnx")
+    progress.step("ONNX written")
+
+
+EXPORTERS = {**TF_EXPORTERS, "onnx": _export_onnx}
 
 
 def make(spec, checkpoint, info: dict, formats, version, final, stage, progress):
