@@ -23,7 +23,7 @@ import pytest
 from fomm_convert.formats import ONNX_WEIGHTS_FILE
 from fomm_convert.io import file_sha256
 
-from conftest import build_synthetic, config_path, demo_media
+from conftest import build_synthetic, config_path, demo_media, require_module
 from test_hostile_bundle import (command, copy, manifest_of, python, refusal,
                                  write_manifest)
 
@@ -362,7 +362,7 @@ SAVEDMODEL_CASES = [
 
 def test_an_unchecked_bundle_gates_the_format_it_opens(built, tmp_path):
     """bench opens a bundle without checking its files: the backend it opens is gated."""
-    pytest.importorskip("tensorflow")
+    require_module("tensorflow")
     from fomm_convert.bundle.models_check import ModelFileError
     from fomm_convert.bundle.open import open_bundle
     bundle, _, _ = attacked(built, tmp_path, _call_target(lambda meta: "WriteFile"),
@@ -434,7 +434,7 @@ def _table_file(entries: dict[bytes, bytes]) -> bytes:
 def test_a_checkpoint_entry_outside_the_data_file_is_refused(built, tmp_path):
     """The detector's index rewritten (a consistent table) with one variable's entry
     pointing past the end of the data file: refused before TensorFlow's reader sees it."""
-    pytest.importorskip("tensorflow")
+    require_module("tensorflow")
     from tensorflow.core.protobuf import tensor_bundle_pb2
     from fomm_convert.bundle.models_check import ModelFileError, check_format
     from fomm_convert.bundle.models_check.tf_checkpoint import _table
@@ -475,7 +475,7 @@ if sys.argv[2] == "call":
 def test_the_attacks_are_live_without_the_gate(built, tmp_path, attack, when):
     """What the gate refuses is real: TensorFlow itself writes the markers (at load for
     the resource, at the first call for the served function)."""
-    pytest.importorskip("tensorflow")
+    require_module("tensorflow")
     bundle, _, (marker,) = attacked(built, tmp_path, attack, "savedmodel/")
     result = python("-c", LIVE, bundle / SM, when, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -551,7 +551,7 @@ CASES = [("savedmodel", *c) for c in SAVEDMODEL_CASES] + [("onnx", *c) for c in 
                          ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_hostile_model_file_is_refused_by_every_command(built, tmp_path, kind, attack,
                                                         expected):
-    pytest.importorskip({"savedmodel": "tensorflow", "onnx": "onnx"}[kind])
+    require_module({"savedmodel": "tensorflow", "onnx": "onnx"}[kind])
     bundle, _, targets = attacked(built, tmp_path, attack, f"{kind}/")
     assert_refused_everywhere(built, bundle, kind, expected, targets)
     if kind == "onnx":  # inspect, on a lone file
@@ -578,7 +578,7 @@ def test_untouched_bundle_passes_every_command(built, tmp_path):
 def test_the_field_table_is_tensorflows():
     """Every row of models_check/tf_proto.py has TensorFlow's number, name, wire type and
     repetition, message for message from the roots it reads."""
-    pytest.importorskip("tensorflow")
+    require_module("tensorflow")
     from google.protobuf.descriptor import FieldDescriptor as F
     from tensorflow.core.protobuf import (fingerprint_pb2, saved_model_pb2,
                                           tensor_bundle_pb2, trackable_object_graph_pb2)
