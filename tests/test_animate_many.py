@@ -307,6 +307,32 @@ def test_outputs_equal_plain_animate_and_a_corrupt_video_fails_alone(synthetic_b
     assert [r["job"] for r in records(out)[len(ends) * 2:]] == ["bad.mp4"] * 2
 
 
+def test_a_tpsmm_job_takes_its_mode(tpsmm_bundle, media, tmp_path):
+    """A TPSMM bundle's jobs take `mode` (its family's option) and give plain animate's
+    bytes in each mode; FOMM's `relative` is not a TPSMM job's field."""
+    bundle = tpsmm_bundle("tiny")
+    modes = ("relative", "standard", "avd")
+    rows = "".join(f"{media / 'a.png'},{media / 'd1.mp4'},{m}.mp4,{m}\n" for m in modes)
+    (tmp_path / "jobs.csv").write_text("source,driving,out,mode\n" + rows)
+    out = tmp_path / "out"
+    result = run_cli("animate-many", "--bundle", bundle, "--jobs", tmp_path / "jobs.csv",
+                     "--out", out, "--workers", 2)
+    assert result.returncode == 0, result.stderr
+    for mode in modes:
+        plain = tmp_path / f"plain-{mode}.mp4"
+        one = run_cli("animate", "--bundle", bundle, "--source", media / "a.png", "--driving",
+                      media / "d1.mp4", "--out", plain, "--mode", mode, "--threads", 1)
+        assert one.returncode == 0, one.stderr
+        assert same_output(out / f"{mode}.mp4", plain), mode
+    assert not same_output(out / "avd.mp4", out / "standard.mp4")
+    (tmp_path / "fomm.csv").write_text(f"source,driving,out,relative\n{media / 'a.png'},"
+                                       f"{media / 'd1.mp4'},r.mp4,true\n")
+    refused = run_cli("animate-many", "--bundle", bundle, "--jobs", tmp_path / "fomm.csv",
+                      "--out", tmp_path / "out2")
+    assert refused.returncode != 0
+    assert "fomm.csv: line 2: unknown field 'relative'" in refused.stderr, refused.stderr
+
+
 def test_an_output_no_run_recorded_is_replaced_only_with_force(synthetic_bundle, media,
                                                                tmp_path):
     (tmp_path / "jobs.csv").write_text(f"source,driving,out\n{media / 'a.png'},"
