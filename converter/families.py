@@ -83,6 +83,8 @@ class Family:
     # Models whose files stay float32 in the reduced-precision TFLite variants
     # (formats.effective_precision).
     float32_only: frozenset = frozenset()
+    # Whether the browser page and runtimes (web/, runtime/browser/) run its bundles.
+    web: bool = True
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -141,7 +143,8 @@ FAMILIES = {f.name: f for f in (
            ("savedmodel", "tflite", "tflite-static", "onnx"),
            # Its keypoint models, as FOMM's (issue 21: keypoints within float32's 1e-5 in
            # every variant); the AVD network's output is keypoints too.
-           frozenset({"kp_detector", "process_kp_driving", "avd_network"})),
+           frozenset({"kp_detector", "process_kp_driving", "avd_network"}),
+           web=False),
 )}
 # The family of a spec that names none: every spec and bundle from before families.
 DEFAULT = "fomm"

@@ -289,14 +289,14 @@ def test_the_api_animates_a_checkpoint(checkpoint, short_clip, caught, tmp_path)
 
 
 def test_the_tpsmm_demo_says_what_it_needs_first(tmp_path, monkeypatch):
-    """Without TPSMM's TFLite files the demo stops in one line, before it makes (a 351 MB)
-    checkpoint or anything else."""
+    """Without the browser page for TPSMM bundles (families.py: web) the demo stops in one
+    line, before it makes (a 351 MB) checkpoint or anything else."""
     from fomm_convert.pipeline import demo
     monkeypatch.setattr(demo, "CHECKPOINTS", tmp_path / "checkpoints")
     monkeypatch.setattr(demo, "ARTIFACTS", tmp_path / "artifacts")
     result = run("demo", "--dataset", "tpsmm-vox")
     assert result.exit_code == 1
     assert result.output.splitlines() == [
-        "Error: tpsmm-vox: the TPSMM demo needs its TFLite bundle, which TPSMM models "
-        "cannot be built into yet"]
+        "Error: tpsmm-vox: the TPSMM demo needs its TFLite bundle and the browser page, "
+        "which TPSMM models do not have yet"]
     assert not list(tmp_path.iterdir())

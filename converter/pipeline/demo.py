@@ -72,9 +72,10 @@ def demo(dataset: str = "vox", echo=click.echo, warn=lambda text: click.secho(te
 
     spec = load_spec(dataset)
     family = family_of(spec)
-    if DEMO_FORMAT not in family.formats:  # said before any checkpoint is made
-        raise DemoError(f"{spec.name}: the {family.title} demo needs its TFLite bundle, "
-                        f"which {family.title} models cannot be built into yet")
+    if DEMO_FORMAT not in family.formats or not family.web:  # before any checkpoint
+        raise DemoError(f"{spec.name}: the {family.title} demo needs its TFLite bundle "
+                        f"and the browser page, which {family.title} models do not have "
+                        f"yet")
     checkpoint = demo_checkpoint(spec, lambda text, loud: (warn if loud else echo)(text))
     bundle = existing_bundle(spec.name, checkpoint)
     if bundle is None:
