@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 demo: install web
 	$(FC) demo
-	@echo "The TPSMM demo: $(FC) demo --dataset tpsmm-vox"
+	@echo "TPSMM: $(FC) animate --dataset tpsmm-vox --checkpoint checkpoints/vox.pth.tar ... (its demo needs the browser page for TPSMM, not there yet)"
 
 # The browser runtimes (runtime/browser, web/): Debian chromium, node + npm, and web/'s
 # npm packages from its lockfile. Root installs what is missing; anyone else is told what
