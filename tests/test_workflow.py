@@ -23,9 +23,10 @@ def test_actionlint_passes():
 
 
 def test_workflow_covers_every_dataset():
-    """Every dataset whose model family has formats (TPSMM's join when theirs do)."""
+    """Every FOMM dataset. TPSMM's join when a synthetic build of theirs passes every gate:
+    tpsmm-vox's fails its avd gate today (issue 21), and the synthetic job builds each."""
     jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
-    buildable = [n for n in available_specs() if family_of(load_spec(n)).formats]
+    buildable = [n for n in available_specs() if family_of(load_spec(n)).name == "fomm"]
     assert len(buildable) == 8
     for job in ("build", "synthetic"):
         assert sorted(jobs[job]["strategy"]["matrix"]["dataset"]) == buildable
