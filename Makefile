@@ -48,10 +48,10 @@ all: install
 test: install web
 	$(PY) -m pytest -q
 
-# A venv that exists is used as it is (no registry is reached); a missing one is made.
-test-fast:
-	@[ -x $(PY) ] || $(MAKE) --no-print-directory install
-	$(PY) -m pytest -q -m "not slow and not browser and not network"
+# The registry is reached only to make the venv (missing, or pyproject.toml changed); the
+# tests run in two workers, a file's tests in one (its module fixtures made once).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not browser and not network" -n 2 --dist loadfile
 
 # Speed and memory of every format of a synthetic vox bundle (and OpenVINO on its ONNX
 # files) against PyTorch eager (minutes; noisy on a shared machine: it interleaves rounds

@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 
 import fomm_convert
-from conftest import FIXTURES, build_in_process_of_its_own
+from conftest import FIXTURES
 from fomm_convert.errors import FommError
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    out = tmp_path_factory.mktemp("api-checks") / "tiny"
-    return fomm_convert.open_bundle(build_in_process_of_its_own(out, "--formats", "tflite,onnx"))
+def bundle(tiny_bundle):
+    return fomm_convert.open_bundle(tiny_bundle)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import pytest
 from fomm_convert.formats import ONNX_WEIGHTS_FILE
 from fomm_convert.io import file_sha256
 
-from conftest import build_synthetic, config_path, demo_media, require_module
+from conftest import build_synthetic, builds, config_path, demo_media, require_module
 from test_hostile_bundle import (command, copy, manifest_of, python, refusal,
                                  write_manifest)
 
@@ -43,6 +43,7 @@ API = textwrap.dedent("""\
 
 
 @pytest.fixture(scope="module")
+@builds
 def built(tmp_path_factory):
     """A tiny synthetic bundle (SavedModel, ONNX) and the inputs each command reads."""
     built = build_synthetic(tmp_path_factory.mktemp("hostile-models"), "savedmodel,onnx")

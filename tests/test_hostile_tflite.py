@@ -31,7 +31,7 @@ from fomm_convert.bundle.open import checked_manifest
 from fomm_convert.formats import FORMATS, tflite_filename
 from fomm_convert.signatures import signatures
 
-from conftest import ROOT, build_synthetic, demo_media
+from conftest import ROOT, build_synthetic, builds, demo_media
 from test_hostile_bundle import (command, manifest_of, python, refresh, snapshot,
                                  write_manifest)
 
@@ -40,6 +40,7 @@ INT32, FLOAT32 = schema.TensorType.INT32, schema.TensorType.FLOAT32
 
 
 @pytest.fixture(scope="module")
+@builds
 def built(tmp_path_factory):
     """A tiny synthetic bundle of both TFLite kinds, and inputs for predict and animate."""
     built = build_synthetic(tmp_path_factory.mktemp("hostile-tflite"), "tflite,tflite-static")

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import fomm_convert
-from conftest import FIXTURES, ROOT, build_in_process_of_its_own, config_path
+from conftest import FIXTURES, ROOT, config_path
 from fomm_convert.cli import cli
 from fomm_convert.errors import FommError
 from fomm_convert.spec import SpecError, load_spec
@@ -37,9 +37,8 @@ def error_line(result) -> str:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    out = tmp_path_factory.mktemp("newcomer") / "tiny"
-    return build_in_process_of_its_own(out, "--formats", "tflite,tflite-static")
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 # ------------------------------------------------------------- 2: a dataset name is a name
@@ -158,9 +157,11 @@ def test_inspect_summarises_a_file_and_a_bundle(bundle, tmp_path):
     assert len(lines) == 6 and lines[4].startswith("  ops: ")
     assert run("inspect", "--json", model).output.count("\n") > 500  # the whole record
     result = run("inspect", bundle)
-    assert result.output.splitlines()[1:3] == ["  formats: tflite, tflite-static",
-                                               "  parity: layers pass, tflite pass, "
-                                               "tflite-static pass"]
+    assert result.output.splitlines()[1:3] == [
+        "  formats: savedmodel, tflite, tflite-fp16, tflite-int8, onnx, tflite-static, "
+        "tflite-static-fp16",
+        "  parity: layers pass, onnx pass, savedmodel pass, tflite pass, tflite-fp16 pass, "
+        "tflite-int8 pass, tflite-static pass, tflite-static-fp16 pass"]
     assert error_line(run("inspect", tmp_path)) == (
         f"{tmp_path}: a directory and not a bundle; inspect takes a .tflite or .onnx file "
         f"or a bundle directory")
@@ -184,6 +185,7 @@ def test_ctrl_c_exits_130_without_aborted(monkeypatch, tmp_path):
     assert result.exit_code == 130 and result.output == "interrupted\n"
 
 
+@pytest.mark.slow  # a build
 def test_ctrl_c_in_a_build_exits_130_and_leaves_nothing(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "fomm_convert.cli", "build", "--config",
                              config_path("tiny"), "--checkpoint", str(CKPT), "--out",
@@ -193,8 +195,9 @@ def test_ctrl_c_in_a_build_exits_130_and_leaves_nothing(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert err.endswith("interrupted\n") and "Aborted!" not in err
-    assert not (tmp_path / "out").exists()
+    assert err.endswith("interrupted\n") and "Aborted!" not in err, err
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert not (tmp_path / "out").exists(), (left, err)
 
 
 def test_reconstruct_visualize_needs_out(bundle):

@@ -25,7 +25,7 @@ from fomm_convert.torch_model.blocks import AntiAliasInterpolation2d, make_coord
 from fomm_convert.tf_model.functions import kp_detector_function, model_functions
 from fomm_convert.tf_model.weights import build_tf_models
 
-from conftest import FIXTURES, ORACLE, config_path, require_oracle
+from conftest import FIXTURES, ORACLE, builds, config_path, require_oracle
 
 # Max abs, as in the design: keypoint values 1e-5, everything else 1e-4.
 VALUE_TOL = 1e-5
@@ -454,6 +454,7 @@ def tflite_ops(model: bytes) -> set[str]:
 
 
 @pytest.fixture(scope="module")
+@builds
 def tflite_tiny(tiny_case):
     spec, _, kp_detector, generator, _ = tiny_case
     functions = model_functions(spec, kp_detector, generator)

@@ -131,8 +131,8 @@ def errors(ours, expected) -> tuple[float, float]:
     return float(diff.mean()), float(diff.max())
 
 
-@pytest.mark.parametrize("mode", [
-    "relative", *(pytest.param(m, marks=pytest.mark.slow) for m in MODES if m != "relative")])
+@pytest.mark.slow  # the sample clip through every network, per mode
+@pytest.mark.parametrize("mode", MODES)
 def test_sample_clip_frames_are_the_demos_make_animation(checkpoint, nets, caught, tmp_path,
                                                          mode):
     """The whole sample clip (265 frames) into an mp4 in each mode, frame by frame as the

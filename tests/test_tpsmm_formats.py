@@ -79,7 +79,9 @@ def test_vox256_keypoints_meet_the_oracle(tpsmm_bundle, tmp_path, backend):
     assert_within(errors(keypoints, expected), expected)
 
 
-@pytest.mark.parametrize("case", fast_first("tiny", "tiny-rect"))
+# Slow: the fast tier holds the TF graph end to end (tests/test_tpsmm_tf.py).
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["tiny", "tiny-rect"])
 def test_the_tf_backend_meets_the_oracle(tpsmm_checkpoint, tmp_path, case):
     require_tpsmm_oracle(f"configs/{case}.yaml")
     ours = run_predict(tmp_path, case, "--config", str(TPSMM_ORACLE / "configs" / f"{case}.yaml"),

@@ -35,7 +35,7 @@ from fomm_convert.tpsmm.tf_model.functions import model_functions
 from fomm_convert.tpsmm.torch_model import MODES
 from fomm_convert.tpsmm.torch_model import build_models as build_torch_models
 
-from conftest import fast_first
+from conftest import builds, fast_first
 from test_tf_model import tflite_model
 from test_tpsmm_torch import (CASES, KP_NORM, ORACLE, assert_as_accurate_as_the_original,
                               assert_keypoints_within, assert_within, expected_names,
@@ -411,6 +411,7 @@ def tensors(flatbuffer: bytes) -> list[tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
+@builds
 def tiny_tflite(tiny_graph):
     return tiny_graph[1], converted(tiny_graph[1])
 
