@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import build_in_process_of_its_own, require_browser
+from conftest import require_browser
 from fomm_convert.media import load_image_array, read_image
 
 # What each EXIF orientation asks a viewer to do to the stored pixels (EXIF 2.3, tag 274),
@@ -63,13 +63,10 @@ def test_the_orientation_is_applied(tmp_path, orientation):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, tiny_bundle):
     require_browser()
     from fomm_convert.pipeline.web import write_site
-    folder = tmp_path_factory.mktemp("exif")
-    bundle = build_in_process_of_its_own(folder / "tiny", "--formats", "tflite-static")
-    write_site(bundle, folder / "site", "tflite-static")
-    return folder / "site"
+    return write_site(tiny_bundle, tmp_path_factory.mktemp("exif") / "site", "tflite-static")
 
 
 DECODE = """(async () => {
@@ -82,6 +79,7 @@ DECODE = """(async () => {
 })()"""
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("orientation", [6, 3, 5])
 def test_the_page_decodes_what_the_command_line_reads(site, orientation):
     from devtools import Browser
