@@ -171,3 +171,16 @@ def test_the_gate_asks_what_the_original_reaches(original, got, verdict):
     """tpsmm/parity.py hold: a format is held within the policy of the float32 original
     or of float64, or as near float64 as the original is, never farther."""
     assert _held(0.5, original, got) == verdict
+
+
+@pytest.mark.parametrize("name, stage", [
+    ("encode_source/<root>:source_features_0", "scaled_features"),  # TPSMM's four maps
+    ("encode_source/<root>:source_features_3", "scaled_features"),
+    ("encode_source/<root>:source_features", "features"),  # FOMM's one map: unchanged
+    ("encode_source/<root>:source_down", "features"),
+])
+def test_encoder_maps_are_held_as_issue_21_holds_them(name, stage):
+    """End to end, TPSMM's encoder maps (values to 7-10 on tpsmm-vox) are held relative to
+    their largest magnitude beyond 1, as per layer (parity/tolerances.yaml)."""
+    from fomm_convert.parity.compare import load_tolerances
+    assert load_tolerances(profile="fp32").stage_of(name) == stage
