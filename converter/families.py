@@ -140,6 +140,8 @@ FAMILIES = {f.name: f for f in (
            # float16 generator weights the avd mode's frame moved by 1.28e-2 (> 1e-2) on
            # the tiny config's synthetic weights (relative 1.6e-3, standard 1.7e-3; its
            # deformation 1.5e-3: avd's large warps amplify it); int8 by 0.23 (> 0.1).
+           # Half of float16's is its rounding of the coordinate-grid constants (alone:
+           # avd frame 9.0e-3), half the weights' (8.7e-3): docs/performance.md.
            ("savedmodel", "tflite", "onnx", "tflite-static"),
            # Its keypoint models, as FOMM's (issue 21: keypoints within float32's 1e-5 in
            # every variant); the AVD network's output is keypoints too.

@@ -59,17 +59,18 @@ def make(spec, checkpoint, info: dict, formats, version, final, stage, progress)
 
 
 def reference(spec, checkpoint):
-    """The backend every format is held to end to end: the torch reference computed in
-    float64. The float32 one's own noise exceeded the gate on vox-256's synthetic weights
-    where the formats were nearer float64 (docs/performance.md, "TPSMM in the TF
-    formats")."""
+    """What every format is held to end to end (tpsmm/parity.py, Reference): the torch
+    reference computed in float64, and the original's own float32 arithmetic, whose
+    distance to float64 bounds what the gate can ask (docs/design.md, "Parity")."""
     import torch
+    from .parity import Reference
     from .runtime.torch_backend import TorchBackend
-    return TorchBackend(spec, checkpoint, dtype=torch.float64)
+    return Reference(TorchBackend(spec, checkpoint, dtype=torch.float64),
+                     TorchBackend(spec, checkpoint))
 
 
 def format_parity(reference, candidate, frame_shape, profile: str):
-    """A format's backend against the torch reference, end to end (tpsmm/parity.py)."""
+    """A format's backend against the reference, end to end (tpsmm/parity.py)."""
     from .parity import format_parity as parity
     return parity(reference, candidate, frame_shape, profile)
 

@@ -20,7 +20,8 @@ import torch
 
 from ..hull import movement_scale
 from ..parity import end_to_end
-from ..parity.compare import ParityReport, compare, load_tolerances
+from ..fixtures import fixed_inputs
+from ..parity.compare import FAIL, PASS, ParityReport, compare, load_tolerances
 from ..parity.end_to_end import put
 from ..parity.record import ROOT, record_torch
 from .architecture import MODES
@@ -162,6 +163,60 @@ def run_stages(backend, source, driving, feeds: dict | None = None) -> tuple[dic
     return out, own
 
 
-def format_parity(reference, candidate, frame_shape, profile: str) -> ParityReport:
-    """A TPSMM format's backend against the torch reference (run_stages); never raises."""
-    return end_to_end.format_parity(reference, candidate, frame_shape, profile, run_stages)
+class Reference:
+    """What a format is held to end to end: the torch reference in float64 (the
+    original's computation without float32 noise) and in float32 (the original's own
+    arithmetic, bit for bit on one thread), each backend's stages run once per frame
+    shape on the fixed inputs and kept for every format of a build."""
+
+    def __init__(self, exact, original):
+        self.exact, self.original = exact, original
+        self._stages = {}
+
+    def stages(self, frame_shape) -> tuple[dict, dict, dict]:
+        """(float64 outputs, the keypoints they feed the next stages, the float32
+        reference's outputs on those same feeds)."""
+        key = tuple(frame_shape)
+        if key not in self._stages:
+            source, driving = fixed_inputs(frame_shape)
+            exact, feeds = run_stages(self.exact, source, driving)
+            original, _ = run_stages(self.original, source, driving, feeds)
+            self._stages[key] = exact, feeds, original
+        return self._stages[key]
+
+
+def format_parity(reference: Reference, candidate, frame_shape, profile: str) -> ParityReport:
+    """A TPSMM format's backend end to end (run_stages), each array against both of the
+    reference's computations; never raises. An array passes
+    - within the profile's tolerance of the float32 reference: the original's own
+      arithmetic, what the oracle recorded and the issue's policy is stated against; or
+    - within the profile's tolerance of float64 or, where the original's float32 is
+      farther from float64 than that, within the original's own distance to it (same
+      inputs, same metric): as exact as the original or more. The graph's warps are
+      often nearer float64 than the original's float32 (docs/design.md, "Parity").
+    A layer's stage says which held it where the first did not; its tolerance is the
+    bound applied."""
+    exact, feeds, original = reference.stages(frame_shape)
+    source, driving = fixed_inputs(frame_shape)
+    got, _ = run_stages(candidate, source, driving, feeds)
+    return hold(exact, original, got, load_tolerances(profile=profile))
+
+
+def hold(exact: dict, original: dict, got: dict, tolerances) -> ParityReport:
+    """format_parity's rule on the arrays: got against exact (float64) and original
+    (float32), by name."""
+    noise = {r.name: r for r in compare(exact, original, tolerances).layers}
+    as_original = {r.name: r for r in compare(original, got, tolerances).layers}
+    report = compare(exact, got, tolerances)
+    for i, layer in enumerate(report.layers):
+        if layer.status != FAIL:
+            continue
+        if as_original[layer.name].passed:
+            report.layers[i] = as_original[layer.name]
+            report.layers[i].stage += ", against the float32 original"
+            continue
+        own = getattr(noise[layer.name], layer.metric)
+        if getattr(layer, layer.metric) <= own:
+            layer.status, layer.tolerance, layer.would_pass_at = PASS, own, None
+            layer.stage += ", within the float32 original's distance to float64"
+    return report
