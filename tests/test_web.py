@@ -266,6 +266,7 @@ def test_site_holds_the_format_files_and_the_manifest_hashes(bundle, tmp_path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     listed = {f["path"]: f for f in manifest["files"]}
     assert config["format"] == "onnx" and config["runtimes"] == ["onnx-webgpu", "onnx-web"]
+    assert (config["family"], config["keypoint_group"]) == ("fomm", 1)
     assert config["frame_shape"] == [64, 64, 3] and config["num_kp"] == 5 and config["jacobian"]
     assert config["licence"] == manifest["licence"] and config["synthetic"] is False
     assert sorted(config["sha256"]) == sorted(f"model/{p}" for p in listed if p.startswith("onnx/"))
