@@ -8,10 +8,8 @@ tests fail when CI=true and skip elsewhere, naming what to install.
 """
 from __future__ import annotations
 
-import base64
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -19,8 +17,8 @@ from fomm_convert.cli import cli
 from fomm_convert.pipeline.web import SITE_JSON
 
 from conftest import require_browser
-from test_web import (CLIP_FRAMES, COLLECT_FRAMES, MEDIA, browser_tools, clips,  # noqa: F401
-                      finished, open_page, write_with_inputs)
+from test_web import (animate_frames, assert_within_8_bit_rounding, browser_tools,  # noqa: F401
+                      clips, finished, open_page, run_on_clip, write_with_inputs)
 
 pytestmark = pytest.mark.browser
 
@@ -33,15 +31,6 @@ def web_tools():
 @pytest.fixture(scope="module")
 def bundle(tpsmm_bundle):
     return tpsmm_bundle("tiny")
-
-
-def animate_frames(bundle, backend, clip, out, mode) -> np.ndarray:
-    import imageio.v3 as iio
-    result = CliRunner().invoke(cli, ["animate", "--bundle", str(bundle), "--backend", backend,
-                                      "--source", str(MEDIA / "source.png"), "--driving",
-                                      str(clip), "--out", str(out), "--mode", mode])
-    assert result.exit_code == 0, result.output
-    return np.stack([iio.imread(p) for p in sorted(out.glob("*.png"))])
 
 
 def test_site_names_the_family_and_its_defaults(bundle, tmp_path):
@@ -63,22 +52,12 @@ def test_site_names_the_family_and_its_defaults(bundle, tmp_path):
 def test_file_driving_frames_equal_animate(browser_tools, bundle, clips, tmp_path,  # noqa: F811
                                            open_page, runtime, fmt, backend, mode):
     site = write_with_inputs(bundle, tmp_path / "site", fmt, clips)
-    page = open_page(site, f"source=source.png&driving=clip.webm&backend={runtime}&mode={mode}",
-                     before_load=COLLECT_FRAMES)
-    state = finished(page)
-    assert state["state"] == "done", state
-    assert state["runtime"] == runtime and state["framesRendered"] == str(CLIP_FRAMES)
+    page, ours = run_on_clip(open_page, site, runtime, f"&mode={mode}")
     assert page.eval("document.getElementById('mode').value") == mode
     assert page.eval("document.getElementById('fomm-options').hidden") is True
-    height, width = json.loads((site / SITE_JSON).read_text())["frame_shape"][:2]
-    ours = np.stack([np.frombuffer(base64.b64decode(f), np.uint8).reshape(height, width, 4)
-                     for f in page.eval("window.__frames")])
-    expected = animate_frames(bundle, backend, clips[0], tmp_path / "animate", mode)
-    assert ours.shape[:3] == expected.shape[:3] == (CLIP_FRAMES, height, width)
-    diff = np.abs(ours[..., :3].astype(int) - expected)
-    print(f"{runtime} {mode}: {float((diff == 0).mean()):.4%} of values equal to animate's, "
-          f"max {diff.max()}/255")
-    assert diff.max() <= 1, f"{int((diff > 1).sum())} values off by up to {diff.max()}/255"
+    expected = animate_frames(bundle, backend, clips[0], tmp_path / "animate",
+                              ("--mode", mode))
+    assert_within_8_bit_rounding(ours, expected, f"{runtime} {mode}")
 
 
 def test_an_unknown_mode_is_a_persons_error(browser_tools, bundle, clips, tmp_path,  # noqa: F811
