@@ -145,8 +145,7 @@ FAMILIES = {f.name: f for f in (
            ("savedmodel", "tflite", "onnx", "tflite-static"),
            # Its keypoint models, as FOMM's (issue 21: keypoints within float32's 1e-5 in
            # every variant); the AVD network's output is keypoints too.
-           frozenset({"kp_detector", "process_kp_driving", "avd_network"}),
-           web=False),
+           frozenset({"kp_detector", "process_kp_driving", "avd_network"})),
 )}
 # The family of a spec that names none: every spec and bundle from before families.
 DEFAULT = "fomm"

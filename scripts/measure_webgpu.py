@@ -9,6 +9,8 @@ matched to the file's subgraphs in order. Needs chromium and web/node_modules (`
 
     .venv/bin/python scripts/measure_webgpu.py [CONFIG ...]    # default: every spec
                                                                # and test config
+A CONFIG that is a file (an original-format config, e.g. ../shared/oracle-tpsmm/configs/
+tiny.yaml) is recorded as FOLDER/STEM (oracle-tpsmm/tiny).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def configs() -> dict[str, str]:
 
 def measure(name: str, config: str, scratch: Path) -> dict:
     """{graph digest: record} of one config's static files."""
-    out = scratch / name
+    out = scratch / name.replace("/", "-")
     subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config", config,
                     "--synthetic", "--formats", "tflite-static", "--out", str(out)],
                    check=True, cwd=scratch)
@@ -68,6 +70,10 @@ def main():
     parser.add_argument("configs", nargs="*", help="names (default: all)")
     wanted = parser.parse_args().configs
     known = configs()
+    files = {name: f"{Path(name).parent.parent.name}/{Path(name).stem}" for name in wanted
+             if name not in known and Path(name).is_file()}
+    known.update({tag: str(Path(path).resolve()) for path, tag in files.items()})
+    wanted = [files.get(name, name) for name in wanted]
     unknown = [name for name in wanted if name not in known]
     if unknown:
         raise SystemExit(f"unknown config {', '.join(unknown)} (known: {', '.join(known)})")

@@ -288,12 +288,17 @@ def test_the_api_animates_a_checkpoint(checkpoint, short_clip, caught, tmp_path)
     assert result.frames == 24 and 0 < result.l1 < 1
 
 
-def test_the_tpsmm_demo_says_what_it_needs_first(tmp_path, monkeypatch):
-    """Without the browser page for TPSMM bundles (families.py: web) the demo stops in one
-    line, before it makes (a 351 MB) checkpoint or anything else."""
+def test_a_demo_without_the_browser_page_says_so_first(tmp_path, monkeypatch):
+    """A family whose bundles the page does not run (families.py: web; TPSMM's did not
+    before issue 22) stops the demo in one line, before it makes (a 351 MB) checkpoint or
+    anything else."""
+    import dataclasses
+    from fomm_convert import families
     from fomm_convert.pipeline import demo
     monkeypatch.setattr(demo, "CHECKPOINTS", tmp_path / "checkpoints")
     monkeypatch.setattr(demo, "ARTIFACTS", tmp_path / "artifacts")
+    monkeypatch.setitem(families.FAMILIES, "tpsmm",
+                        dataclasses.replace(families.FAMILIES["tpsmm"], web=False))
     result = run("demo", "--dataset", "tpsmm-vox")
     assert result.exit_code == 1
     assert result.output.splitlines() == [

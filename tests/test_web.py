@@ -148,22 +148,18 @@ def finished(page, timeout=240) -> dict:
     return state
 
 
-def animate_frames(bundle, backend, clip, out) -> np.ndarray:
+def animate_frames(bundle, backend, clip, out, options=("--relative", "--adapt-scale")):
     import imageio.v3 as iio
     result = CliRunner().invoke(cli, ["animate", "--bundle", str(bundle), "--backend", backend,
                                       "--source", str(MEDIA / "source.png"), "--driving",
-                                      str(clip), "--out", str(out), "--relative",
-                                      "--adapt-scale"])
+                                      str(clip), "--out", str(out), *options])
     assert result.exit_code == 0, result.output
     return np.stack([iio.imread(p) for p in sorted(out.glob("*.png"))])
 
 
-@pytest.mark.parametrize("runtime,fmt,backend", [("litert-js", "tflite-static", "tflite-static"),
-                                                 ("onnx-web", "onnx", "onnx")])
-def test_file_driving_frames_equal_animate(browser_tools, bundle, clips, tmp_path, open_page,
-                                           runtime, fmt, backend):
-    site = write_with_inputs(bundle, tmp_path / "site", fmt, clips)
-    page = open_page(site, f"source=source.png&driving=clip.webm&backend={runtime}",
+def run_on_clip(open_page, site, runtime, query=""):
+    """(page, its RGBA frames): the page run on the source and the clip to the end."""
+    page = open_page(site, f"source=source.png&driving=clip.webm&backend={runtime}{query}",
                      before_load=COLLECT_FRAMES)
     state = finished(page)
     assert state["state"] == "done", state
@@ -171,13 +167,27 @@ def test_file_driving_frames_equal_animate(browser_tools, bundle, clips, tmp_pat
     height, width = json.loads((site / SITE_JSON).read_text())["frame_shape"][:2]
     ours = np.stack([np.frombuffer(base64.b64decode(f), np.uint8).reshape(height, width, 4)
                      for f in page.eval("window.__frames")])
-    assert (ours[..., 3] == 255).all()
-    expected = animate_frames(bundle, backend, clips[0], tmp_path / "animate")
-    assert ours.shape[:3] == expected.shape[:3] == (CLIP_FRAMES, height, width)
+    assert ours.shape == (CLIP_FRAMES, height, width, 4) and (ours[..., 3] == 255).all()
+    return page, ours
+
+
+def assert_within_8_bit_rounding(ours, expected, what: str):
+    """The page's RGBA frames are animate's RGB ones up to 1/255."""
+    assert ours.shape[:3] == expected.shape[:3]
     diff = np.abs(ours[..., :3].astype(int) - expected)
-    print(f"{runtime}: {float((diff == 0).mean()):.4%} of values equal to animate's, "
+    print(f"{what}: {float((diff == 0).mean()):.4%} of values equal to animate's, "
           f"max {diff.max()}/255")
     assert diff.max() <= 1, f"{int((diff > 1).sum())} values off by up to {diff.max()}/255"
+
+
+@pytest.mark.parametrize("runtime,fmt,backend", [("litert-js", "tflite-static", "tflite-static"),
+                                                 ("onnx-web", "onnx", "onnx")])
+def test_file_driving_frames_equal_animate(browser_tools, bundle, clips, tmp_path, open_page,
+                                           runtime, fmt, backend):
+    site = write_with_inputs(bundle, tmp_path / "site", fmt, clips)
+    page, ours = run_on_clip(open_page, site, runtime)
+    expected = animate_frames(bundle, backend, clips[0], tmp_path / "animate")
+    assert_within_8_bit_rounding(ours, expected, runtime)
     page.wait_for("(() => { const a = document.getElementById('download');"
                   " return !a.hidden && a.href.startsWith('blob:'); })()", 30,
                   "the recorded WebM's download link")
@@ -266,6 +276,7 @@ def test_site_holds_the_format_files_and_the_manifest_hashes(bundle, tmp_path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     listed = {f["path"]: f for f in manifest["files"]}
     assert config["format"] == "onnx" and config["runtimes"] == ["onnx-webgpu", "onnx-web"]
+    assert (config["family"], config["keypoint_group"]) == ("fomm", 1)
     assert config["frame_shape"] == [64, 64, 3] and config["num_kp"] == 5 and config["jacobian"]
     assert config["licence"] == manifest["licence"] and config["synthetic"] is False
     assert sorted(config["sha256"]) == sorted(f"model/{p}" for p in listed if p.startswith("onnx/"))

@@ -3,9 +3,9 @@ own model files (web/site/ is the page; web/fomm-runtime.mjs runs the files).
 
 The site holds the page, the shared runtime module, the npm runtime's files (from
 web/node_modules, never a CDN), copies of the model files one format needs and
-site.json: what the page needs to know of the bundle (frame shape, keypoints, licence,
-synthetic or not) and each model file's sha256 from the bundle's manifest, which the
-page checks before it runs anything. Written in a staging folder beside --out and
+site.json: what the page needs to know of the bundle (model family, frame shape,
+keypoints, licence, synthetic or not) and each model file's sha256 from the bundle's
+manifest, which the page checks before it runs anything. Written in a staging folder beside --out and
 renamed into place: a site is whole or absent.
 """
 from __future__ import annotations
@@ -55,18 +55,21 @@ def in_site(bundle_path: str) -> str:
 def site_config(opened, fmt: str) -> dict:
     """site.json: the format's files (site paths) with the manifest's sha256 and size."""
     spec, manifest = opened.spec, opened.manifest
+    family = family_of(spec)
     files, external = format_files(spec, fmt)
     listed = {f["path"]: f for f in manifest["files"]}
     paths = {p for sigs in files.values() for p in sigs.values()} | {e["url"] for e in external}
     return {
         "format": fmt,
+        "family": family.name,  # the page's calls per frame (web/site/families.mjs)
         "runtimes": list(RUNTIMES[FORMATS[fmt].kind]),
         "dataset": spec.name,
         "version": manifest["version"],
         "frame_shape": list(spec.frame_shape),
         "num_kp": spec.num_kp,
         "jacobian": spec.estimate_jacobian,
-        "normalization": family_of(spec).facet("animation").defaults(spec),
+        "normalization": family.facet("animation").defaults(spec),
+        "keypoint_group": family.facet("animation").KEYPOINT_GROUP,
         "synthetic": manifest["synthetic"],
         "licence": manifest["licence"],
         "files": {model: {sig: in_site(path) for sig, path in sigs.items()}

@@ -1,16 +1,18 @@
 // The page: a source picture animated by a driving video file or the webcam, in the
-// browser, on the bundle's own model files (site.json says which). The loop is
-// `fomm-convert animate`'s (converter/animation/loop.py): the source encoded and its
-// keypoints detected once; per driving frame the detector, process_kp_driving with the
-// initial frame's keypoints, and generate, all at batch 1.
+// browser, on the bundle's own model files (site.json says which, and the model family).
+// The loop is `fomm-convert animate`'s (converter/animation/loop.py): the source encoded
+// and its keypoints detected once; per driving frame the detector, the family's
+// normalisation (families.mjs) with the initial frame's keypoints, and generate, all at
+// batch 1.
 //
 // For tests and links the page starts from its address:
 //   ?source=URL&driving=URL|camera[&backend=litert-js|litert-js-webgpu|onnx-web|onnx-webgpu]
-//   [&relative=0|1][&adapt_scale=0|1]
+//   [&relative=0|1][&adapt_scale=0|1]  (FOMM)  [&mode=relative|standard|avd]  (TPSMM)
 // <canvas id="result"> counts its frames in data-frames-rendered, says data-state
 // (loading, ready, running, done, stopped, error) and holds the motion origin in
 // data-initial-kp; it fires a 'frame' event after each frame is drawn.
 import {drawKeypoints} from './draw.mjs';
+import {FAMILIES} from './families.mjs';
 import {decodePicture, openCamera, videoFrames} from './frames.mjs';
 import {PageError, chooseRuntime, loadModels} from './models.mjs';
 import {resizeImage, toRgba} from './resize.mjs';
@@ -19,7 +21,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const result = $('result');
 
-let site, models, current = null, resetRequested = false, recorder = null;
+let site, family, models, current = null, resetRequested = false, recorder = null;
 
 function show(id, text) {
   $(id).textContent = text ?? '';
@@ -41,14 +43,6 @@ function image(data) {
   return {data, shape: [1, h, w, 3]};
 }
 
-function kpInputs(kp, prefix) {
-  const inputs = {[prefix]: kp.value};
-  if (site.jacobian) inputs[`${prefix}_jacobian`] = kp.jacobian;
-  return inputs;
-}
-
-const flag = (on) => ({data: new Float32Array([on ? 1 : 0]), shape: []});
-
 // ---------------------------------------------------------------- panels
 function paint(canvas, rgba) {
   const [h, w] = site.frame_shape;
@@ -58,7 +52,7 @@ function paint(canvas, rgba) {
 function paintFrame(canvas, frame, kp) {
   const [h, w] = site.frame_shape;
   const rgba = toRgba(frame, h, w);
-  if (kp) drawKeypoints(rgba, h, w, kp.value.data);
+  if (kp) drawKeypoints(rgba, h, w, kp.value.data, site.keypoint_group);
   paint(canvas, rgba);
 }
 
@@ -80,7 +74,8 @@ class Run {
     const picture = resizeImage(await decodePicture(this.source.blob, this.source.name), h, w);
     const sourceImage = image(picture);
     this.kpSource = await models.run('kp_detector', 'serving_default', {image: sourceImage});
-    this.encoded = await models.run('generator', 'encode_source', {source_image: sourceImage});
+    this.encoded = family.encodedInputs(
+      await models.run('generator', 'encode_source', {source_image: sourceImage}), sourceImage);
     paintFrame($('source'), picture, this.kpSource);
     this.initial = null;
     startRecording();
@@ -119,14 +114,9 @@ class Run {
       resetRequested = false;
       result.dataset.initialKp = JSON.stringify(Array.from(kp.value.data, (v) => +v.toFixed(6)));
     }
-    const relative = $('relative').checked;
-    const norm = await models.run('process_kp_driving', 'serving_default', {
-      ...kpInputs(kp, 'kp_driving'), ...kpInputs(this.initial, 'kp_driving_initial'),
-      ...kpInputs(this.kpSource, 'kp_source'),
-      use_relative_movement: flag(relative), use_relative_jacobian: flag(relative),
-      adapt_movement_scale: flag($('adapt-scale').checked)});
+    const norm = await family.normalise(models, site, $, kp, this.initial, this.kpSource);
     const {prediction} = await models.run('generator', 'generate', {
-      ...this.encoded, ...kpInputs(norm, 'kp_driving'), ...kpInputs(this.kpSource, 'kp_source')});
+      ...this.encoded, ...family.keypoints(site, norm, this.kpSource)});
     if (this.stopped) return;
     paintFrame($('driving'), driving, kp);
     paint(result, toRgba(prediction.data, h, w));
@@ -220,9 +210,6 @@ function wireInputs() {
       choose(file.type.startsWith('video/') ? 'driving' : 'source', file);
     }
   });
-  for (const [id, name] of [['relative', 'relative'], ['adapt-scale', 'adapt_scale']]) {
-    if (params.has(name)) $(id).checked = params.get(name) !== '0';
-  }
 }
 
 // ---------------------------------------------------------------- start
@@ -256,6 +243,13 @@ async function main() {
     throw new PageError('site.json is missing: this folder was not written by `fomm-convert web`');
   }
   site = await response.json();
+  family = FAMILIES[site.family ?? 'fomm'];  // sites written before families: FOMM's
+  if (!family) {
+    throw new PageError(`site.json: family ${site.family} is not one this page runs ` +
+                        `(${Object.keys(FAMILIES).join(', ')}); write the site again`);
+  }
+  $(family.controls).hidden = false;
+  family.setup($, params, site, PageError);
   const [h, w] = site.frame_shape;
   for (const id of ['source', 'driving', 'result']) Object.assign($(id), {height: h, width: w});
   show('synthetic', site.synthetic

@@ -1,14 +1,15 @@
 """A bundle's files run in headless Chromium: onnx-web and onnx-webgpu (onnxruntime-web on
 wasm, on its WebGPU execution provider) on the ONNX files, litert-js (LiteRT.js on wasm)
 and litert-js-webgpu (LiteRT.js on WebGPU, the ops it refuses on wasm) on the static
-TFLite files, called once per example."""
+TFLite files, called once per example. Any family's bundle: the files and signatures
+are its row's."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from ...families import family_of
 from ...formats import FORMATS, ONNX_WEIGHTS_FILE, RUNTIME_FORMATS, onnx_files, tflite_filename
-from ..base import SignatureBackend
+from ..base import SpecBackend
 from ..batching import call_per_example
 from .session import BrowserSession
 
@@ -28,7 +29,10 @@ def format_files(spec, fmt: str) -> tuple[dict, list]:
             for model, sigs in family_of(spec).signatures(spec).items()}, []
 
 
-class BrowserBackend(SignatureBackend):
+class BrowserBackend(SpecBackend):
+    """`call(model, signature, inputs)` over the files; load_backend gives it the model
+    calls of the bundle's family."""
+
     def __init__(self, spec, bundle, runtime: str, threads: int | None = None):
         super().__init__(spec)
         self.runtime = runtime
