@@ -3,7 +3,8 @@ mode gives the frames of the original demo's make_animation loop (per frame at b
 motion from driving frame 0, relative scale from the source's and frame 0's hulls), run
 in the test on the torch reference's networks (test_tpsmm_animate.make_animation; the
 oracle ties them to the original), within the frame policy of issue 21 (1e-4 absolute on
-frames in [0, 1]); at the backend's default batch and at batch 1.
+frames in [0, 1]); at the default batch (the backend's; 1 in avd: tpsmm/animation.py)
+and at batch 1.
 
 The tiny oracle config's bundle (conftest: tpsmm_bundle, slow) on 12 frames of the sample
 clip, written lossless; frames are compared before 8-bit encoding (animate's floats,
@@ -18,10 +19,11 @@ import pytest
 
 import fomm_convert
 from fomm_convert import media
+from fomm_convert.animation import jobs
 from fomm_convert.tpsmm.architecture import MODES
 
 from conftest import SHARED, missing_tool, require_shared
-from test_tpsmm_animate import (SIZE, caught, checkpoint, errors,  # noqa: F401 (fixtures)
+from test_tpsmm_animate import (CONFIG, SIZE, caught, checkpoint, errors,  # noqa: F401
                                 inputs_as_animate_reads_them, make_animation, nets,
                                 write_lossless)
 
@@ -66,3 +68,24 @@ def test_frames_are_the_original_loops(tpsmm_bundle, clip, expected, caught,  # 
     print(f"\n{backend} {mode} batch {batch_size or 'default'}: mean {mean:.1e} "
           f"max {worst:.1e}")
     assert len(caught) == 12 and worst <= FRAME_POLICY, (mean, worst)
+
+
+def test_avd_runs_frame_by_frame_unless_a_batch_is_asked(checkpoint, clip,  # noqa: F811
+                                                         monkeypatch, tmp_path):
+    """TPSMM's avd animates at batch 1 when no --batch-size is given (tpsmm/animation.py:
+    batch 4 took the whole clip's frames past 1e-4); the other modes at the backend's
+    default (torch: 4); an asked batch is the batch."""
+    sizes = []
+    real = jobs.output_frames
+
+    def catch(batch, *args):
+        sizes.append(len(batch.prediction))
+        yield from real(batch, *args)
+    monkeypatch.setattr(jobs, "output_frames", catch)
+    for mode, batch_size, expected in (("avd", None, [1] * 12), ("relative", None, [4] * 3),
+                                       ("avd", 4, [4] * 3)):
+        sizes.clear()
+        fomm_convert.animate(clip["source"], clip["driving"], tmp_path / "out.mp4",
+                             config=str(CONFIG), checkpoint=checkpoint, mode=mode,
+                             batch_size=batch_size, force=True, notify=lambda text: None)
+        assert sizes == expected, (mode, batch_size)
