@@ -29,11 +29,12 @@ class Mode:
 
     def frames_per_call(self, default: int) -> int:
         """The batch animate runs when none is asked for: 1 in avd, whose large warps
-        amplify the float32 sums' order: on the whole sample clip (tiny oracle config)
-        its frames were 1.3e-4 (savedmodel), 1.5e-4 (openvino) and 1.1e-4 (torch) from
-        the original's make_animation at batch 4, past the frame policy's 1e-4; at batch
-        1 torch gives its bits and savedmodel, onnx 1.0e-4 (the formats' own float32
-        noise, issue 21). The backend's default in the other modes."""
+        amplify the order of the float32 sums: on the whole sample clip (tiny oracle
+        config) torch's avd frames were 1.0e-4 to 1.1e-4 from the original's
+        make_animation at batch 4 and its bits at batch 1; savedmodel's 1.3e-4 -> 1.0e-4,
+        openvino's 1.5e-4 -> 1.4e-4. The backend's default in the other modes, where the
+        batch changed nothing measurable (the formats' own float32 noise dominates:
+        docs/performance.md, "TPSMM: animate's frames")."""
         return 1 if self.name == "avd" else default
 
     def summary(self) -> dict:
