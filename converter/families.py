@@ -51,7 +51,8 @@ INTERFACE = {
     "animation": Facet("OPTIONS (animation.options.Option: animate's options of the "
                        "family), KEYPOINT_GROUP (keypoints drawn in one colour), "
                        "defaults(spec), mode(spec, **options), reconstruction_mode(spec): "
-                       "how the animate loop normalises keypoints", "animation", "animation"),
+                       "how the animate loop normalises keypoints (and the mode's "
+                       "frames_per_call(default): its batch when none is asked for)", "animation", "animation"),
     "convert": Facet("make(...), misfit(error, spec, path), weight_reports(spec, "
                      "checkpoint), layer_report(spec, checkpoint), reference(spec, "
                      "checkpoint) and format_parity(reference, candidate, frame_shape, "

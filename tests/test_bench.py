@@ -155,3 +155,37 @@ def test_plot_from_json(tmp_path):
     assert result.output.strip().splitlines()[-1] == \
         f"Error: {tmp_path / 'broken.json'}: results[2].frame_ms is missing or not a number"
     assert not (tmp_path / "c.png").exists()
+
+
+def test_bench_of_a_tpsmm_bundle(tpsmm_bundle, tpsmm_checkpoint, tmp_path):
+    """A TPSMM bundle beside PyTorch eager on the torch reference (its checkpoint), with
+    the memory columns; its keypoints normalised in its spec's mode (relative, through
+    process_kp_driving). Its FLOPs are not counted (bench/flops.py): no floor, '-' in the
+    table."""
+    bundle, checkpoint = tpsmm_bundle("tiny"), tpsmm_checkpoint("tiny")
+    assert bundle_backends(bundle)[:5] == ["tflite", "onnx", "tflite-static", "savedmodel",
+                                           "openvino"]
+    path = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "fomm_convert.cli", "bench", "--bundle", str(bundle),
+         "--checkpoint", str(checkpoint), "--json", str(path), "--threads", "1",
+         "--repeats", "1", "--backends", "torch,tflite,onnx"], cwd=ROOT, capture_output=True,
+        text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(path.read_text())
+    assert report["spec"] == "tiny" and report["frame_shape"] == [64, 64, 3]
+    assert report["flops"] is None and report["flop_floor_ms"] is None
+    assert [r["backend"] for r in report["results"]] == ["torch", "tflite", "onnx"]
+    for row in report["results"]:
+        for key in RESULT_KEYS - {"backend", "threads"}:
+            assert isinstance(row[key], float) and math.isfinite(row[key]) and row[key] > 0, \
+                (row["backend"], key, row[key])
+        assert row["uss_loaded_mb"] <= row["uss_peak_mb"] <= row["peak_rss_mb"]
+        assert sum(row["parts_mb"].values()) == pytest.approx(row["uss_ready_mb"], rel=0.05)
+        assert row["flop_floor_ms"] is None
+    # torch loads the 55 MB checkpoint (its resnet18 and AVD widths are fixed)
+    assert report["results"][0]["artifact_mb"] == pytest.approx(
+        checkpoint.stat().st_size / 2 ** 20)
+    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert len(table) == 4 and all(" | - | " in line for line in table[1:])
+    assert "FLOPs: not counted for this architecture" in result.stdout

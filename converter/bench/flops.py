@@ -93,6 +93,13 @@ def _anti_alias(h, w, channels, scale):
     return 2 * k * k * h * w * channels
 
 
+def counted(spec) -> bool:
+    """Whether flop_counts knows a spec's architecture: the sections it reads are FOMM's
+    (a keypoint detector hourglass); TPSMM's resnet18 detector and TPS dense motion are
+    not counted yet, so its benchmark has no floor."""
+    return {"kp_detector_params", "generator_params", "dense_motion_params"} <= set(spec.params)
+
+
 def flop_counts(spec, graph: str = "reference") -> dict:
     """FLOPs per call of each model of a spec at batch 1, for the reference function
     ("reference") or a fast graph ("xnnpack": TFLite/SavedModel, "mlas": ONNX).

@@ -13,9 +13,23 @@ def _spread(samples) -> float:
     return (ordered[-1] - ordered[0]) / statistics.median(ordered)
 
 
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
 def _speedup(row) -> str:
     """The row's speed-up against PyTorch eager; a dash when torch was not measured."""
     return f"{row['speedup_vs_torch']:.2f}x" if "speedup_vs_torch" in row else "-"
+
+
+def _floor(report: dict) -> str:
+    if report["flops"] is None:
+        return "FLOPs: not counted for this architecture (bench/flops.py), so no floor."
+    return (f"FLOPs per frame (encode-once): reference "
+            f"{report['flops']['reference']['frame']:.1f} G, TFLite/SavedModel graph "
+            f"{report['flops']['xnnpack']['frame']:.1f} G, ONNX graph "
+            f"{report['flops']['mlas']['frame']:.1f} G; floor of the reference frame on one "
+            f"core: {report['flop_floor_ms']:.0f} ms.")
 
 
 def markdown(report: dict) -> str:
@@ -29,11 +43,7 @@ def markdown(report: dict) -> str:
              f"{report['warmup']} warm-up run(s). Frame = kp_detector + process_kp_driving + "
              "generate (source encoded once). generator = the full generator without "
              "encode-once.",
-             f"FLOPs per frame (encode-once): reference "
-             f"{report['flops']['reference']['frame']:.1f} G, TFLite/SavedModel graph "
-             f"{report['flops']['xnnpack']['frame']:.1f} G, ONNX graph "
-             f"{report['flops']['mlas']['frame']:.1f} G; floor of the reference frame on one "
-             f"core: {report['flop_floor_ms']:.0f} ms.",
+             _floor(report),
              "Memory (bench/memory.py): USS = private memory, after loading and at its peak; "
              "its parts after the warm-up (resident pages of the model files, of the "
              "libraries, XNNPACK's packed weights, anonymous); of the anonymous memory, "
@@ -54,7 +64,7 @@ def markdown(report: dict) -> str:
             f"{_speedup(r)} | "
             f"{r['kp_detector_ms']:.1f} | {r['process_kp_driving_ms']:.2f} | "
             f"{r['generator_ms']:.1f} | {r['generator_encoded_ms']:.1f} | "
-            f"{r['flop_floor_ms']:.0f} | {r['peak_rss_mb']:.0f} | {r['artifact_mb']:.1f} | "
+            f"{_ms(r['flop_floor_ms'])} | {r['peak_rss_mb']:.0f} | {r['artifact_mb']:.1f} | "
             f"{r['uss_loaded_mb']:.0f} | {r['uss_peak_mb']:.0f} | "
             + " | ".join(f"{r['parts_mb'][part]:.0f}" for part in PARTS)
             + f" | {r['loaded_anonymous_mb']:.0f} | "

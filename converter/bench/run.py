@@ -11,7 +11,7 @@ from ..bundle.open import open_bundle
 from ..parity.quality import media_quality
 from . import BenchError
 from .backends import DEFAULT_BACKENDS, GRAPH_OF, artifact_bytes, bundle_backends
-from .flops import GRAPHS, flop_counts
+from .flops import GRAPHS, counted, flop_counts
 from .machine import machine_info, matmul_gflops
 from .worker import Worker
 
@@ -44,7 +44,7 @@ def bench(bundle: Path, checkpoint: Path, threads=(1, 2), repeats: int = 5, warm
     matmul = matmul_gflops()
     machine["matmul_gflops_per_core"] = round(matmul["gflops"], 1)
     machine["openblas_core"] = matmul["openblas_core"]
-    flops = {graph: flop_counts(spec, graph) for graph in GRAPHS}
+    flops = {graph: flop_counts(spec, graph) for graph in GRAPHS} if counted(spec) else None
     rate = matmul["gflops"] * 1e9
     results = []
     for count in threads:
@@ -60,9 +60,9 @@ def bench(bundle: Path, checkpoint: Path, threads=(1, 2), repeats: int = 5, warm
         "machine": machine, "bundle": str(bundle), "checkpoint": str(checkpoint),
         "spec": spec.name, "frame_shape": list(spec.frame_shape), "batch": 1,
         "repeats": repeats, "warmup": warmup, "statistic": "median",
-        "flops": {g: {k: v / 1e9 for k, v in c.items()} for g, c in flops.items()},
+        "flops": flops and {g: {k: v / 1e9 for k, v in c.items()} for g, c in flops.items()},
         "flops_unit": "GFLOP per call, batch 1",
-        "flop_floor_ms": 1000 * flops["reference"]["frame"] / rate,
+        "flop_floor_ms": flops and 1000 * flops["reference"]["frame"] / rate,
         "results": results,
     }
     if quality_media and {"tflite", "tflite-int8"} <= set(available):
@@ -94,7 +94,7 @@ def _time_thread_count(backends, count, bundle, checkpoint, repeats, warmup, say
 
 def _result(worker, memory, flops, rate, bundle, checkpoint) -> dict:
     """One row of the report: medians in ms, memory (bench/memory.py), size and the FLOP
-    floor."""
+    floor (None where the FLOPs are not counted)."""
     ms = {name: 1000 * statistics.median(values) for name, values in worker.samples.items()}
     graph = GRAPH_OF[worker.backend]
     return {
@@ -105,8 +105,8 @@ def _result(worker, memory, flops, rate, bundle, checkpoint) -> dict:
         "generator_ms": ms["generator"], "generator_encoded_ms": ms["generator_encoded"],
         **memory,
         "artifact_mb": artifact_bytes(worker.backend, bundle, checkpoint) / 2 ** 20,
-        "graph": graph, "graph_gflop_per_frame": flops[graph]["frame"] / 1e9,
-        "flop_floor_ms": 1000 * flops[graph]["frame"] / (rate * worker.threads),
+        "graph": graph, "graph_gflop_per_frame": flops and flops[graph]["frame"] / 1e9,
+        "flop_floor_ms": flops and 1000 * flops[graph]["frame"] / (rate * worker.threads),
         "samples_ms": {k: [1000 * v for v in values] for k, values in worker.samples.items()}}
 
 

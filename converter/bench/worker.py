@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..animation.jobs import animation_mode
 from ..errors import FommError
 from ..fixtures import demo_inputs
 from . import BenchError
@@ -30,15 +31,19 @@ ITEMS = ("frame", "kp_detector", "process_kp_driving", "generator_encoded", "gen
 
 
 def _items(backend, spec) -> dict:
-    """The timed calls on the demo's drawn face, each a closure over its prepared inputs."""
+    """The timed calls on the demo's drawn face, each a closure over its prepared inputs;
+    the keypoints normalised in the spec's animation mode (vox: relative, adapted scale;
+    TPSMM's: relative, process_kp_driving as well)."""
     source, driving = demo_inputs(spec.frame_shape, frames=4)
     frame = driving[2:3]
     kp_source = backend.kp_detector(source)
     kp_initial = backend.kp_detector(driving[:1])
     encoded = backend.encode_source(source)
 
+    mode = animation_mode(spec)
+
     def normalise(kp):
-        return backend.process_kp_driving(kp, kp_initial, kp_source, True, True, True)
+        return mode.normalise(backend, kp, kp_initial, kp_source)
     kp_norm = normalise(backend.kp_detector(frame))
     return {
         "frame": lambda: backend.generate(encoded, normalise(backend.kp_detector(frame)),

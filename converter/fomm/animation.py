@@ -29,6 +29,10 @@ class Normalisation:
                                           use_relative_jacobian=self.relative,
                                           adapt_movement_scale=self.adapt_scale)
 
+    def frames_per_call(self, default: int) -> int:
+        """The batch animate runs when none is asked for: the backend's default."""
+        return default
+
     def summary(self) -> dict:
         return {"relative": self.relative, "adapt_scale": self.adapt_scale}
 

@@ -27,6 +27,16 @@ class Mode:
         return backend.process_kp_driving(kp_driving, kp_initial, kp_source,
                                           self.name == "relative")
 
+    def frames_per_call(self, default: int) -> int:
+        """The batch animate runs when none is asked for: 1 in avd, whose large warps
+        amplify the order of the float32 sums: on the whole sample clip (tiny oracle
+        config) torch's avd frames were 1.0e-4 to 1.1e-4 from the original's
+        make_animation at batch 4 and its bits at batch 1; savedmodel's 1.3e-4 -> 1.0e-4,
+        openvino's 1.5e-4 -> 1.4e-4. The backend's default in the other modes, where the
+        batch changed nothing measurable (the formats' own float32 noise dominates:
+        docs/performance.md, "TPSMM: animate's frames")."""
+        return 1 if self.name == "avd" else default
+
     def summary(self) -> dict:
         return {"mode": self.name}
 
