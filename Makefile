@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 demo: install web
 	$(FC) demo
-	@echo "TPSMM: $(FC) demo --dataset tpsmm-vox (once the browser page runs TPSMM bundles; until then $(FC) animate --dataset tpsmm-vox --checkpoint ...)"
+	@echo "TPSMM: $(FC) demo --dataset tpsmm-vox (today its synthetic build stops at its TFLite avd-mode gate, issue 21; $(FC) animate --dataset tpsmm-vox --checkpoint ... runs)"
 
 # The browser runtimes (runtime/browser, web/): Debian chromium, node + npm, and web/'s
 # npm packages from its lockfile. Root installs what is missing; anyone else is told what
