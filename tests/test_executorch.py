@@ -66,15 +66,21 @@ def test_missing_extra_names_it():
 # ------------------------------------------------------------------ built bundles (slow)
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
+    """case -> its ExecuTorch-only bundle, built on first use (minutes each)."""
     try:
         import executorch.runtime  # noqa: F401
     except ImportError:
         missing_tool("needs ExecuTorch: pip install 'fomm-convert[executorch]'")
     root = tmp_path_factory.mktemp("executorch")
-    return {name: build_in_process_of_its_own(root / name, "--formats", "executorch",
-                                              config=config_path(name),
-                                              checkpoint=FIXTURES / checkpoint)
-            for name, checkpoint in CASES.items()}
+    built = {}
+
+    def get(case: str):
+        if case not in built:
+            built[case] = build_in_process_of_its_own(
+                root / case, "--formats", "executorch", config=config_path(case),
+                checkpoint=FIXTURES / CASES[case])
+        return built[case]
+    return get
 
 
 @pytest.mark.slow
@@ -83,7 +89,7 @@ def test_predict_meets_the_oracle(bundles, tmp_path, case):
     """`predict --bundle DIR --backend executorch`, the spec from the manifest: every oracle
     array within its tolerance (keypoints 1e-5, the rest 1e-4), the 8 driving frames
     called one by one on the batch-1 files."""
-    predict_meets_oracle(bundles[case], "executorch", FIXTURES / f"{case}.npz",
+    predict_meets_oracle(bundles(case), "executorch", FIXTURES / f"{case}.npz",
                          tmp_path / "out.npz")
 
 
@@ -109,14 +115,16 @@ def _truncate(bundle):
     (_replace(b"aten::amax", b"aten::mmax"), r"kernel 'aten::mmax.out' is not one our exporter "
                                               r"emits"),
     (_replace(b"XnnpackBackend", b"VulkanBackend\0"), r"delegate .* \(ours: XnnpackBackend\)"),
-    (_replace(b"fomm_convert_json", b"fomm_convert_evil"), r"methods .*, not \['forward'"),
+    # The metadata check and the gate each refuse it (verify runs the metadata check first).
+    (_replace(b"fomm_convert_json", b"fomm_convert_evil"),
+     r"methods .*, not \['forward'|no fomm_convert\.json metadata"),
     (_truncate, r"segment \d+ \(\d+\+\d+ bytes\) lies outside the file's"),
 ], ids=["kernel", "delegate", "method", "truncated"])
 def test_hostile_pte_refused_by_verify_and_predict(bundles, tmp_path, attack, expected):
     """A bundle's .pte edited (its file table made to match): verify and predict refuse it
     in one line naming the file and the rule, before ExecuTorch loads it."""
     bundle = tmp_path / "b"
-    shutil.copytree(bundles["tiny"], bundle)
+    shutil.copytree(bundles("tiny"), bundle)
     attack(bundle)
     resync(bundle, EXECUTORCH_FOLDER)
     inputs = demo_media(tmp_path / "inputs", 2)
