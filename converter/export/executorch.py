@@ -30,13 +30,19 @@ from .onnx import exported_models
 from .onnx_signatures import OnnxSignature, example_inputs, onnx_signatures
 
 
-def contiguous_buffers(module: torch.nn.Module) -> None:
-    """Give every buffer with a zero stride (numpy's new axes: the fast twin's batch-norm
-    scale and shift) its own storage: ExecuTorch refuses tensors with zero strides."""
+def frozen_parameters(module: torch.nn.Module) -> None:
+    """Make every buffer a frozen parameter, with its own storage where it had a zero
+    stride (numpy's new axes: the fast twin's batch-norm scale and shift; ExecuTorch refuses
+    zero strides). ExecuTorch drops the parameters a graph does not use, not the buffers:
+    as buffers, the whole generator's weights went into encode_source's file too."""
     for sub in module.modules():
         for name, buffer in list(sub._buffers.items()):
-            if buffer is not None and 0 in buffer.stride():
-                sub._buffers[name] = buffer.clone(memory_format=torch.contiguous_format)
+            if buffer is None:
+                continue
+            if 0 in buffer.stride():
+                buffer = buffer.clone(memory_format=torch.contiguous_format)
+            del sub._buffers[name]
+            sub.register_parameter(name, torch.nn.Parameter(buffer, requires_grad=False))
 
 
 def to_pte(sig: OnnxSignature, metadata: dict) -> bytes:
@@ -45,7 +51,7 @@ def to_pte(sig: OnnxSignature, metadata: dict) -> bytes:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    contiguous_buffers(sig.module)
+    frozen_parameters(sig.module)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.export's notes on what it specialises
         program = torch.export.export(sig.module, example_inputs(sig.contract, 1),
