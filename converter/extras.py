@@ -15,7 +15,20 @@ EXTRA_OF_MODULE = {
     "matplotlib": "plot",
     **dict.fromkeys(("scipy", "skimage", "pytest"), "dev"),
     "ray": "ray",
+    "executorch": "executorch",
 }
+
+
+# Loggers of an extra's packages that warn on every import about what this CPU-only use
+# never needs (torchao: its CUDA kernels and triton, torch's pytree: an API it deprecates).
+QUIET_LOGGERS = {"executorch": ("torchao", "torch.utils._pytree")}
+
+
+def quiet_imports(extra: str) -> None:
+    """Only errors from the loggers of an extra's packages (QUIET_LOGGERS)."""
+    import logging
+    for name in QUIET_LOGGERS[extra]:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 class MissingExtra(FommError):

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Format:
     name: str
-    kind: str  # the exporter: savedmodel, tflite or onnx
+    kind: str  # the exporter: savedmodel, tflite, onnx or executorch
     precision: str  # fp32, fp16 or int8: also its parity gate's tolerance profile
     default: bool
-    static: bool = False  # TFLite with every batch dimension 1 (runtimes without resize)
+    static: bool = False  # every batch dimension 1 (runtimes without resize; called per example)
+    extra: str | None = None  # the package extra its exporter and runtime need, beyond convert
 
     def files(self, family) -> tuple[str, ...]:
         """The bundle paths it adds for a family's models (SavedModels: their
@@ -27,6 +28,8 @@ class Format:
         if self.kind == "tflite":
             return tuple(f"tflite/{tflite_filename(m, self.precision, self.static)}"
                          for m in family.models)
+        if self.kind == "executorch":
+            return tuple(f"{EXECUTORCH_FOLDER}/{name}" for name in executorch_files(family).values())
         return tuple(f"onnx/{name}" for name in onnx_artifact_files(family))
 
 
@@ -38,13 +41,17 @@ FORMATS = {f.name: f for f in (
     Format("onnx", "onnx", "fp32", True),
     Format("tflite-static", "tflite", "fp32", True, static=True),
     Format("tflite-static-fp16", "tflite", "fp16", True, static=True),
+    # Opt-in: its export takes minutes on the tiny config, and its toolchain is an extra.
+    Format("executorch", "executorch", "fp32", False, static=True, extra="executorch"),
 )}
 FORMAT_NAMES = tuple(FORMATS)
+# The formats the convert extra alone builds and runs.
+CONVERT_FORMATS = tuple(name for name, f in FORMATS.items() if f.extra is None)
 # The order a bundle's formats are chosen in when no backend is named (predict --bundle):
 # float32 TFLite is the fastest lite runtime measured here (make bench), float32 before
 # reduced precision, and the SavedModel, which needs TensorFlow, last.
 FASTEST_FIRST = ("tflite", "tflite-static", "onnx", "tflite-fp16", "tflite-static-fp16",
-                 "tflite-int8", "savedmodel")
+                 "tflite-int8", "executorch", "savedmodel")
 DEFAULT_FORMATS = tuple(name for name, f in FORMATS.items() if f.default)
 # Runtimes nobody on the project wrote, run on a format's files as they are shipped:
 # backend name -> the format whose files it loads.
@@ -90,6 +97,17 @@ def onnx_files(family) -> dict[tuple[str, str], str]:
 def onnx_artifact_files(family) -> tuple[str, ...]:
     """Every file of DIR/onnx/ a runtime loads."""
     return (*onnx_files(family).values(), ONNX_WEIGHTS_FILE)
+
+
+# ------------------------------------------------------------------------------ ExecuTorch
+EXECUTORCH_FOLDER = "executorch"
+# The constant method of every .pte holding the exporter's JSON metadata (a String).
+EXECUTORCH_METADATA_METHOD = "fomm_convert_json"
+
+
+def executorch_files(family) -> dict[tuple[str, str], str]:
+    """(model, signature) -> file name under DIR/executorch/: the ONNX file's stem, .pte."""
+    return {key: name.removesuffix(".onnx") + ".pte" for key, name in onnx_files(family).items()}
 
 
 def checked_formats(names) -> tuple[str, ...]:

@@ -197,12 +197,13 @@ def tpsmm_bundle(tmp_path_factory, tpsmm_checkpoint):
 @pytest.fixture(scope="session")
 @builds
 def tiny_bundle(tmp_path_factory) -> Path:
-    """A bundle of every format of the tiny oracle config, built as a user runs the CLI: in a
-    process of its own (TF names traced functions by a per-process counter, so two builds
-    in one process would differ in saved_model.pb; two runs of the CLI do not)."""
-    from fomm_convert.formats import FORMAT_NAMES
+    """A bundle of every format of the convert extra (ExecuTorch's: test_executorch.py) of
+    the tiny oracle config, built as a user runs the CLI: in a process of its own (TF names
+    traced functions by a per-process counter, so two builds in one process would differ in
+    saved_model.pb; two runs of the CLI do not)."""
+    from fomm_convert.formats import CONVERT_FORMATS
     out = tmp_path_factory.mktemp("bundles") / "tiny-a"
-    build_in_process_of_its_own(out, "--formats", ",".join(FORMAT_NAMES))
+    build_in_process_of_its_own(out, "--formats", ",".join(CONVERT_FORMATS))
     return out
 
 

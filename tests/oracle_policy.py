@@ -128,3 +128,17 @@ def reference_normalisation(driving, initial, source, flags) -> dict:
     out = normalize_kp(*as_torch, adapt_movement_scale=adapt,
                        use_relative_movement=relative, use_relative_jacobian=relative_jacobian)
     return {k: v.numpy() for k, v in out.items()}
+
+
+def predict_meets_oracle(bundle, backend: str, case_npz, out) -> list[str]:
+    """`predict --bundle BUNDLE --backend BACKEND` on an oracle case, the spec from the
+    bundle's manifest: every oracle array within its tolerance (at least 16 of them);
+    returns their names."""
+    from click.testing import CliRunner
+    from fomm_convert.cli import cli
+    result = CliRunner().invoke(cli, ["predict", "--bundle", str(bundle), "--backend", backend,
+                                      "--inputs", str(case_npz), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    compared = assert_matches_oracle(np.load(out), np.load(case_npz))
+    assert len(compared) >= 16, compared
+    return compared

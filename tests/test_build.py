@@ -14,7 +14,7 @@ from fomm_convert.bundle import BundleError, read_manifest
 from fomm_convert.io import file_sha256
 from fomm_convert.cli import cli
 
-from fomm_convert.formats import FORMAT_NAMES
+from fomm_convert.formats import CONVERT_FORMATS as FORMAT_NAMES  # executorch: test_executorch.py
 
 from conftest import FIXTURES, ROOT, build_in_process_of_its_own, config_path
 

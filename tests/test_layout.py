@@ -50,8 +50,8 @@ LEAVES = LAYERS[-1]
 FAMILY_PACKAGES = {f.package for f in FAMILIES.values()}
 FAMILY_MODULES = {"tps_solve": "algebra", "conditioning": "synth", "onnx_export": "export"}
 REGISTRY = "families"  # the one module outside the family packages that names them
-# (ray: its own extra, imported only by --engine ray.)
-HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras", "ray")
+# (ray: its own extra, imported only by --engine ray; executorch: its own extra too.)
+HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras", "ray", "executorch")
 # What a lite install (numpy, LiteRT, onnxruntime; no torch, no TensorFlow) loads: these
 # packages whole, and these modules.
 LITE_PACKAGES = ("cli", "animation", "bundle", "media", "checkpoint", "many", *LEAVES)

@@ -20,7 +20,7 @@ from fomm_convert.runtime import load_backend
 
 from conftest import (FIXTURES, ORACLE, ROOT, build_in_process_of_its_own, config_path,
                       missing_tool)
-from oracle_policy import STAGE, assert_matches_oracle
+from oracle_policy import STAGE, predict_meets_oracle
 
 # The oracle's cases with recorded outputs: config -> checkpoint.
 CASES = {"tiny": "tiny-seed7.pth.tar", "tiny-single-jac": "tiny-single-jac-seed7.pth.tar"}
@@ -78,13 +78,8 @@ def oracle_kps(oracle, prefix):
 def test_predict_without_config_meets_the_oracle(bundles, tmp_path, case):
     """`predict --bundle DIR --backend openvino`, the spec from the bundle's manifest:
     every oracle array within its tolerance (keypoints 1e-5, the rest 1e-4)."""
-    out = tmp_path / "out.npz"
-    result = CliRunner().invoke(cli, ["predict", "--bundle", str(bundles[case]), "--backend",
-                                      "openvino", "--inputs", str(FIXTURES / f"{case}.npz"),
-                                      "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    compared = assert_matches_oracle(np.load(out), np.load(FIXTURES / f"{case}.npz"))
-    assert len(compared) >= 16, compared
+    predict_meets_oracle(bundles[case], "openvino", FIXTURES / f"{case}.npz",
+                         tmp_path / "out.npz")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -22,8 +22,10 @@ _DEFAULT_RUNTIMES = {"openvino": "openvino"}
 DEFAULT_BACKENDS = ("torch", *(f.name for f in _FORMATS),
                     *(name for name, module in _DEFAULT_RUNTIMES.items() if find_spec(module)))
 # Which graph (flops.GRAPHS) each backend runs, for its FLOP floor: the TFLite files and the
-# SavedModel hold the XNNPACK-targeted graph, the ONNX files the MLAS-targeted one.
-_GRAPH_OF_KIND = {"tflite": "xnnpack", "savedmodel": "xnnpack", "onnx": "mlas"}
+# SavedModel hold the XNNPACK-targeted graph, the ONNX and ExecuTorch files the torch twin's
+# MLAS-targeted one.
+_GRAPH_OF_KIND = {"tflite": "xnnpack", "savedmodel": "xnnpack", "onnx": "mlas",
+                  "executorch": "mlas"}
 GRAPH_OF = {"torch": "reference", **{b: _GRAPH_OF_KIND[f.kind] for b, f in _FORMAT_OF.items()}}
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..errors import one_line, shown
 from ..families import family_of
-from ..formats import FORMATS, METADATA_NAME, onnx_files, tflite_filename
+from ..formats import (EXECUTORCH_FOLDER, FORMATS, METADATA_NAME, executorch_files, onnx_files,
+                       tflite_filename)
 from ..limits import ARTIFACT_METADATA_MAX_BYTES
 from .manifest import BundleError
 from .onnx_proto import onnx_facts
@@ -24,7 +25,7 @@ _UNREADABLE = (ValueError, KeyError, IndexError, TypeError, OverflowError, struc
 
 
 def check_artifacts(bundle, manifest: dict, spec) -> None:
-    """Every TFLite and ONNX file of the bundle's formats against its manifest (whose files
+    """Every TFLite, ONNX and ExecuTorch file of the bundle's formats against its manifest (whose files
     have been checked)."""
     bundle = Path(bundle)
     expected = {"dataset": spec.name, "bundle_version": manifest["version"],
@@ -42,6 +43,12 @@ def check_artifacts(bundle, manifest: dict, spec) -> None:
                 facts = read_onnx(path)
                 _check_metadata(path, metadata_json(path, facts.metadata.get(METADATA_NAME)),
                                 {**expected, "model": model})
+        elif fmt.kind == "executorch":
+            from .models_check.executorch import metadata_text, read_facts
+            for (model, _), file_name in executorch_files(family).items():
+                path = bundle / EXECUTORCH_FOLDER / file_name
+                _check_metadata(path, metadata_json(path, metadata_text(
+                    read_facts(path, BundleError))), {**expected, "model": model})
 
 
 def read_onnx(path: Path, error=BundleError):

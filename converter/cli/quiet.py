@@ -19,7 +19,8 @@ from contextlib import contextmanager
 NATIVE_LOG_LINE = re.compile(
     rb"^(?:[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.+-]+:\d+\] "  # absl (TF, XLA)
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
-    rb"|INFO: )")  # the TFLite/LiteRT logger's INFO level
+    rb"|INFO: "  # the TFLite/LiteRT logger's INFO level
+    rb"|\[(?:cpuinfo_utils|threadpool)\.cpp:\d+\] )")  # ExecuTorch's CPU probe, its pool
 # A line's start is held this long for its end (LiteRT writes "INFO: " and the message
 # apart); a progress line ending in "\r" passes at once.
 PARTIAL_WAIT = 0.2

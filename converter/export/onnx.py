@@ -153,6 +153,13 @@ def export_onnx(spec: Spec, checkpoint, out_dir: Path, metadata: dict[str, dict]
     (generator.encode_source, ...) to a JSON-able dict; a stem's entry wins over its
     model's. Returns {file stem: path}.
     """
+    return write_onnx(onnx_signatures(spec, *exported_models(spec, checkpoint)), out_dir,
+                      metadata)
+
+
+def exported_models(spec: Spec, checkpoint):
+    """(kp_detector, generator) as the torch-sourced formats (ONNX, ExecuTorch) export them,
+    weights loaded: checkpoint is a Checkpoint or a path to one."""
     from ..checkpoint import Checkpoint, load_checkpoint
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(checkpoint, family=spec.family)
@@ -162,7 +169,7 @@ def export_onnx(spec: Spec, checkpoint, out_dir: Path, metadata: dict[str, dict]
     # The detector stays in the reference structure, as in the TF export
     # (converter/pipeline/build.py).
     _, generator = fast_torch_models(spec, kp_detector, generator)
-    return write_onnx(onnx_signatures(spec, kp_detector, generator), out_dir, metadata)
+    return kp_detector, generator
 
 
 def write_onnx(signatures: list[OnnxSignature], out_dir: Path, metadata: dict[str, dict]

@@ -18,7 +18,15 @@ def _export_onnx(exports: Exports, fmt: Format, progress):
     progress.step("ONNX written")
 
 
-EXPORTERS = {**TF_EXPORTERS, "onnx": _export_onnx}
+def _export_executorch(exports: Exports, fmt: Format, progress):
+    from ..export.executorch import export_executorch
+    from ..formats import EXECUTORCH_FOLDER
+    export_executorch(exports.spec, exports.checkpoint, exports.root / EXECUTORCH_FOLDER,
+                      exports.metadata)
+    progress.step("ExecuTorch written")
+
+
+EXPORTERS = {**TF_EXPORTERS, "onnx": _export_onnx, "executorch": _export_executorch}
 
 
 def make(spec, checkpoint, info: dict, formats, version, final, stage, progress):

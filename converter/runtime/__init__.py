@@ -23,6 +23,7 @@ _BUNDLE_CLASSES = {
     "savedmodel": "fomm_convert.runtime.savedmodel_backend:SavedModelBackend",
     "tflite": "fomm_convert.runtime.tflite_backend:TFLiteBackend",
     "onnx": "fomm_convert.runtime.onnx_backend:ONNXBackend",
+    "executorch": "fomm_convert.runtime.executorch_backend:ExecuTorchBackend",
 }
 # The third-party runtimes over a format's files (formats.RUNTIME_FORMATS) run in this
 # process, or else in the browser.
