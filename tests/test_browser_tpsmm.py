@@ -75,9 +75,19 @@ def test_predict_meets_the_oracle(backends, runtime):
     backend = backends[runtime]
     assert isinstance(backend, SignatureCalls)
     expected = oracle("tiny")
+    if runtime in WEBGPU_RUNTIMES:  # SwiftShader runs the GPU on the CPU: 8 frames ~10 min
+        expected = first_frames(expected, 2)
     ours = predict(backend, nhwc(expected["source"]), nhwc(expected["driving"]))
     assert set(ours) == CONTRACT
     assert_meets(ours, expected, runtime)
+
+
+def first_frames(expected: dict, count: int) -> dict:
+    """The oracle's case cut to its first `count` driving frames (relative mode's initial
+    frame is frame 0, so every array of those frames is unchanged)."""
+    frames = len(expected["driving"])
+    return {name: value[:count] if value.ndim and len(value) == frames else value
+            for name, value in expected.items()}
 
 
 @pytest.fixture(scope="module")
