@@ -8,12 +8,15 @@ ExecuTorch is the `executorch` extra (pyproject.toml, in dev); without it the te
 it fail when CI=true and skip elsewhere, naming what to install."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import struct
+from importlib.metadata import version
 
 import pytest
 
+from fomm_convert.bundle.manifest import toolchain_packages
 from fomm_convert.bundle.models_check import ModelFileError
 from fomm_convert.bundle.models_check.executorch import read_facts
 from fomm_convert.extras import missing_extra
@@ -22,7 +25,7 @@ from fomm_convert.formats import EXECUTORCH_FOLDER
 from conftest import (FIXTURES, build_in_process_of_its_own, config_path, demo_media,
                       missing_tool)
 from oracle_policy import predict_meets_oracle
-from test_hostile_bundle import command, refusal
+from test_hostile_bundle import command, refusal, resign
 from test_hostile_models import resync
 
 CASES = {"tiny": "tiny-seed7.pth.tar", "tiny-single-jac": "tiny-single-jac-seed7.pth.tar"}
@@ -63,6 +66,17 @@ def test_missing_extra_names_it():
         "pip install 'fomm-convert[executorch]'")
 
 
+# The packages a manifest records before ExecuTorch (every other bundle's manifest keeps
+# exactly these).
+TOOLCHAIN = ("tensorflow", "torch", "onnx", "onnxruntime", "ai-edge-litert", "numpy",
+             "flatbuffers")
+
+
+def test_toolchain_adds_executorch_only_with_its_files():
+    assert toolchain_packages(["tflite", "onnx", "savedmodel", "tflite-int8"]) == TOOLCHAIN
+    assert toolchain_packages(["executorch", "onnx"]) == (*TOOLCHAIN, "executorch")
+
+
 # ------------------------------------------------------------------ built bundles (slow)
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
@@ -91,6 +105,21 @@ def test_predict_meets_the_oracle(bundles, tmp_path, case):
     called one by one on the batch-1 files."""
     predict_meets_oracle(bundles(case), "executorch", FIXTURES / f"{case}.npz",
                          tmp_path / "out.npz")
+
+
+@pytest.mark.slow
+def test_manifest_records_executorch_version(bundles, tmp_path):
+    """The manifest (and so the bundle's version) records ExecuTorch's version; a manifest
+    re-signed without it is refused in one line naming the field."""
+    manifest = json.loads((bundles("tiny") / "manifest.json").read_text())
+    assert list(manifest["toolchain"])[1:] == [*TOOLCHAIN, "executorch"]
+    assert manifest["toolchain"]["executorch"] == version("executorch")
+    bundle = tmp_path / "b"
+    shutil.copytree(bundles("tiny"), bundle)
+    del manifest["toolchain"]["executorch"]
+    (bundle / "manifest.json").write_text(json.dumps(resign(manifest)))
+    line = refusal(command("verify", bundle, "--files-only", cwd=tmp_path))
+    assert line == f"{bundle / 'manifest.json'}: toolchain.executorch: missing", line
 
 
 def _replace(old: bytes, new: bytes):
