@@ -54,7 +54,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow and not browser and not network" -n 2 --dist loadfile
 
 # Speed and memory of every format of a synthetic vox bundle (and OpenVINO on its ONNX
-# files) against PyTorch eager (minutes, ExecuTorch's export about 10 of them; noisy on a
+# files) against PyTorch eager (minutes, ExecuTorch's export 4 to 11 of them; noisy on a
 # shared machine: it interleaves rounds and reports medians).
 BENCH := artifacts/bench
 MEDIA := $(wildcard ../shared/media/driving.mp4)
