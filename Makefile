@@ -54,13 +54,13 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow and not browser and not network" -n 2 --dist loadfile
 
 # Speed and memory of every format of a synthetic vox bundle (and OpenVINO on its ONNX
-# files) against PyTorch eager (minutes; noisy on a shared machine: it interleaves rounds
-# and reports medians).
+# files) against PyTorch eager (minutes, ExecuTorch's export 4 to 11 of them; noisy on a
+# shared machine: it interleaves rounds and reports medians).
 BENCH := artifacts/bench
 MEDIA := $(wildcard ../shared/media/driving.mp4)
 bench: install
 	$(FC) build --dataset vox --synthetic --force --out $(BENCH)/vox \
-	    --formats savedmodel,tflite,tflite-fp16,tflite-int8,onnx,tflite-static,tflite-static-fp16
+	    --formats savedmodel,tflite,tflite-fp16,tflite-int8,onnx,tflite-static,tflite-static-fp16,executorch
 	$(FC) bench --bundle $(BENCH)/vox --checkpoint checkpoints/vox-synthetic-seed7.pth.tar \
 	    --threads 1,2 --repeats 5 --json $(BENCH)/vox.json $(if $(MEDIA),--quality-media ../shared/media)
 	# TPSMM: its default formats (a synthetic tpsmm-vox build fails its avd gate until

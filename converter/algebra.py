@@ -13,6 +13,8 @@ layout); every rewrite is computed in float64 and rounded to float32 once.
   of F(2x2, 2x2).
 - `stride2_kernel`: a KxK conv with few output channels -> a stride-2 conv with 4*C_out
   channels (then depth-to-space).
+- `pairwise_sum`: partial sums of any framework's tensors added as a balanced tree (the
+  chunked convolutions of the TFLite and ExecuTorch keypoint detectors).
 """
 from __future__ import annotations
 
@@ -144,3 +146,11 @@ def stride2_kernel(kernel) -> np.ndarray:
         for b in range(2):
             out[a:a + k, b:b + k, :, a * 2 + b, :] = kernel
     return out.reshape(k + 1, k + 1, cin, 4 * cout).astype(np.float32)
+
+
+def pairwise_sum(parts: list):
+    """parts[0] + parts[1] + ... as a balanced tree of adds (numpy, TF or torch tensors)."""
+    while len(parts) > 1:
+        parts = [parts[i] + parts[i + 1] if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return parts[0]

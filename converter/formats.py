@@ -19,6 +19,9 @@ class Format:
     default: bool
     static: bool = False  # every batch dimension 1 (runtimes without resize; called per example)
     extra: str | None = None  # the package extra its exporter and runtime need, beyond convert
+    # Packages beyond bundle.manifest.TOOLCHAIN whose versions decide its files: recorded in
+    # the manifest (and the bundle's version) of a bundle that holds it, of no other.
+    toolchain: tuple[str, ...] = ()
 
     def files(self, family) -> tuple[str, ...]:
         """The bundle paths it adds for a family's models (SavedModels: their
@@ -42,7 +45,8 @@ FORMATS = {f.name: f for f in (
     Format("tflite-static", "tflite", "fp32", True, static=True),
     Format("tflite-static-fp16", "tflite", "fp16", True, static=True),
     # Opt-in: its export takes minutes on the tiny config, and its toolchain is an extra.
-    Format("executorch", "executorch", "fp32", False, static=True, extra="executorch"),
+    Format("executorch", "executorch", "fp32", False, static=True, extra="executorch",
+           toolchain=("executorch",)),
 )}
 FORMAT_NAMES = tuple(FORMATS)
 # The formats the convert extra alone builds and runs.

@@ -8,12 +8,15 @@ ExecuTorch is the `executorch` extra (pyproject.toml, in dev); without it the te
 it fail when CI=true and skip elsewhere, naming what to install."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import struct
+from importlib.metadata import version
 
 import pytest
 
+from fomm_convert.bundle.manifest import toolchain_packages
 from fomm_convert.bundle.models_check import ModelFileError
 from fomm_convert.bundle.models_check.executorch import read_facts
 from fomm_convert.extras import missing_extra
@@ -22,7 +25,7 @@ from fomm_convert.formats import EXECUTORCH_FOLDER
 from conftest import (FIXTURES, build_in_process_of_its_own, config_path, demo_media,
                       missing_tool)
 from oracle_policy import predict_meets_oracle
-from test_hostile_bundle import command, refusal
+from test_hostile_bundle import command, refusal, resign
 from test_hostile_models import resync
 
 CASES = {"tiny": "tiny-seed7.pth.tar", "tiny-single-jac": "tiny-single-jac-seed7.pth.tar"}
@@ -63,6 +66,42 @@ def test_missing_extra_names_it():
         "pip install 'fomm-convert[executorch]'")
 
 
+# The packages a manifest records before ExecuTorch (every other bundle's manifest keeps
+# exactly these).
+TOOLCHAIN = ("tensorflow", "torch", "onnx", "onnxruntime", "ai-edge-litert", "numpy",
+             "flatbuffers")
+
+
+def test_toolchain_adds_executorch_only_with_its_files():
+    assert toolchain_packages(["tflite", "onnx", "savedmodel", "tflite-int8"]) == TOOLCHAIN
+    assert toolchain_packages(["executorch", "onnx"]) == (*TOOLCHAIN, "executorch")
+
+
+def test_chunked_convs_are_the_same_convolutions():
+    """The detector's convolutions over more than 16 channels become sums over 16-channel
+    slices (export/executorch.py): the float64 convolution's numbers, the others kept."""
+    import torch
+    from torch import nn
+    from fomm_convert.export.executorch import ChunkedConv2d, chunked_convs
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(40, 7, 3, padding=1), nn.Conv2d(7, 5, 3),
+                          nn.Conv2d(40, 3, 1, bias=False), nn.Conv2d(40, 40, 3, groups=40))
+    x = torch.randn(2, 40, 9, 9)
+    with torch.no_grad():
+        wide = torch.cat([model[0](x), model[2](x)], 1)
+        exact = torch.cat([nn.functional.conv2d(x.double(), m.weight.double(), None if m.bias
+                                                is None else m.bias.double(), padding=m.padding)
+                           for m in (model[0], model[2])], 1)
+        chunked_convs(model)
+        chunked = torch.cat([model[0](x), model[2](x)], 1)
+    assert [type(m).__name__ for m in model] == ["ChunkedConv2d", "Conv2d", "ChunkedConv2d",
+                                                 "Conv2d"]
+    assert [p.in_channels for p in model[0].parts] == [16, 16, 8]
+    assert isinstance(model[2], ChunkedConv2d) and model[2].parts[0].bias is None
+    assert (chunked.double() - exact).abs().max() < 2e-6
+    assert (wide.double() - exact).abs().max() < 2e-6
+
+
 # ------------------------------------------------------------------ built bundles (slow)
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
@@ -91,6 +130,21 @@ def test_predict_meets_the_oracle(bundles, tmp_path, case):
     called one by one on the batch-1 files."""
     predict_meets_oracle(bundles(case), "executorch", FIXTURES / f"{case}.npz",
                          tmp_path / "out.npz")
+
+
+@pytest.mark.slow
+def test_manifest_records_executorch_version(bundles, tmp_path):
+    """The manifest (and so the bundle's version) records ExecuTorch's version; a manifest
+    re-signed without it is refused in one line naming the field."""
+    manifest = json.loads((bundles("tiny") / "manifest.json").read_text())
+    assert sorted(manifest["toolchain"]) == sorted(["fomm-convert", *TOOLCHAIN, "executorch"])
+    assert manifest["toolchain"]["executorch"] == version("executorch")
+    bundle = tmp_path / "b"
+    shutil.copytree(bundles("tiny"), bundle)
+    del manifest["toolchain"]["executorch"]
+    (bundle / "manifest.json").write_text(json.dumps(resign(manifest)))
+    line = refusal(command("verify", bundle, "--files-only", cwd=tmp_path))
+    assert line == f"{bundle / 'manifest.json'}: toolchain.executorch: missing", line
 
 
 def _replace(old: bytes, new: bytes):

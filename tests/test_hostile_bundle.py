@@ -217,6 +217,9 @@ MANIFEST_CASES = [
                                                                 r"digest"),
     ("toolchain-type", lambda m: m["toolchain"].update(numpy=5),
      r"toolchain\.numpy: expected a string, got an integer"),
+    # A package only an ExecuTorch bundle records (bundle.manifest.toolchain_packages).
+    ("toolchain-executorch", lambda m: resign(m["toolchain"].update(executorch="1.5.1") or m),
+     r"manifest\.json: toolchain: unknown field 'executorch'$"),
     ("spec-extra", lambda m: resign(m["spec"].update(description="x") or m),
      r"spec: not as build writes it"),
     ("quality", lambda m: m.update(quality={"tflite-int8": {}}), r"quality: holds"),

@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version as package_version
 from pathlib import Path
 
 from ..errors import FommError
+from ..formats import FORMATS
 from ..io import file_sha256
 from ..limits import BUNDLE_MAX_DEPTH, BUNDLE_MAX_FILES, MANIFEST_MAX_BYTES
 from ..version import __version__
@@ -28,9 +29,17 @@ class BundleError(FommError):
     """A bundle cannot be written, opened or run, or does not verify."""
 
 
-def toolchain_versions() -> dict:
+def toolchain_packages(formats) -> tuple[str, ...]:
+    """The packages a manifest of a bundle of these formats records: TOOLCHAIN, then those
+    of its formats (formats.Format.toolchain)."""
+    extra = (p for name in formats for p in FORMATS[name].toolchain)
+    return TOOLCHAIN + tuple(dict.fromkeys(p for p in extra if p not in TOOLCHAIN))
+
+
+def toolchain_versions(formats=()) -> dict:
+    """The installed versions of toolchain_packages(formats) (None: not installed)."""
     versions = {CONVERTER: __version__}
-    for name in TOOLCHAIN:
+    for name in toolchain_packages(formats):
         try:
             versions[name] = package_version(name)
         except PackageNotFoundError:
@@ -44,7 +53,7 @@ def bundle_version(spec_dict: dict, weights_sha256: dict, formats, synthetic: bo
 
     toolchain: the versions a manifest records (default: the installed ones), so that a
     bundle's version can be recomputed from its manifest wherever it is opened."""
-    toolchain = toolchain_versions() if toolchain is None else toolchain
+    toolchain = toolchain_versions(formats) if toolchain is None else toolchain
     converter = toolchain[CONVERTER]
     identity = json.dumps({"converter": converter, "toolchain": toolchain,
                            "spec": spec_dict, "weights": weights_sha256,

@@ -20,7 +20,8 @@ from ..io import json_text
 from ..licence import licence
 from ..limits import BUNDLE_MAX_DEPTH, BUNDLE_MAX_FILES, VERSION_MAX_CHARS
 from ..paths import BUNDLE_PATH_PART, is_file_name, is_plain_name
-from .manifest import CONVERTER, MANIFEST, TOOLCHAIN, BundleError, bundle_version, json_type
+from .manifest import (CONVERTER, MANIFEST, BundleError, bundle_version, json_type,
+                       toolchain_packages)
 
 FIELDS = ("checkpoint", "dataset", "files", "formats", "licence", "parity", "quality", "spec",
           "synthetic", "toolchain", "version")
@@ -122,7 +123,8 @@ def validate_manifest(bundle, manifest: dict) -> None:
     for net in family.networks:
         f.matching(f"checkpoint.weights_sha256.{net}", weights[net], HEX64,
                    "a sha256 (64 hex digits)")
-    toolchain = f.object("toolchain", manifest["toolchain"], (CONVERTER, *TOOLCHAIN))
+    toolchain = f.object("toolchain", manifest["toolchain"],
+                         (CONVERTER, *toolchain_packages(formats)))
     for name, value in toolchain.items():
         if value is not None or name == CONVERTER:
             f.matching(f"toolchain.{name}", value, VERSION, "a version")

@@ -113,7 +113,9 @@ def build(spec: Spec, checkpoint_path: Path, formats=None, out: Path | None = No
     progress = Progress(echo)
     checkpoint = load_checkpoint(checkpoint_path, family=spec.family)
     weights = weights_sha256(checkpoint)
-    version = bundle_version(spec.to_dict(), weights, formats, checkpoint.synthetic, {})
+    toolchain = toolchain_versions(formats)
+    version = bundle_version(spec.to_dict(), weights, formats, checkpoint.synthetic, {},
+                             toolchain)
     final = Path(out) if out else ARTIFACTS / spec.name / version
     archive = (final.parent.parent if out is None else final.parent) \
         / bundle_archive_name(spec.name, version)
@@ -129,7 +131,7 @@ def build(spec: Spec, checkpoint_path: Path, formats=None, out: Path | None = No
                 "dataset": spec.name, "version": version, "spec": spec.to_dict(),
                 "checkpoint": checkpoint_info(checkpoint, weights),
                 "synthetic": checkpoint.synthetic,
-                "formats": list(formats), "toolchain": toolchain_versions(),
+                "formats": list(formats), "toolchain": toolchain,
                 "parity": {name: summary(r) for name, r in reports.items()},
                 "quality": quality,
                 "licence": licence(family, checkpoint.synthetic),

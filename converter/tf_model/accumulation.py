@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from ..algebra import pairwise_sum
 from . import ops
 from .blocks import Block, Conv2d
 
@@ -43,14 +44,6 @@ class ChunkedConv2d(Conv2d):
                  for i in range(0, channels, self.chunk)]
         out = pairwise_sum(parts)
         return self._tap(taps, out if self.bias is None else tf.nn.bias_add(out, self.bias))
-
-
-def pairwise_sum(parts: list[tf.Tensor]) -> tf.Tensor:
-    """parts[0] + parts[1] + ... as a balanced tree of adds."""
-    while len(parts) > 1:
-        parts = [parts[i] + parts[i + 1] if i + 1 < len(parts) else parts[i]
-                 for i in range(0, len(parts), 2)]
-    return parts[0]
 
 
 def chunked_accumulation(module: Block, chunk: int) -> Block:
