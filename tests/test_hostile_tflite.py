@@ -15,8 +15,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -25,7 +23,6 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
-from fomm_convert.bundle.models_check import ModelFileError
 from fomm_convert.bundle.models_check.tflite import check_file
 from fomm_convert.bundle.open import checked_manifest
 from fomm_convert.formats import FORMATS, tflite_filename

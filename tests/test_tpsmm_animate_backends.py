@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
-import numpy as np
 import pytest
 
 import fomm_convert

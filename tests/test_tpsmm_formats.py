@@ -22,7 +22,7 @@ from fomm_convert.export.tflite_file import read_tflite_metadata
 from fomm_convert.export.tflite_graph import read_graph
 from fomm_convert.families import FAMILIES
 
-from conftest import TPSMM_ORACLE, fast_first, require_tpsmm_oracle
+from conftest import TPSMM_ORACLE, require_tpsmm_oracle
 from test_tpsmm_family import CONTRACT, assert_within, errors, oracle
 
 TPSMM = FAMILIES["tpsmm"]
