@@ -20,7 +20,7 @@ from fomm_convert.runtime import load_backend
 
 from conftest import (FIXTURES, ORACLE, ROOT, build_in_process_of_its_own, config_path,
                       missing_tool)
-from oracle_policy import STAGE, predict_meets_oracle
+from oracle_policy import STAGE, assert_matches_oracle, predict_meets_oracle
 
 # The oracle's cases with recorded outputs: config -> checkpoint.
 CASES = {"tiny": "tiny-seed7.pth.tar", "tiny-single-jac": "tiny-single-jac-seed7.pth.tar"}
