@@ -224,8 +224,7 @@ def run_animate(prepared: Prepared, source_path, driving_path, out, *, mode,
     literal join).
     """
     stream = stream if stream is not None else sys.stderr
-    if batch_size is None:
-        batch_size = mode.frames_per_call(prepared.batch_size)
+    batch_size = mode.frames_per_call(prepared.batch_size) if batch_size is None else batch_size
     size = frame_size(prepared.spec)
     output_kind(out)  # an unknown output type fails before any work
     check_distinct(out, source_path, driving_path)
