@@ -30,7 +30,7 @@ from .memory import MB, Sampler, Stages, peak_rss_bytes, uss_bytes
 ITEMS = ("frame", "kp_detector", "process_kp_driving", "generator_encoded", "generator")
 
 
-def _items(backend, spec) -> dict:
+def timed_items(backend, spec) -> dict:
     """The timed calls on the demo's drawn face, each a closure over its prepared inputs;
     the keypoints normalised in the spec's animation mode (vox: relative, adapted scale;
     TPSMM's: relative, process_kp_driving as well)."""
@@ -77,7 +77,7 @@ def run_worker(backend_name: str, threads: int, bundle: str, checkpoint: str, wa
         protocol.write(json.dumps({"error": str(exc)}) + "\n")
         return
     stages.mark("loaded")
-    items = _items(backend, opened.spec)
+    items = timed_items(backend, opened.spec)
     for _ in range(warmup):
         for run in items.values():
             run()

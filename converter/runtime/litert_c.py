@@ -38,6 +38,9 @@ _WEIGHT_CACHE = ":memory"
 # float32: 101 MB less, the same bytes out, no measurable time).
 _XNNPACK_FLAGS = 0x1 | 0x2 | 0x20
 _size, _cstr = ctypes.c_size_t, ctypes.c_char_p
+# LiteRT's runtime options travel as TOML text under this name (its
+# LiteRtRuntimeOptionsT::Identifier in the pinned version).
+_RUNTIME_OPTIONS, _PROFILING = b"runtime_options_string", b"enable_profiling = true\n"
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,10 @@ def aligned_empty(shape) -> np.ndarray:
 class CompiledModel:
     """One .tflite file compiled for the CPU with `threads` threads (None: the runtime's
     choice). run() takes and gives float32 arrays by name; inputs are resized to each
-    call's shapes (when they changed), so any batch the file allows works."""
+    call's shapes (when they changed), so any batch the file allows works. With
+    `profile`, the runtime times each op (start_profile, profile_summary)."""
 
-    def __init__(self, path, threads: int | None = None):
+    def __init__(self, path, threads: int | None = None, profile: bool = False):
         lib, environment = runtime()
         self.lib, self.path = lib, Path(path)
         self._model, self._options, self._compiled = H(), H(), H()
@@ -84,12 +88,50 @@ class CompiledModel:
                                             ctypes.cast(self._settings, ctypes.c_void_p),
                                             NOTHING_TO_FREE, ctypes.byref(cpu)), "CPU options")
         check(lib.LiteRtAddOpaqueOptions(self._options, cpu), "CPU options")
+        if profile:
+            self._add_runtime_options(_PROFILING)
         check(lib.LiteRtCreateCompiledModel(environment, self._model, self._options,
                                             ctypes.byref(self._compiled)), "compiling")
         self._shapes = {}  # signature -> the input shapes it is resized to
         # signature -> its outputs' shapes as the runtime holds them (declared until run)
         self._held = {key: [tuple(max(d, 1) for d in shape) for shape in s.outputs.values()]
                       for key, s in self.signatures.items()}
+
+    def _add_runtime_options(self, text: bytes):
+        payload = ctypes.create_string_buffer(text)
+        self._runtime_settings = payload  # kept: the runtime reads it when compiling
+        handle = H()
+        check(self.lib.LiteRtCreateOpaqueOptions(_RUNTIME_OPTIONS,
+                                                 ctypes.cast(payload, ctypes.c_void_p),
+                                                 NOTHING_TO_FREE, ctypes.byref(handle)),
+              "runtime options")
+        check(self.lib.LiteRtAddOpaqueOptions(self._options, handle), "runtime options")
+
+    def start_profile(self):
+        """Clear the profiler of a model made with `profile` and record from here on."""
+        profiler = self._profiler()
+        check(self.lib.LiteRtResetProfiler(profiler), "resetting the profiler")
+        check(self.lib.LiteRtStartProfiler(profiler), "starting the profiler")
+
+    def profile_summary(self) -> str:
+        """Stop the profiler: LiteRT's per-op summary of the runs since start_profile (the
+        tables of TFLite's benchmark_model: run order, top ops, by node type)."""
+        profiler, text = self._profiler(), ctypes.c_void_p()
+        check(self.lib.LiteRtStopProfiler(profiler), "stopping the profiler")
+        check(self.lib.LiteRtGetProfileSummary(profiler, self._compiled, ctypes.byref(text)),
+              "the profile summary")
+        try:
+            return ctypes.string_at(text).decode()
+        finally:
+            _libc_free(text)
+
+    def _profiler(self):
+        profiler = H()
+        check(self.lib.LiteRtCompiledModelGetProfiler(self._compiled, ctypes.byref(profiler)),
+              f"{self.path.name}: its profiler")
+        if not profiler:
+            raise LiteRtError(f"{self.path.name}: no profiler (compiled without profile=True)")
+        return profiler
 
     def _read_signatures(self) -> dict[str, DeclaredSignature]:
         lib, count = self.lib, _size()
@@ -230,6 +272,13 @@ def _count(shape) -> int:
 
 def _fits(shape: tuple, declared: tuple) -> bool:
     return len(shape) == len(declared) and all(d in (-1, n) for n, d in zip(shape, declared))
+
+
+def _libc_free(pointer):
+    """free() of the C library, for the strings LiteRT hands over with malloc."""
+    libc = ctypes.CDLL(None)
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.free(pointer)
 
 
 def _destroy(lib, compiled, options, model):

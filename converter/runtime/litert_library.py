@@ -96,6 +96,12 @@ _PROTOTYPES = {
     "LiteRtGetTensorBufferPackedSize": [H, _ptr(_size)],
     "LiteRtDestroyTensorBuffer": [H],
     "LiteRtRunCompiledModel": [H, _size, _size, _ptr(H), _size, _ptr(H)],
+    # The runtime's per-op profiler (a compiled model made with profiling on).
+    "LiteRtCompiledModelGetProfiler": [H, _ptr(H)],
+    "LiteRtResetProfiler": [H],
+    "LiteRtStartProfiler": [H],
+    "LiteRtStopProfiler": [H],
+    "LiteRtGetProfileSummary": [H, H, _ptr(ctypes.c_void_p)],
 }
 _VOID = {"LiteRtDestroyModel", "LiteRtDestroyOptions", "LiteRtDestroyCompiledModel",
          "LiteRtDestroyTensorBuffer"}

@@ -27,11 +27,12 @@ from .file_pages import release_file_pages
 from .litert_c import CompiledModel, LiteRtError
 
 
-def _compiled(path: Path, threads, contract: dict[str, Signature], static: bool):
+def _compiled(path: Path, threads, contract: dict[str, Signature], static: bool,
+              profile: bool = False):
     """A compiled model whose signatures declare the contract's; anything else is a
     one-line ValueError naming the file."""
     try:
-        compiled = CompiledModel(path, threads)
+        compiled = CompiledModel(path, threads, profile)
     except LiteRtError as exc:
         raise ValueError(f"{path}: LiteRT cannot load it ({one_line(exc)})") from None
     batch = 1 if static else -1
@@ -54,7 +55,7 @@ def _show(shapes: dict) -> str:
 
 class TFLiteBackend(SpecBackend):
     def __init__(self, spec, bundle, precision: str = "fp32", static: bool = False,
-                 threads: int | None = None):
+                 threads: int | None = None, profile: bool = False):
         super().__init__(spec)
         self.precision, self.static = precision, static
         self.signatures = family_of(spec).signatures(spec)
@@ -63,7 +64,8 @@ class TFLiteBackend(SpecBackend):
         missing = [p.name for p in self.paths.values() if not p.is_file()]
         if missing:
             raise FileNotFoundError(f"{root}: no {', '.join(missing)}")
-        self.models = {m: _compiled(p, threads, self.signatures[m], static)
+        # profile: LiteRT times every op (scripts/profile_tflite.py reads it)
+        self.models = {m: _compiled(p, threads, self.signatures[m], static, profile)
                        for m, p in self.paths.items()}
         self._prepared = set()  # (model, signature) run at least once
 
