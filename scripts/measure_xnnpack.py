@@ -1,9 +1,10 @@
 """Measure again what each form of the fast graph's convolutions costs on XNNPACK (TFLite),
 per layer shape, as converter/tf_model/fast.py writes them, at 1 and 2 threads: 3x3 convs
 direct, by Winograd F(2x2, 3x3) and F(4x4, 3x3); up blocks (nearest x2 + 3x3 conv + ReLU)
-as the phase conv and as the phase conv by Winograd F(2x2, 2x2). The tables are what
-architecture.winograd_tile's and use_phase_winograd's "xnnpack" rules and their comments
-rest on.
+as the phase conv and as the phase conv by Winograd F(2x2, 2x2); the dense motion's 7x7
+mask and occlusion heads (K+1 and 1 output channels on the same input) as two convs and
+as one. The tables are what architecture.winograd_tile's and use_phase_winograd's
+"xnnpack" rules and their comments rest on.
 
 Each form of each shape is one micro-model (a batch-dynamic input, as in the bundles'
 files), converted with builtin ops only and run by ai_edge_litert's Interpreter (XNNPACK
@@ -15,6 +16,7 @@ unit-variance inputs, and the file size.
 
     .venv/bin/python scripts/measure_xnnpack.py [--config vox] [--threads 1,2] [--rounds 7]
                                                 [--convs 64x64:256:256,...] [--ups ...]
+                                                [--heads 64x64:108:12]
 """
 from __future__ import annotations
 
@@ -53,16 +55,33 @@ def _up_forms(kernel, bias):
             "phase-F2x2": lambda x: winograd_phase_conv(x, u, b)}
 
 
+def _head_forms(kernel, bias):
+    """{form: NHWC function} of the dense motion's 7x7 (pad 3) heads on one input, the
+    mask's (all output channels but the last) and the occlusion map's (the last)."""
+    mask, occlusion = (tf.constant(kernel[..., :-1]), tf.constant(bias[:-1])), \
+        (tf.constant(kernel[..., -1:]), tf.constant(bias[-1:]))
+    k, b = tf.constant(kernel), tf.constant(bias)
+    return {"two convs": lambda x: tf.concat([ops.conv2d(x, *mask, 3),
+                                              ops.conv2d(x, *occlusion, 3)], axis=-1),
+            "one conv": lambda x: ops.conv2d(x, k, b, 3)}
+
+
 def _conv_reference(x, kernel, bias):
     return ops.conv2d(x, kernel, bias, 1).numpy()
+
+
+def _head_reference(x, kernel, bias):
+    return ops.conv2d(x, kernel, bias, 3).numpy()
 
 
 def _up_reference(x, kernel, bias):
     return tf.nn.relu(ops.conv2d(ops.upsample_nearest2x(x), kernel, bias, 1)).numpy()
 
 
-KINDS = {"conv": ("3x3 conv", _conv_forms, _conv_reference),
-         "up": ("up block (input size)", _up_forms, _up_reference)}
+# kind -> (title, forms, reference, kernel size)
+KINDS = {"conv": ("3x3 conv", _conv_forms, _conv_reference, 3),
+         "up": ("up block (input size)", _up_forms, _up_reference, 3),
+         "head": ("mask + occlusion heads (7x7)", _head_forms, _head_reference, 7)}
 
 
 def layer_shapes(config: str) -> dict[str, list[tuple[int, int, int, int]]]:
@@ -78,15 +97,19 @@ def layer_shapes(config: str) -> dict[str, list[tuple[int, int, int, int]]]:
     inner = halved(frame, len(down))
     convs.append((*inner, bottleneck, bottleneck))
     ups = [(inner[0] << i, inner[1] << i, cin, cout) for i, (cin, cout) in enumerate(up)]
-    encoder, decoder = hourglass_channels(dp["block_expansion"],
-                                          (spec.num_kp + 1) * (spec.frame_shape[2] + 1),
+    motions = (spec.num_kp + 1) * (spec.frame_shape[2] + 1)  # the hourglass's input
+    encoder, decoder = hourglass_channels(dp["block_expansion"], motions,
                                           dp["num_blocks"], dp["max_features"])
     size = downsampled_size(frame, dp["scale_factor"])
     convs += [(*halved(size, i), cin, cout) for i, (cin, cout) in enumerate(encoder)]
     ups += [(*halved(size, len(decoder) - j), cin, cout)
             for j, (cin, cout) in enumerate(decoder)]
     ups = [s for s in ups if use_phase_conv(s[:2])]
-    return {"conv": list(dict.fromkeys(convs)), "up": list(dict.fromkeys(ups))}
+    # The heads read the hourglass's output (its input and block_expansion channels).
+    heads = [(*size, dp["block_expansion"] + motions, spec.num_kp + 2)
+             ] if spec.generator["estimate_occlusion_map"] else []
+    return {"conv": list(dict.fromkeys(convs)), "up": list(dict.fromkeys(ups)),
+            "head": heads}
 
 
 def micro_model(function, shape) -> bytes:
@@ -127,9 +150,10 @@ def call(it: Interpreter, x) -> float:
 def measure(kind: str, shape, threads, rounds) -> dict:
     """{form: {"error", "mb", threads: (min ms, median ms)}} of one layer."""
     h, w, cin, cout = shape
-    _, make_forms, reference = KINDS[kind]
+    _, make_forms, reference, size = KINDS[kind]
     rng = np.random.default_rng(0)
-    kernel = (rng.standard_normal((3, 3, cin, cout)) * np.sqrt(2 / (9 * cin))).astype(np.float32)
+    kernel = (rng.standard_normal((size, size, cin, cout))
+              * np.sqrt(2 / (size * size * cin))).astype(np.float32)
     bias = (rng.standard_normal(cout) * 0.1).astype(np.float32)
     x = rng.standard_normal((1, h, w, cin)).astype(np.float32)
     expected = reference(x, kernel, bias)
@@ -173,6 +197,8 @@ def main():
     parser.add_argument("--convs", help="HxW:IN:OUT,... of 3x3 convs (default: the config's)")
     parser.add_argument("--ups", help="HxW:IN:OUT,... of up blocks, input size (default: "
                                       "the config's)")
+    parser.add_argument("--heads", help="HxW:IN:OUT,... of the dense motion's mask + "
+                                        "occlusion heads (default: the config's)")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
@@ -183,8 +209,8 @@ def main():
     threads = [int(t) for t in args.threads.split(",")]
     print(f"load at start: {open('/proc/loadavg').read().strip()}")
     for kind, shapes in layers.items():
-        title, make_forms, _ = KINDS[kind]
-        forms = list(make_forms(np.zeros((3, 3, 1, 1), np.float32), np.zeros(1, np.float32)))
+        title, make_forms, _, _ = KINDS[kind]
+        forms = list(make_forms(np.zeros((3, 3, 1, 2), np.float32), np.zeros(2, np.float32)))
         print(f"\n| {title} | " + " | ".join(f"{f} ms @{n}t (min / median)" for n in threads
                                            for f in forms)
               + " | max error | MB | ops off XNNPACK |")
