@@ -11,7 +11,7 @@ each item's outputs are bit-identical to the first variant's, and per model: its
 many XNNPACK partitions they form, the ops left to TFLite's own kernels (which run on one
 thread) with their time, and the sum of the ops' times per call. --summaries DIR keeps
 LiteRT's full summaries (run order, top ops, by node type). The profiler's own cost is in
-every figure; compare rows of one run only.
+every figure (--no-profile: the frames alone); compare rows of one run only.
 
     .venv/bin/python scripts/profile_tflite.py --bundle DIR [--variants tflite,tflite-static]
                                                [--threads 1,2] [--rounds 7] [--summaries DIR]
@@ -77,12 +77,13 @@ def _same(a, b) -> bool:
     return np.array_equal(np.asarray(a), np.asarray(b))
 
 
-def profile_threads(opened, variants, threads: int, rounds: int, summaries: Path | None):
+def profile_threads(opened, variants, threads: int, rounds: int, summaries: Path | None,
+                    profile: bool = True):
     backends, items = {}, {}
     for name in variants:
         opened.gate([name])  # no runtime is the first to parse a file
         backends[name] = load_backend(name, spec=opened.spec, bundle=opened.path,
-                                      threads=threads, profile=True)
+                                      threads=threads, profile=profile)
         items[name] = timed_items(backends[name], opened.spec)
     first = variants[0]
     outputs = {name: {item: call() for item, call in items[name].items()} for name in variants}
@@ -90,7 +91,7 @@ def profile_threads(opened, variants, threads: int, rounds: int, summaries: Path
                               if not _same(out, outputs[first][item])) for name in variants}
     for name in variants:
         items[name]["frame"]()
-        for model in backends[name].models.values():
+        for model in backends[name].models.values() if profile else ():
             model.start_profile()
     wall = {name: [] for name in variants}
     cpu = {name: [] for name in variants}
@@ -109,11 +110,19 @@ def profile_threads(opened, variants, threads: int, rounds: int, summaries: Path
         print(f"| {name} | {statistics.median(wall[name]):.1f} | "
               f"{statistics.median(cpu[name]):.1f} | {ratio:.3f} | "
               f"{', '.join(identical[name]) or 'none (bit-identical)'} |")
+    if profile:
+        _print_profiles(backends, threads, summaries)
+    for backend in backends.values():
+        for compiled in backend.models.values():
+            compiled.close()
+
+
+def _print_profiles(backends, threads: int, summaries: Path | None):
     print("\n| variant | model | ops | XNNPACK partitions | op ms per frame | outside "
           "XNNPACK: ms | outside XNNPACK: ops |")
     print("|---|---|---:|---:|---:|---:|---|")
-    for name in variants:
-        for model, compiled in backends[name].models.items():
+    for name, backend in backends.items():
+        for model, compiled in backend.models.items():
             summary = compiled.profile_summary()
             if summaries:
                 (summaries / f"{name}-{threads}t-{model}.txt").write_text(summary)
@@ -122,9 +131,6 @@ def profile_threads(opened, variants, threads: int, rounds: int, summaries: Path
                                 for op, (n, ms) in sorted(p["outside"].items()))
             print(f"| {name} | {model} | {p['ops']} | {p['partitions']} | {p['op_ms']:.1f} | "
                   f"{p['outside_ms']:.2f} | {outside or 'none'} |")
-    for backend in backends.values():
-        for compiled in backend.models.values():
-            compiled.close()
 
 
 def main():
@@ -135,6 +141,8 @@ def main():
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--summaries", type=Path, help="keep LiteRT's summaries here")
+    parser.add_argument("--no-profile", action="store_true",
+                        help="time the frames only, without the profiler's cost")
     args = parser.parse_args()
     variants = args.variants.split(",")
     unknown = [v for v in variants if v not in FORMATS or FORMATS[v].kind != "tflite"]
@@ -145,7 +153,8 @@ def main():
     opened = open_bundle(args.bundle, check=False)  # each format is gated when opened
     print(f"load average at start: {open('/proc/loadavg').read().strip()}")
     for threads in (int(t) for t in args.threads.split(",")):
-        profile_threads(opened, variants, threads, args.rounds, args.summaries)
+        profile_threads(opened, variants, threads, args.rounds, args.summaries,
+                        not args.no_profile)
 
 
 if __name__ == "__main__":

@@ -507,6 +507,11 @@ def test_the_profiler_times_every_op_of_both_kinds(built):
         (v, m) for v in frames for m in ("kp_detector", "process_kp_driving", "generator")}
     for variant, model, ops, partitions, op_ms, *_ in models:
         assert int(ops) > 10 and int(partitions) >= 1 and float(op_ms) > 0, (variant, model)
+    timed = python(str(ROOT / "scripts" / "profile_tflite.py"), "--bundle", built.bundle,
+                   "--threads", "2", "--rounds", "2", "--no-profile", cwd=ROOT)
+    assert timed.returncode == 0, timed.stderr[-3000:]
+    rows = [line.split(" | ") for line in timed.stdout.splitlines() if line.startswith("| tflite")]
+    assert sorted(len(r) for r in rows) == [5, 5], rows  # the frames, no profile
     script = textwrap.dedent("""
         import sys
         from fomm_convert.runtime.litert_c import CompiledModel, LiteRtError
