@@ -78,9 +78,11 @@ def kp_components(value: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return x, y
 
 
-def kp_gaussian(value: tf.Tensor, height: int, width: int, variance: float) -> tf.Tensor:
-    """(B, K, 2) -> (B, h, w, K): exp(-0.5 * |grid - kp|^2 / variance)."""
-    gx, gy = grid_xy_maps(height, width)
+def kp_gaussian(value: tf.Tensor, height: int, width: int, variance: float,
+                grid=None) -> tf.Tensor:
+    """(B, K, 2) -> (B, h, w, K): exp(-0.5 * |grid - kp|^2 / variance); grid: its x and y
+    maps, (1, h, w, 1) each, when not grid_xy_maps' constants."""
+    gx, gy = grid_xy_maps(height, width) if grid is None else grid
     kx, ky = kp_components(value)
     dx = gx - kx
     dy = gy - ky

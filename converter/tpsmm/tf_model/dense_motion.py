@@ -16,6 +16,7 @@ from ...tf_model.blocks import (AntiAliasInterpolation2d, Block, Conv2d, Hourgla
                                 InstanceNorm2d, UpBlock2d, assign_paths)
 from ..architecture import KP_VARIANCE, dense_motion_plan
 from . import tps
+from .grid import grid_maps
 
 
 class DenseMotionNetwork(Block):
@@ -47,8 +48,9 @@ class DenseMotionNetwork(Block):
 
     def heatmap_representations(self, height, width, kp_driving, kp_source):
         """(B, h, w, 5K+1): driving minus source gaussians, a zero channel first."""
-        heatmap = (ops.kp_gaussian(kp_driving, height, width, self.kp_variance)
-                   - ops.kp_gaussian(kp_source, height, width, self.kp_variance))
+        grid = grid_maps(height, width, kp_driving)
+        heatmap = (ops.kp_gaussian(kp_driving, height, width, self.kp_variance, grid)
+                   - ops.kp_gaussian(kp_source, height, width, self.kp_variance, grid))
         zeros = ops.tile_to_batch(tf.zeros([1, height, width, 1]), ops.batch_size(kp_driving))
         return tf.concat([zeros, heatmap], axis=-1)
 
@@ -57,7 +59,7 @@ class DenseMotionNetwork(Block):
         each TPS's."""
         warp_x, warp_y = tps.warp_grid(height, width, tps.control_points(kp_driving), theta,
                                        control_params)
-        gx, gy = ops.grid_xy_maps(height, width)
+        gx, gy = grid_maps(height, width, kp_driving)
         batch = ops.batch_size(kp_driving)
         return (tf.concat([ops.tile_to_batch(gx, batch), warp_x], axis=-1),
                 tf.concat([ops.tile_to_batch(gy, batch), warp_y], axis=-1))

@@ -15,6 +15,7 @@ import tensorflow as tf
 from ...tf_model import ops
 from ..architecture import POINTS_PER_TPS, TPS_LOG_EPSILON, TPS_REGULARIZATION
 from ..tps_solve import Ops, solve
+from .grid import grid_maps
 
 def _product(a, b) -> tf.Tensor:
     """a @ b for the solve's small matrices, (B, K, n, p) @ (B, K, p, m) with p <= 8 (a
@@ -100,9 +101,7 @@ def warp_grid(height: int, width: int, points, theta, control_params):
     T(z) = theta @ [z, 1] + sum_i U(|z - c_i|^2) w_i, in the torch reference's order: the
     affine part, then the radial terms summed over the 5 control points."""
     groups = points.shape[1]
-    grid = ops.coordinate_grid(height, width)
-    gx = tf.constant(np.repeat(grid[None, :, :, 0:1], groups, axis=3))  # (1, h, w, K)
-    gy = tf.constant(np.repeat(grid[None, :, :, 1:2], groups, axis=3))
+    gx, gy = grid_maps(height, width, points, copies=groups)  # (1, h, w, K)
     t00, t01, t02, t10, t11, t12 = coefficient_maps(theta)
     c = coefficient_maps(points)  # c_i = (c[2i], c[2i + 1])
     w = coefficient_maps(control_params)
