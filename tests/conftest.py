@@ -232,14 +232,16 @@ def once_per_run(tmp_path_factory, name: str, make):
     first to ask while the others wait on its lock and read what it made (xdist's
     documented pattern: the workers share getbasetemp().parent), so a session build costs
     minutes of CPU once, not once per worker. A make that failed is failed again by the
-    others with its message, without making it again."""
+    others with its message, without making it again (one that skipped, skipped again)."""
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
         return make(tmp_path_factory.mktemp(name))
     root = tmp_path_factory.getbasetemp().parent / "made-once"
     root.mkdir(exist_ok=True)
-    made, failed = root / f"{name}.pickle", root / f"{name}.failed"
+    made, failed, skipped = (root / f"{name}.{end}" for end in ("pickle", "failed", "skipped"))
     with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if skipped.exists():
+            pytest.skip(skipped.read_text())
         if failed.exists():
             pytest.fail(f"{name}, made by another worker, failed: {failed.read_text()}")
         if not made.exists():
@@ -247,6 +249,9 @@ def once_per_run(tmp_path_factory, name: str, make):
             folder.mkdir()
             try:
                 result = make(folder)
+            except pytest.skip.Exception as exc:  # a missing tool outside CI (missing_tool)
+                skipped.write_text(exc.msg)
+                raise
             except BaseException as exc:
                 failed.write_text(f"{type(exc).__name__}: {exc}")
                 raise
