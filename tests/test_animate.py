@@ -472,7 +472,7 @@ def error_cases(bundle, files, tmp):
         "driving missing": ({"--driving": tmp / "nope.mp4"}, "no such file"),
         "bundle tampered": ({"--bundle": tampered}, "does not verify"),
         "not a bundle": ({"--bundle": tmp}, "not a bundle"),
-        "format not in bundle": ({"--backend": "tflite-int8"}, "has no tflite-int8"),
+        "format not in bundle": ({"--backend": "executorch"}, "has no executorch"),
         "output folder impossible": ({"--out": tmp / "afile" / "out.mp4"},
                                      "cannot create its folder"),
         "output unwritable mp4": ({"--out": "/proc/out.mp4"}, "cannot write there"),
