@@ -45,13 +45,16 @@ $(WEB_STAMP): web/package.json web/package-lock.json
 all: install
 	$(FC) build-all
 
-test: install web
-	$(PY) -m pytest -q
+# Both run the tests in two pytest-xdist workers, a file's tests in one (its module fixtures
+# made once); the session's builds are made once for both (tests/conftest.py: once_per_run).
+XDIST := -n 2 --dist loadfile
 
-# The registry is reached only to make the venv (missing, or pyproject.toml changed); the
-# tests run in two workers, a file's tests in one (its module fixtures made once).
+test: install web
+	$(PY) -m pytest -q $(XDIST)
+
+# The registry is reached only to make the venv (missing, or pyproject.toml changed).
 test-fast: install
-	$(PY) -m pytest -q -m "not slow and not browser and not network" -n 2 --dist loadfile
+	$(PY) -m pytest -q -m "not slow and not browser and not network" $(XDIST)
 
 # Speed and memory of every format of a synthetic vox bundle (and OpenVINO on its ONNX
 # files) against PyTorch eager (minutes, ExecuTorch's export 4 to 11 of them; noisy on a

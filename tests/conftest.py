@@ -1,8 +1,10 @@
 """Shared test fixtures: the oracle's recorded cases and where they live."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -121,16 +123,19 @@ def require_oracle(*names):
 def vox256_checkpoint(tmp_path_factory) -> Path:
     """The oracle's vox-256 seed-7 weights, regenerated with its own script and checked."""
     require_oracle("make_weights.py", "vox-256.json", "statedicts/vox-256.json")
-    out = tmp_path_factory.mktemp("vox256") / "vox-256-seed7.pth.tar"
-    subprocess.run([sys.executable, str(ORACLE / "make_weights.py"), "--table",
-                    str(ORACLE / "statedicts" / "vox-256.json"), "--seed", "7", "--out",
-                    str(out)], check=True)
-    expected = json.loads((ORACLE / "vox-256.json").read_text())["weights_sha256"]
-    from fomm_convert.checkpoint import load_checkpoint, state_dict_sha256
-    ckpt = load_checkpoint(out)
-    assert state_dict_sha256(ckpt.kp_detector) == expected["kp_detector"]
-    assert state_dict_sha256(ckpt.generator) == expected["generator"]
-    return out
+
+    def make(folder: Path) -> Path:
+        out = folder / "vox-256-seed7.pth.tar"
+        subprocess.run([sys.executable, str(ORACLE / "make_weights.py"), "--table",
+                        str(ORACLE / "statedicts" / "vox-256.json"), "--seed", "7", "--out",
+                        str(out)], check=True)
+        expected = json.loads((ORACLE / "vox-256.json").read_text())["weights_sha256"]
+        from fomm_convert.checkpoint import load_checkpoint, state_dict_sha256
+        ckpt = load_checkpoint(out)
+        assert state_dict_sha256(ckpt.kp_detector) == expected["kp_detector"]
+        assert state_dict_sha256(ckpt.generator) == expected["generator"]
+        return out
+    return once_per_run(tmp_path_factory, "vox256", make)
 
 
 TPSMM_ORACLE = SHARED / "oracle-tpsmm"
@@ -151,16 +156,22 @@ def tpsmm_checkpoint(tmp_path_factory):
     def get(name: str, zip: bool = False) -> Path:
         if (name, zip) not in made:
             require_tpsmm_oracle("make_weights.py", f"{name}.json", f"statedicts/{name}.json")
-            path = tmp_path_factory.mktemp("tpsmm") / f"{name}-seed7.pth.tar"
-            subprocess.run([sys.executable, str(TPSMM_ORACLE / "make_weights.py"), "--table",
-                            str(TPSMM_ORACLE / "statedicts" / f"{name}.json"), "--seed", "7",
-                            "--out", str(path), *(["--zip"] if zip else [])], check=True)
-            from fomm_convert.checkpoint import load_checkpoint, weights_sha256
-            expected = json.loads((TPSMM_ORACLE / f"{name}.json").read_text())["weights_sha256"]
-            ours = weights_sha256(load_checkpoint(path, family="tpsmm"))
-            # the recorded hashes include the bg_predictor of bg configs, which we never read
-            assert ours == {net: expected[net] for net in ours}
-            made[name, zip] = path
+
+            def make(folder: Path) -> Path:
+                path = folder / f"{name}-seed7.pth.tar"
+                subprocess.run([sys.executable, str(TPSMM_ORACLE / "make_weights.py"),
+                                "--table", str(TPSMM_ORACLE / "statedicts" / f"{name}.json"),
+                                "--seed", "7", "--out", str(path),
+                                *(["--zip"] if zip else [])], check=True)
+                from fomm_convert.checkpoint import load_checkpoint, weights_sha256
+                expected = json.loads(
+                    (TPSMM_ORACLE / f"{name}.json").read_text())["weights_sha256"]
+                ours = weights_sha256(load_checkpoint(path, family="tpsmm"))
+                # the recorded hashes include the bg_predictor of bg configs, never read
+                assert ours == {net: expected[net] for net in ours}
+                return path
+            made[name, zip] = once_per_run(tmp_path_factory,
+                                           f"tpsmm-{name}{'-zip' if zip else ''}", make)
         return made[name, zip]
     return get
 
@@ -186,10 +197,11 @@ def tpsmm_bundle(tmp_path_factory, tpsmm_checkpoint):
             else:
                 require_tpsmm_oracle(f"configs/{case}.yaml")
                 config, weights = TPSMM_ORACLE / "configs" / f"{case}.yaml", "tiny"
-            out = tmp_path_factory.mktemp("bundles") / f"tpsmm-{case}"
-            made[case] = build_in_process_of_its_own(
-                out, "--formats", ",".join(FAMILIES["tpsmm"].formats), config=config,
-                checkpoint=tpsmm_checkpoint(weights))
+            made[case] = once_per_run(
+                tmp_path_factory, f"tpsmm-bundle-{case}",
+                lambda folder: build_in_process_of_its_own(
+                    folder / f"tpsmm-{case}", "--formats", ",".join(FAMILIES["tpsmm"].formats),
+                    config=config, checkpoint=tpsmm_checkpoint(weights)))
         return made[case]
     return get
 
@@ -202,16 +214,49 @@ def tiny_bundle(tmp_path_factory) -> Path:
     traced functions by a per-process counter, so two builds in one process would differ in
     saved_model.pb; two runs of the CLI do not)."""
     from fomm_convert.formats import CONVERT_FORMATS
-    out = tmp_path_factory.mktemp("bundles") / "tiny-a"
-    build_in_process_of_its_own(out, "--formats", ",".join(CONVERT_FORMATS))
-    return out
+    return once_per_run(tmp_path_factory, "tiny", lambda folder: build_in_process_of_its_own(
+        folder / "tiny-a", "--formats", ",".join(CONVERT_FORMATS)))
 
 
 @pytest.fixture(scope="session")
 @builds
 def synthetic_bundle(tmp_path_factory) -> SimpleNamespace:
     """A tiny bundle (tflite, onnx) of seed-7 synthetic weights (build_synthetic)."""
-    return build_synthetic(tmp_path_factory.mktemp("synthetic"), "tflite,onnx")
+    return once_per_run(tmp_path_factory, "synthetic",
+                        lambda folder: build_synthetic(folder, "tflite,onnx"))
+
+
+def once_per_run(tmp_path_factory, name: str, make):
+    """make(an empty folder) -> what it made, once per test run. In one process, once (the
+    session fixtures calling this cache it); in pytest-xdist's workers (make test), by the
+    first to ask while the others wait on its lock and read what it made (xdist's
+    documented pattern: the workers share getbasetemp().parent), so a session build costs
+    minutes of CPU once, not once per worker. A make that failed is failed again by the
+    others with its message, without making it again (one that skipped, skipped again)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return make(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent / "made-once"
+    root.mkdir(exist_ok=True)
+    made, failed, skipped = (root / f"{name}.{end}" for end in ("pickle", "failed", "skipped"))
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if skipped.exists():
+            pytest.skip(skipped.read_text())
+        if failed.exists():
+            pytest.fail(f"{name}, made by another worker, failed: {failed.read_text()}")
+        if not made.exists():
+            folder = root / name
+            folder.mkdir()
+            try:
+                result = make(folder)
+            except pytest.skip.Exception as exc:  # a missing tool outside CI (missing_tool)
+                skipped.write_text(exc.msg)
+                raise
+            except BaseException as exc:
+                failed.write_text(f"{type(exc).__name__}: {exc}")
+                raise
+            made.write_bytes(pickle.dumps(result))
+        return pickle.loads(made.read_bytes())
 
 
 def build_synthetic(work: Path, formats: str) -> SimpleNamespace:

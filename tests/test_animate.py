@@ -23,10 +23,8 @@ from fomm_convert.fomm.animation import Normalisation
 from fomm_convert.keypoints import detect_frame
 from fomm_convert.pipeline.predict import predict
 
-from conftest import (FIXTURES, ORACLE, ROOT, SHARED, builds, config_path, require_module,
-                      require_shared)
+from conftest import FIXTURES, ORACLE, ROOT, SHARED, require_module, require_shared
 
-TINY = config_path("tiny")
 CKPT = str(FIXTURES / "tiny-seed7.pth.tar")
 MEDIA = SHARED / "media"
 FPS = 12
@@ -62,14 +60,10 @@ def png_frames(directory) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-@builds
-def bundle(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundle") / "tiny"
-    result = subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config", TINY,
-                             "--checkpoint", CKPT, "--out", str(out), "--formats",
-                             "tflite,onnx"], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out
+def bundle(tiny_bundle):
+    """The session's tiny bundle: the same config and checkpoint; animate picks its tflite
+    files as it would a tflite,onnx bundle's (formats.FASTEST_FIRST)."""
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")
@@ -478,7 +472,7 @@ def error_cases(bundle, files, tmp):
         "driving missing": ({"--driving": tmp / "nope.mp4"}, "no such file"),
         "bundle tampered": ({"--bundle": tampered}, "does not verify"),
         "not a bundle": ({"--bundle": tmp}, "not a bundle"),
-        "format not in bundle": ({"--backend": "tflite-int8"}, "has no tflite-int8"),
+        "format not in bundle": ({"--backend": "executorch"}, "has no executorch"),
         "output folder impossible": ({"--out": tmp / "afile" / "out.mp4"},
                                      "cannot create its folder"),
         "output unwritable mp4": ({"--out": "/proc/out.mp4"}, "cannot write there"),
