@@ -41,6 +41,12 @@ def builds(fixture):
     return fixture
 
 
+# The files whose vox-256 builds take 4-10 minutes each (docs/performance.md, "The test
+# tiers"): collected first, so two workers start them early instead of one worker running
+# the last of them alone at the end.
+LONGEST_FILES = ("test_readme.py", "test_tflite.py", "test_tpsmm_torch.py", "test_tpsmm_onnx.py")
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m selects on the marks
 def pytest_collection_modifyitems(items):
     for item in items:
@@ -48,6 +54,7 @@ def pytest_collection_modifyitems(items):
         defs = [d for ds in info.name2fixturedefs.values() for d in ds] if info else []
         if any(getattr(d.func, "builds", False) for d in defs):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.path.name not in LONGEST_FILES)  # stable: files keep order
 
 
 def fast_first(first, *rest) -> list:
