@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ... import double_float as df
 from ...tf_model import ops
 from ..architecture import POINTS_PER_TPS, TPS_LOG_EPSILON, TPS_REGULARIZATION
 from ..tps_solve import Ops, solve
@@ -94,11 +95,42 @@ def coefficient_maps(t: tf.Tensor) -> list[tf.Tensor]:
     return [tf.reshape(flat[:, :, i:i + 1], [-1, 1, 1, groups]) for i in range(size)]
 
 
+# log(r^2) = log(r^2 * 2**-k) + k log 2 for the k bringing r^2 * 2**-k (exact) nearest 1,
+# where float32's log is accurate to its smaller ulp: (threshold, 2**-k, k log 2 as hi
+# and lo), k = 1..3 above, -1..-2 below (r^2 <= 8 on the grid [-1, 1]^2).
+_OCTAVES = [(2.0 ** (k - 0.5) if k > 0 else 2.0 ** (k + 0.5), 2.0 ** -k,
+             np.float32(k * np.log(2.0)),
+             np.float32(k * np.log(2.0) - np.float64(np.float32(k * np.log(2.0)))))
+            for k in (1, 2, 3, -1, -2)]
+
+
+def _log_double(head, tail):
+    """log(head + tail) as a double-float, head > 0 float32, |tail| <= ulp(head)."""
+    scale, k_hi, k_lo = 1.0, 0.0, 0.0
+    for threshold, factor, hi, lo in _OCTAVES:
+        beyond = head >= threshold if factor < 1 else head < threshold
+        scale = tf.where(beyond, factor, scale)
+        k_hi, k_lo = tf.where(beyond, hi, k_hi), tf.where(beyond, lo, k_lo)
+    reduced = head * scale
+    s, e = df.two_sum(tf.math.log(reduced), k_hi)
+    return df.fast_two_sum(s, e + (k_lo + tail / head))
+
+
+def _radial_double(r2):
+    """U(r^2) of a double-float r^2, as a double-float; 0 at r = 0, as radial."""
+    u = df.multiply(r2, _log_double(r2[0] + TPS_LOG_EPSILON, r2[1]))
+    positive = r2[0] > 0.0
+    return tf.where(positive, u[0], 0.0), tf.where(positive, u[1], 0.0)
+
+
 def warp_grid(height: int, width: int, points, theta, control_params):
     """Each TPS applied to the (h, w) grid: x and y, each (B, h, w, K).
 
-    T(z) = theta @ [z, 1] + sum_i U(|z - c_i|^2) w_i, in the torch reference's order: the
-    affine part, then the radial terms summed over the 5 control points."""
+    T(z) = theta @ [z, 1] + sum_i U(|z - c_i|^2) w_i, in the torch reference's order (the
+    radial terms summed over the 5 control points, then added to the affine part), in
+    double-float (converter/double_float.py) from float32 parameters, rounded once: in
+    float32 the sum of terms up to ~37 to warps of a few units costs ~6e-6, which the
+    generator's frames carry (docs/performance.md)."""
     groups = points.shape[1]
     grid = ops.coordinate_grid(height, width)
     gx = tf.constant(np.repeat(grid[None, :, :, 0:1], groups, axis=3))  # (1, h, w, K)
@@ -108,9 +140,12 @@ def warp_grid(height: int, width: int, points, theta, control_params):
     w = coefficient_maps(control_params)
     bent_x = bent_y = None
     for i in range(POINTS_PER_TPS):
-        dx, dy = gx - c[2 * i], gy - c[2 * i + 1]
-        u = radial(dx * dx + dy * dy)
-        term_x, term_y = u * w[2 * i], u * w[2 * i + 1]
-        bent_x = term_x if bent_x is None else bent_x + term_x
-        bent_y = term_y if bent_y is None else bent_y + term_y
-    return (t00 * gx + t01 * gy + t02) + bent_x, (t10 * gx + t11 * gy + t12) + bent_y
+        u = _radial_double(df.add(df.square(df.two_sum(gx, -c[2 * i])),
+                                  df.square(df.two_sum(gy, -c[2 * i + 1]))))
+        term_x, term_y = df.multiply_float(u, w[2 * i]), df.multiply_float(u, w[2 * i + 1])
+        bent_x = term_x if bent_x is None else df.add(bent_x, term_x)
+        bent_y = term_y if bent_y is None else df.add(bent_y, term_y)
+
+    def affine(a, b, offset):
+        return df.add_float(df.add(df.two_product(a, gx), df.two_product(b, gy)), offset)
+    return (df.add(affine(t00, t01, t02), bent_x)[0], df.add(affine(t10, t11, t12), bent_y)[0])
