@@ -136,7 +136,7 @@ class Stages:
 
         def tf_fit(kp_driving, kp_source):
             return dict(zip(("tps_theta", "tps_control_params"),
-                            tf_tps.fit(kp_driving, kp_source)))
+                            (hi for hi, _ in tf_tps.fit(kp_driving, kp_source))))
 
         def torch_fit(kp_driving, kp_source):
             return {k: v.numpy() for k, v in zip(
