@@ -1,8 +1,8 @@
 """Where TFLite's extra float32 noise in TPSMM's avd mode comes from (issue 21): each stage
 of the generator, fed the float64 torch reference's input to it (rounded to float32), run
 by the torch reference in float32 (the original's arithmetic), by the TF graph (eager),
-and by TFLite at one thread with XNNPACK and with the builtin kernels
-(BUILTIN_WITHOUT_DEFAULT_DELEGATES); each output's max abs distance to the float64
+and by TFLite (converted as the build converts) with XNNPACK and with the builtin kernels
+(BUILTIN_WITHOUT_DEFAULT_DELEGATES), at one thread or those of --threads; each output's max abs distance to the float64
 reference's output of that stage.
 
 Stages (the dense motion network at its size h x w, the inpainting at H x W):
@@ -24,7 +24,8 @@ oracle's seed-7 weights (its make_weights.py), the avd keypoints of the float64 
 (detector and AVD network in float64) rounded to float32.
 
     .venv/bin/python scripts/measure_tpsmm_avd_noise.py --checkpoint CK \
-        [--config ../shared/oracle-tpsmm/configs/tiny-rect.yaml] [--mode avd]
+        [--config ../shared/oracle-tpsmm/configs/tiny-rect.yaml] [--mode avd] \
+        [--stages tps_warp,generator] [--threads 1,2]
 """
 from __future__ import annotations
 
@@ -58,13 +59,17 @@ def nhwc(t) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(t.detach().numpy(), (0, 2, 3, 1)))
 
 
-def lite(function, owner: tf.Module, inputs: dict, kernels: str) -> dict:
-    """Convert a tf.function (builtin ops only) of owner's variables and run it at one
-    thread."""
+def convert(function, owner: tf.Module) -> bytes:
+    """A tf.function (builtin ops only) of owner's variables as a .tflite, converted as
+    the build converts (the converter's folding and canonicalisation included)."""
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [function.get_concrete_function()], owner)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    interpreter = Interpreter(model_content=converter.convert(), num_threads=1,
+    return converter.convert()
+
+
+def lite(model: bytes, inputs: dict, kernels: str, threads: int) -> dict:
+    interpreter = Interpreter(model_content=model, num_threads=threads,
                               experimental_op_resolver_type=KERNELS[kernels])
     return interpreter.get_signature_runner()(**inputs)
 
@@ -131,7 +136,7 @@ class Stages:
 
         def tf_fit(kp_driving, kp_source):
             return dict(zip(("tps_theta", "tps_control_params"),
-                            tf_tps.fit(kp_driving, kp_source)))
+                            (hi for hi, _ in tf_tps.fit(kp_driving, kp_source))))
 
         def torch_fit(kp_driving, kp_source):
             return {k: v.numpy() for k, v in zip(
@@ -250,7 +255,7 @@ def softmax(logits):
     return tf.nn.softmax(logits, axis=-1)
 
 
-def measure(stages: Stages, only=None) -> list[tuple]:
+def measure(stages: Stages, only=None, threads=(1,)) -> list[tuple]:
     rows = []
     for name, (inputs, tf_fn, torch_fn, exact) in stages.stages().items():
         if only and name not in only:
@@ -259,8 +264,10 @@ def measure(stages: Stages, only=None) -> list[tuple]:
         with torch.no_grad():
             runs = {"original": torch_fn(**inputs),
                     "tf": {k: v.numpy() for k, v in function(**inputs).items()}}
-        for kernels in KERNELS:
-            runs[kernels] = lite(function, stages.owner, inputs, kernels)
+        model = convert(function, stages.owner)
+        for n in threads:
+            for kernels in KERNELS:
+                runs[kernels, n] = lite(model, inputs, kernels, n)
         for key, value in exact.items():
             rows.append((name, key, float(np.abs(value).max()),
                          *(float(np.abs(runs[r][key] - value).max()) for r in runs)))
@@ -288,6 +295,8 @@ def main():
     parser.add_argument("--config", default="../shared/oracle-tpsmm/configs/tiny-rect.yaml")
     parser.add_argument("--mode", default="avd", choices=("avd", "relative", "standard"))
     parser.add_argument("--stages", default="", help="comma-separated; default all")
+    parser.add_argument("--threads", default="1",
+                        help="TFLite's thread counts, comma-separated (e.g. 1,2)")
     args = parser.parse_args()
     import yaml
     config = yaml.safe_load(open(args.config))
@@ -299,9 +308,10 @@ def main():
     stages = Stages(params, networks, source, kp_driving, kp_source)
     print(f"{args.config} {args.mode}, frame {frame[:2]}, driving batch {len(kp_driving)}; "
           "max abs from float64")
+    threads = [int(n) for n in args.threads.split(",")]
     print(f"{'stage':10} {'array':18} {'|max|':>8} {'original':>9} {'tf':>9} "
-          f"{'xnnpack':>9} {'builtin':>9}")
-    for row in measure(stages, set(filter(None, args.stages.split(","))) or None):
+          + " ".join(f"{f'{k}@{n}':>9}" for n in threads for k in KERNELS))
+    for row in measure(stages, set(filter(None, args.stages.split(","))) or None, threads):
         print(f"{row[0]:10} {row[1]:18} {row[2]:8.3g} "
               + " ".join(f"{v:9.2e}" for v in row[3:]))
 

@@ -41,7 +41,7 @@ LAYERS = (
     ("spec", "checkpoint", "media", "specs"),
     ("paths", "errors", "io", "architecture", "algebra", "signatures", "formats", "fixtures",
      "hull", "exact", "licence", "keypoints", "version", "limits",
-     "extras", "families"),
+     "extras", "families", "double_float"),
 )
 LEAVES = LAYERS[-1]
 # The model family packages (families.py), and the shared package whose layer each of

@@ -11,6 +11,7 @@ Tolerances (issue 21): keypoints 1e-5, the adapt scale 1e-5 relative, every othe
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -46,16 +47,23 @@ def run_predict(tmp_path, case: str, *source) -> dict:
     return dict(np.load(out))
 
 
-@pytest.mark.parametrize("case", ["tiny", pytest.param("tiny-rect", marks=[
-    pytest.mark.slow, pytest.mark.xfail(strict=True, run=False, reason=(
-        "issue 21, open: tiny-rect's build fails its TFLite avd gate: generator/avd "
-        "deformed 1.28e-4 from float64 (savedmodel 9.5e-5, onnx 8.7e-5), over 1e-4 from "
-        "the float32 original too and farther from float64 than the original (5.5e-5): "
-        "not a TFLite kernel (the builtin ones are as far) but the TPS grids' float32 "
-        "evaluation, 6e-6 off float64 as in the original, carried by the contribution "
-        "maps into the deformation and multiplied by the 47 px full-size warp "
-        "(docs/performance.md, scripts/measure_tpsmm_avd_noise.py)"))])])
-@pytest.mark.parametrize("backend", TPSMM.formats)
+# Against the recorded original, through each format's own keypoints (measured
+# 2026-12-07): tiny-rect's build passes every gate, but the whole chain of these three is
+# over 1e-4 on frames the full-size warp multiplies (tflite and tflite-static: relative
+# `deformed` 1.19e-4, avd prediction 1.52e-4; onnx: relative `deformed` 1.35e-4;
+# savedmodel within 4.9e-5). Their keypoints, within the 1e-5 policy (1.1e-6 to 1.5e-6;
+# savedmodel's 6e-7 to 9.7e-7), carry it: fed the original's recorded keypoints, their
+# generators are within 3.2e-5 of its frames (tflite: relative `deformed` 2.8e-5, avd
+# prediction 3.1e-5; onnx 1.9e-5, 2.4e-5).
+KEYPOINT_CHAIN = pytest.mark.xfail(strict=True, reason=(
+    "issue 21, open: tiny-rect's frames through this format's own keypoints are over 1e-4 "
+    "from the original (their keypoints' ~1e-6 noise, amplified by the warps)"))
+
+
+@pytest.mark.parametrize("backend,case", [
+    *((backend, "tiny") for backend in TPSMM.formats),
+    *(pytest.param(backend, "tiny-rect", marks=[pytest.mark.slow] + (
+        [] if backend == "savedmodel" else [KEYPOINT_CHAIN])) for backend in TPSMM.formats)])
 def test_every_format_meets_the_oracle(tpsmm_bundle, tmp_path, backend, case):
     """Every array of every mode, each format run by its backend (tiny in the fast tier,
     tiny-rect in the slow one)."""
@@ -64,12 +72,14 @@ def test_every_format_meets_the_oracle(tpsmm_bundle, tmp_path, backend, case):
     assert_meets(ours, oracle(case))
 
 
+# Out of every tier (`make test` included): a vox-256 build takes 12 to 47 minutes here.
+# Measured 2026-12-07, 2 cores: it passes (4 passed in 10 min, the command in the reason),
+# its build, of the oracle's seed-7 weights, passing every gate, as does `build --dataset
+# tpsmm-vox --synthetic` (docs/performance.md).
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, run=False, reason=(
-    "issue 21, open: a synthetic tpsmm-vox build fails its TFLite avd gate, even held "
-    "within the original's own float32 distance to float64 (tpsmm/parity.py hold): "
-    "frame 1.27e-3 where the original is 9.2e-4 (savedmodel 7.7e-4 passes); "
-    "docs/performance.md"))
+@pytest.mark.skipif(os.environ.get("TPSMM_VOX") != "1", reason=(
+    "a vox-256 build (12-47 min): TPSMM_VOX=1 .venv/bin/python -m pytest "
+    "tests/test_tpsmm_formats.py -k vox256"))
 @pytest.mark.parametrize("backend", TPSMM.formats)
 def test_vox256_keypoints_meet_the_oracle(tpsmm_bundle, tmp_path, backend):
     """As the torch reference (tests/test_tpsmm_torch.py, test_vox256_keypoints_end_to_end):

@@ -56,7 +56,7 @@ class DenseMotionNetwork(Block):
 
     def transformations(self, height, width, kp_driving, theta, control_params):
         """x and y of the K+1 sampling grids, each (B, h, w, K+1): the identity, then
-        each TPS's."""
+        each TPS's (theta and control_params float32 or double-floats: tps.warp_grid)."""
         warp_x, warp_y = tps.warp_grid(height, width, tps.control_points(kp_driving), theta,
                                        control_params)
         gx, gy = grid_maps(height, width, kp_driving)
@@ -97,6 +97,7 @@ class DenseMotionNetwork(Block):
                                         taps))
         occlusion_map = [tf.sigmoid(conv(features[kind][i], taps))
                          for conv, (kind, i) in zip(self.occlusion, self._occlusion_sources)]
+        theta, control_params = theta[0], control_params[0]  # rounded to float32
         out = {"contribution_maps": self._tap(taps, contribution_maps, ":contribution_maps"),
                "deformation": self._tap(taps, deformation, ":deformation", "raw"),
                "occlusion_map": [self._tap(taps, m, f":occlusion_map:{i}")
