@@ -4,9 +4,8 @@ Chromium, serving the family's model calls (load_backend: tpsmm/runtime Signatur
 held to the TPSMM oracle (keypoints 1e-5, others 1e-4 relative to magnitude above 1;
 WebGPU, on SwiftShader here, 1e-3), and where LiteRT.js WebGPU puts each op.
 
-tiny: the tiny bundle of every format (conftest.tpsmm_bundle). tiny-rect: its build fails
-its avd gate (generator/avd deformed, the tiny config's synthetic weights: issue 21's avd
-precision), so no bundle; its ONNX files, exported as tests/test_tpsmm_onnx.py does, run
+tiny: the tiny bundle of every format (conftest.tpsmm_bundle). tiny-rect: its ONNX files,
+exported as tests/test_tpsmm_onnx.py does (seconds, where a bundle build takes minutes), run
 in onnx-web. Needs chromium and web/node_modules (`make web`): without them these tests
 fail when CI=true and skip elsewhere, naming what to install.
 """
