@@ -5,7 +5,7 @@ TF tensors alike), for the sums float32 alone rounds too coarsely.
 TPSMM's TPS grids (tpsmm/tf_model/tps.py) sum radial terms up to ~37 to warps up to ~4
 (vox: weights to 32, warps 30 apart); evaluated in float32 they land ~6e-6 off float64,
 which the contribution maps and the full-size warp carry into the frames
-(docs/performance.md, "Where TFLite's extra avd noise comes from").
+(docs/performance.md, "TPSMM in the TF formats": where TFLite's extra avd noise comes from).
 
 Knuth's TwoSum and Dekker's TwoProduct (split by 2**12 + 1: TFLite's kernels have no
 fused multiply-add) are exact only if every op is rounded to float32 on its own and

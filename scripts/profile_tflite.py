@@ -3,7 +3,7 @@
 
 Each variant's files are compiled by our runtime (runtime/litert_c.py: LiteRT's C API,
 XNNPACK, the weight cache) with LiteRT's op profiler on, and the bench's frame item is run
-(bench/worker.timed_items: kp_detector + process_kp_driving + generate, source encoded
+(bench/worker.py, timed_items: kp_detector + process_kp_driving + generate, source encoded
 once, batch 1): after a warm-up the variants take turns, frame by frame (A B, B A, ...),
 so that a load on the machine weighs on them alike. Per variant it prints the frame's
 median wall and CPU time, the median of the paired ratios to the first variant, whether
