@@ -491,40 +491,6 @@ def test_a_write_past_an_output_faults(tmp_path):
         assert result.stdout == "written and read\n"
 
 
-def test_the_profiler_times_every_op_of_both_kinds(built):
-    """scripts/profile_tflite.py on the tiny bundle: both kinds' frames bit-identical, every
-    model profiled op by op (its ops in XNNPACK partitions, the summed op time positive),
-    and a model made without profiling refuses to give a summary (one LiteRtError line)."""
-    result = python(str(ROOT / "scripts" / "profile_tflite.py"), "--bundle", built.bundle,
-                    "--threads", "1", "--rounds", "2", cwd=ROOT)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| tflite")]
-    frames = {r[0][2:]: r for r in rows if len(r) == 5}
-    assert frames.keys() == {"tflite", "tflite-static"}
-    assert all(r[4] == "none (bit-identical) |" for r in frames.values()), frames
-    models = [r for r in rows if len(r) == 7]
-    assert {(r[0][2:], r[1]) for r in models} == {
-        (v, m) for v in frames for m in ("kp_detector", "process_kp_driving", "generator")}
-    for variant, model, ops, partitions, op_ms, *_ in models:
-        assert int(ops) > 10 and int(partitions) >= 1 and float(op_ms) > 0, (variant, model)
-    timed = python(str(ROOT / "scripts" / "profile_tflite.py"), "--bundle", built.bundle,
-                   "--threads", "2", "--rounds", "2", "--no-profile", cwd=ROOT)
-    assert timed.returncode == 0, timed.stderr[-3000:]
-    rows = [line.split(" | ") for line in timed.stdout.splitlines() if line.startswith("| tflite")]
-    assert sorted(len(r) for r in rows) == [5, 5], rows  # the frames, no profile
-    script = textwrap.dedent("""
-        import sys
-        from fomm_convert.runtime.litert_c import CompiledModel, LiteRtError
-        try:
-            CompiledModel(sys.argv[1], 1).profile_summary()
-        except LiteRtError as exc:
-            print(exc)
-        """)
-    refused = python("-c", script, built.bundle / "tflite" / "kp_detector.tflite", cwd=ROOT)
-    assert refused.stdout.strip() == ("kp_detector.tflite: no profiler (compiled without "
-                                      "profile=True)"), refused
-
-
 FAKE_LITERT = """Metadata-Version: 2.1
 Name: ai-edge-litert
 Version: 2.1.4
