@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -60,15 +59,10 @@ def model_profile(summary: str) -> dict:
             "outside_ms": sum(ms for _, ms in outside.values())}
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _timed(call) -> tuple[float, float, object]:
-    wall, cpu = time.perf_counter(), _cpu()
+    wall, cpu = time.perf_counter(), time.process_time()  # CPU: user + system, all threads
     out = call()
-    return (time.perf_counter() - wall) * 1e3, (_cpu() - cpu) * 1e3, out
+    return (time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3, out
 
 
 def _same(a, b) -> bool:
