@@ -8,22 +8,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fomm_convert.export.tflite import convert_savedmodel
 from fomm_convert.export.tflite_ops import op_report
 from fomm_convert.tf_model import ops
 from fomm_convert.tpsmm.tf_model.grid import grid_maps
 
 
-def float16_tflite(function) -> bytes:
-    """The function as the tflite-fp16 format converts a model (export/tflite.py)."""
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [function.get_concrete_function()], tf.Module())
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_types = [tf.float16]
-    return converter.convert()
+def float16_tflite(function, folder) -> bytes:
+    """The function as the tflite-fp16 format converts a model (export/tflite.py's
+    convert_savedmodel, from a SavedModel of it)."""
+    module = tf.Module()
+    module.grids = function
+    tf.saved_model.save(module, str(folder), signatures=function.get_concrete_function())
+    return convert_savedmodel(folder, "fp16")
 
 
 @pytest.mark.parametrize("height, width", [(64, 64), (48, 80), (384, 384)])
-def test_the_float16_file_holds_the_float32_grid_bit_for_bit(height, width):
+def test_the_float16_file_holds_the_float32_grid_bit_for_bit(height, width, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     expected = ops.coordinate_grid(height, width)
@@ -34,7 +35,7 @@ def test_the_float16_file_holds_the_float32_grid_bit_for_bit(height, width):
     def grids(kp):
         gx, gy = grid_maps(height, width, kp, copies=3)
         return {"x": gx, "y": gy}
-    flatbuffer = float16_tflite(grids)
+    flatbuffer = float16_tflite(grids, tmp_path / "grids")
     rows = op_report(flatbuffer)
     assert "DEQUANTIZE" in {r["op"] for r in rows}  # float16 constants: the pass ran
     assert all(r["gpu"] == "yes" for r in rows), rows
