@@ -128,6 +128,11 @@ def test_accelerators(backends, bundle):
     assert backends["onnx-webgpu"].accelerator["backend"] == "webgpu"
     wasm = backends["litert-js"].accelerator
     assert (wasm["backend"], wasm["threads"]) == ("wasm", 2)
+    # The binaries really loaded (issue 23): LiteRT.js's threaded relaxed-SIMD build (its
+    # compat build has no relaxed SIMD, its default one no threads), onnxruntime-web's SIMD one.
+    assert backends["litert-js"].session.ready["wasm"] == ["litert_wasm_threaded_internal.wasm"]
+    assert backends["onnx-web"].session.ready["wasm"] == ["ort-wasm-simd-threaded.wasm"]
+    assert backends["litert-js"].session.ready["crossOriginIsolated"]
     webgpu = backends["litert-js-webgpu"]
     assert webgpu.accelerator["backend"] == "webgpu"
     models = webgpu.accelerator["models"]

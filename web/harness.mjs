@@ -73,7 +73,11 @@ async function main() {
     await report(`load failed: ${err.message ?? err}`);
     return;
   }
-  await post('/api/ready', JSON.stringify({accelerator: models.accelerator,
+  // Which wasm binaries the runtime chose (SIMD, relaxed SIMD, threaded builds differ by
+  // file), so that a caller can check what really runs.
+  const wasm = performance.getEntriesByType('resource').map((e) => e.name)
+    .filter((name) => name.endsWith('.wasm')).map((name) => name.split('/').pop());
+  await post('/api/ready', JSON.stringify({accelerator: models.accelerator, wasm,
                                            crossOriginIsolated: self.crossOriginIsolated}));
   for (;;) {
     const response = await fetch('/api/job');
