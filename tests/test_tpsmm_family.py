@@ -57,12 +57,13 @@ def nhwc(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array.transpose(0, 2, 3, 1))
 
 
-def tolerance(name: str, expected) -> float:
+def tolerance(name: str, expected, other: float = 1e-4) -> float:
+    """other: every array's but the keypoints' (issue 21: 1e-2 for float16 files)."""
     if name.endswith("fg_kp"):
         return 1e-5
     if name == "adapt_movement_scale":
         return 1e-5 * abs(float(expected))
-    return 1e-4 * max(1.0, float(np.abs(expected).max()))
+    return other * max(1.0, float(np.abs(expected).max()))
 
 
 def errors(ours: dict, expected) -> dict:
@@ -77,9 +78,9 @@ def errors(ours: dict, expected) -> dict:
     return out
 
 
-def assert_within(found: dict, expected):
-    bad = {n: f"{e:.2e} > {tolerance(n, expected[n]):.1e}" for n, e in found.items()
-           if not e <= tolerance(n, expected[n])}
+def assert_within(found: dict, expected, other: float = 1e-4):
+    bad = {n: f"{e:.2e} > {tolerance(n, expected[n], other):.1e}" for n, e in found.items()
+           if not e <= tolerance(n, expected[n], other)}
     assert not bad, bad
 
 
