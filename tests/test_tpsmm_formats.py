@@ -128,6 +128,21 @@ def test_no_tflite_file_holds_an_int64_tensor(tpsmm_bundle):
         assert types <= {0, 2, 6, FLOAT16}, (path.name, types)  # float32, int32, bool
 
 
+def test_float16_files_hold_the_inpainting_weights_alone(tpsmm_bundle, tpsmm_checkpoint):
+    """The fp16 generators' float16 tensors are the inpainting network's weights, each
+    once in serving_default: the dense motion network and every other constant stay
+    float32 (families.py, float16_networks)."""
+    from fomm_convert.checkpoint import load_checkpoint
+    networks = load_checkpoint(tpsmm_checkpoint("tiny"), family="tpsmm").networks
+    inpainting = sorted(w.size for w in networks["inpainting_network"].values())
+    for name in ("generator.fp16.tflite", "generator.static.fp16.tflite"):
+        graph = read_graph(tpsmm_bundle("tiny") / "tflite" / name)
+        (serving,) = (s.subgraph for s in graph.signatures if s.key == "serving_default")
+        halves = sorted(int(np.prod(t.shape)) for t in graph.subgraphs[serving].tensors
+                        if t.type == FLOAT16)
+        assert halves == inpainting, name
+
+
 def test_metadata_carries_the_tpsmm_licence(tpsmm_bundle):
     """Weights from the original's layout (not synth's): MIT, the authors' attribution."""
     bundle = tpsmm_bundle("tiny")

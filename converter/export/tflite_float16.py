@@ -8,7 +8,8 @@ constant of a file: biases, normalisation factors, TPS regularisation, everythin
 network needs at float32 precision. Here the file is the float32 conversion, and a
 constant is stored as float16 only when its values are those of one of `weights` (the
 same numbers in any order: the converter transposes kernels), so anything the converter
-folded or derived, and every weight not given, stays float32. Each chosen constant gets
+folded or derived, and every weight not given, stays float32 (a constant holding the
+same numbers as a given weight, such as a zero bias, is stored alike). Each chosen constant gets
 the converter's own float16 layout: a FLOAT16 tensor read by a DEQUANTIZE op into the
 float32 tensor its consumers read, which XNNPACK and the GPU delegates widen once, at
 load. Build time only: TF's schema classes. Deterministic: the same file and weights give
@@ -29,7 +30,7 @@ DEQUANTIZE = 6  # schema BuiltinOperator
 DEQUANTIZE_FLOAT16_VERSION = 3
 
 
-def fingerprint(values) -> bytes:
+def _fingerprint(values) -> bytes:
     """Of an array's float32 values as a multiset: the same for any order or shape."""
     flat = np.sort(np.asarray(values, np.float32).ravel() + np.float32(0))  # -0 as 0
     return hashlib.sha256(flat.tobytes()).digest()
@@ -41,7 +42,7 @@ def float16_weights(flatbuffer: bytes, weights: Iterable[np.ndarray]) -> bytes:
     from tensorflow.lite.python import schema_py_generated as schema
 
     weights = [np.asarray(w) for w in weights]
-    chosen, sizes = {fingerprint(w) for w in weights}, {w.size for w in weights}
+    chosen, sizes = {_fingerprint(w) for w in weights}, {w.size for w in weights}
     model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
     # buffers a tensor of another type reads too stay as they are
     shared = {t.buffer for graph in model.subgraphs for t in graph.tensors
@@ -56,7 +57,7 @@ def float16_weights(flatbuffer: bytes, weights: Iterable[np.ndarray]) -> bytes:
             if len(data) // 4 not in sizes:  # sorting every constant is the slow part
                 continue
             values = np.frombuffer(np.asarray(data, np.uint8).tobytes(), np.float32)
-            if fingerprint(values) in chosen:
+            if _fingerprint(values) in chosen:
                 halved[tensor.buffer] = values.astype(np.float16)
     if not halved:
         raise ValueError("none of the weights is a constant of the file")
