@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Mapping
 
 from .errors import FommError, shown
 from .formats import FORMAT_NAMES, FORMATS
@@ -84,6 +85,10 @@ class Family:
     # Models whose files stay float32 in the reduced-precision TFLite variants
     # (formats.effective_precision).
     float32_only: frozenset = frozenset()
+    # Model -> the checkpoint networks whose weights alone its fp16 files store as float16
+    # (export/tflite_float16.py: every other constant stays float32); a model not listed
+    # goes through the TFLite converter's float16 pass, which rounds every float constant.
+    float16_networks: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     # Whether the browser page and runtimes (web/, runtime/browser/) run its bundles.
     web: bool = True
 
@@ -137,17 +142,22 @@ FAMILIES = {f.name: f for f in (
                    "Animation. CVPR 2022.",
                    "https://github.com/yoyo-nb/Thin-Plate-Spline-Motion-Model", "MIT",
                    "https://opensource.org/licenses/MIT"),
-           # The float32 formats. The float16 variants pass every gate but one: with
-           # float16 generator weights the avd mode's frame moved by 1.09e-2 (> 1e-2) on
-           # the tiny-rect config's synthetic weights (relative 2.7e-3, standard 2.4e-3;
-           # tiny's 8.5e-3 passes: avd's large warps amplify it); int8 by 0.22 (> 0.1).
-           # Its coordinate grids are exact in the float16 files (tpsmm/tf_model/grid.py:
-           # rounded, tiny's avd frame was 1.3e-2); what remains is the dense motion
-           # network's weights' rounding: docs/performance.md.
-           ("savedmodel", "tflite", "onnx", "tflite-static"),
+           # The float16 variants store only the inpainting network's weights as float16
+           # (float16_networks below): with the converter's float16 pass, which rounds
+           # every constant, tiny-rect's avd frame was 1.09e-2 from the float64 reference
+           # at the build's gate (> 1e-2): the dense motion network's weights alone moved
+           # it 4.6e-3, the generator's biases, norms and anti-alias kernels with the TPS
+           # regularisation 3.1e-3. With every constant but the inpainting weights
+           # float32: 8.0e-4 (relative 9.4e-4, standard 1.0e-3), 6.6e-4 from the original,
+           # dense motion's outputs the float32 file's (docs/performance.md). The cost:
+           # dense motion's bytes stay float32 (on vox 38 of the generator's 63 M values).
+           # int8 moved the avd frame by 0.22 (its profile: 0.1).
+           ("savedmodel", "tflite", "tflite-fp16", "onnx", "tflite-static",
+            "tflite-static-fp16"),
            # Its keypoint models, as FOMM's (issue 21: keypoints within float32's 1e-5 in
            # every variant); the AVD network's output is keypoints too.
-           frozenset({"kp_detector", "process_kp_driving", "avd_network"})),
+           frozenset({"kp_detector", "process_kp_driving", "avd_network"}),
+           float16_networks={"generator": ("inpainting_network",)}),
 )}
 # The family of a spec that names none: every spec and bundle from before families.
 DEFAULT = "fomm"

@@ -57,12 +57,13 @@ def nhwc(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array.transpose(0, 2, 3, 1))
 
 
-def tolerance(name: str, expected) -> float:
+def tolerance(name: str, expected, other: float = 1e-4) -> float:
+    """other: every array's but the keypoints' (issue 21: 1e-2 for float16 files)."""
     if name.endswith("fg_kp"):
         return 1e-5
     if name == "adapt_movement_scale":
         return 1e-5 * abs(float(expected))
-    return 1e-4 * max(1.0, float(np.abs(expected).max()))
+    return other * max(1.0, float(np.abs(expected).max()))
 
 
 def errors(ours: dict, expected) -> dict:
@@ -77,9 +78,9 @@ def errors(ours: dict, expected) -> dict:
     return out
 
 
-def assert_within(found: dict, expected):
-    bad = {n: f"{e:.2e} > {tolerance(n, expected[n]):.1e}" for n, e in found.items()
-           if not e <= tolerance(n, expected[n])}
+def assert_within(found: dict, expected, other: float = 1e-4):
+    bad = {n: f"{e:.2e} > {tolerance(n, expected[n], other):.1e}" for n, e in found.items()
+           if not e <= tolerance(n, expected[n], other)}
     assert not bad, bad
 
 
@@ -315,17 +316,20 @@ def test_formats_and_onnx_files_follow_the_family():
 
 
 def test_build_says_which_formats_a_family_has_not_yet(tmp_path):
-    """TPSMM's reduced TFLite variants are not built yet: build refuses in one line,
-    before any model work, naming the formats it has; by default it builds those."""
+    """TPSMM's int8 TFLite is not built (its avd frame is 0.22 off, families.py): build
+    refuses in one line, before any model work, naming the formats it has; by default it
+    builds those."""
     result = CliRunner().invoke(cli, ["build", "--dataset", "tpsmm-vox", "--checkpoint",
                                       str(tmp_path / "none.pth.tar"), "--formats",
-                                      "tflite,tflite-fp16", "--out", str(tmp_path / "b")])
+                                      "tflite,tflite-int8", "--out", str(tmp_path / "b")])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        f"Error: {load_spec('tpsmm-vox').path}: tflite-fp16: not yet available for TPSMM "
-        f"models (available: savedmodel, tflite, onnx, tflite-static)"]
+        f"Error: {load_spec('tpsmm-vox').path}: tflite-int8: not yet available for TPSMM "
+        f"models (available: savedmodel, tflite, tflite-fp16, onnx, tflite-static, "
+        f"tflite-static-fp16)"]
     assert not (tmp_path / "b").exists()
-    assert TPSMM.default_formats == ("savedmodel", "tflite", "onnx", "tflite-static")
+    assert TPSMM.default_formats == ("savedmodel", "tflite", "tflite-fp16", "onnx",
+                                     "tflite-static", "tflite-static-fp16")
 
 
 def test_a_manifest_of_an_unknown_family_is_refused(tmp_path):

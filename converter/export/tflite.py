@@ -8,7 +8,9 @@ in float32 on CPU) and, opt-in, <model>.int8.tflite (dynamic-range int8 weights)
 static variants <model>.static[.fp16].tflite hold the same signatures with every batch
 dimension 1, for runtimes that cannot resize inputs (LiteRT.js, GPU delegates). In the
 reduced variants the family's float32_only models (families.py; FOMM's keypoint detector
-and normalisation) are converted as float32, in files named after the variant. Each file
+and normalisation) are converted as float32, in files named after the variant, and the
+family's float16_networks models (TPSMM's generator) are the float32 conversion with only
+the named networks' weights stored as float16 (tflite_float16). Each file
 carries the SavedModel's signatures with the same signature, input and output names, and
 the caller's metadata as UTF-8 JSON in a named `Model.metadata` entry
 (formats.METADATA_NAME) which interpreters ignore. The TFLite converter is deterministic
@@ -20,6 +22,7 @@ tensorflow: tflite_file, tflite_ops.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Mapping
 
@@ -27,6 +30,7 @@ from ..formats import METADATA_NAME, effective_precision, tflite_filename
 from ..io import write_atomic
 from ..signatures import MODELS, signatures
 from .tflite_file import metadata_bytes, tflite_signatures, with_metadata
+from .tflite_float16 import float16_weights
 from .tflite_ops import op_report
 
 
@@ -69,10 +73,18 @@ def static_tflite_sources(spec, kp_detector, generator, scratch: Path) -> dict[s
 
 def export_tflite(sources: Path | Mapping[str, Path], out_dir: Path, precision: str,
                   metadata: Mapping[str, dict], static: bool = False, *,
-                  family) -> dict[str, Path]:
+                  family, networks: Mapping | None = None,
+                  cache: Path | None = None) -> dict[str, Path]:
     """Convert each model's SavedModel into out_dir/<model>[.static][.fp16|.int8].tflite
     (static: the sources have batch 1, static_tflite_sources); family: the model family
     (families.Family) whose models they are.
+
+    In the fp16 variant, a model the family lists in float16_networks stores only those
+    networks' weights as float16, every other constant float32 (tflite_float16; networks:
+    the checkpoint's {network: state dict}); its other models go through the converter's
+    float16 pass but the float32_only ones. cache: a folder (a build's scratch) keeping each
+    SavedModel's float32 conversion for the other variants made from it in the build:
+    the converter is deterministic, so the files are those a conversion of their own gives.
 
     sources: {model: SavedModel directory} (tflite_sources), or one directory holding
     <model>/ for each model.
@@ -97,7 +109,8 @@ def export_tflite(sources: Path | Mapping[str, Path], out_dir: Path, precision: 
     converted = {}
     for model in models:  # convert all before writing any
         source = Path(sources[model])
-        flatbuffer = convert_savedmodel(source, effective[model])
+        flatbuffer = _convert(source, effective[model], family.float16_networks.get(model),
+                              networks, cache)
         flatbuffer = with_metadata(flatbuffer, {METADATA_NAME: payloads[model]})
         expected, found = savedmodel_signatures(source), tflite_signatures(flatbuffer)
         differ = sorted(k for k in set(expected) | set(found)
@@ -121,6 +134,26 @@ def static_metadata(model: str, metadata: dict) -> dict:
                                           if row["shape"][:1] == ["B"] else row["shape"]}
                                          for row in rows] for side, rows in sig.items()}
                            for name, sig in metadata["signatures"].items()}}
+
+
+def _convert(source: Path, precision: str, float16_networks, networks, cache) -> bytes:
+    """A model's flatbuffer in a variant (export_tflite)."""
+    if precision == "fp16" and float16_networks:
+        weights = [w for net in float16_networks for w in networks[net].values()]
+        return float16_weights(_float32(source, cache), weights)
+    return _float32(source, cache) if precision == "fp32" else convert_savedmodel(source,
+                                                                                  precision)
+
+
+def _float32(source: Path, cache: Path | None) -> bytes:
+    """convert_savedmodel(source, "fp32"), once per source when a cache folder is given."""
+    if cache is None:
+        return convert_savedmodel(source, "fp32")
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    kept = Path(cache) / hashlib.sha256(str(Path(source).resolve()).encode()).hexdigest()
+    if not kept.exists():
+        write_atomic(kept, convert_savedmodel(source, "fp32"))
+    return kept.read_bytes()
 
 
 def convert_savedmodel(path: Path, precision: str) -> bytes:

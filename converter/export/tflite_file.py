@@ -63,8 +63,14 @@ def with_metadata(flatbuffer: bytes, entries: Mapping[str, bytes]) -> bytes:
             entry.buffer = len(model.buffers)
             model.buffers.append(buffer)
             model.metadata.append(entry)
+    return packed(model, schema, len(flatbuffer))
+
+
+def packed(model, schema, size: int) -> bytes:
+    """A ModelT of TF's schema serialised with every buffer 16-byte aligned (size: about
+    its bytes, the builder's first allocation)."""
     model.buffers = [_aligned(b, schema) for b in model.buffers]
-    builder = flatbuffers.Builder(max(1024, len(flatbuffer) + 4096))
+    builder = flatbuffers.Builder(max(1024, size + 4096))
     builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
     return bytes(builder.Output())
 

@@ -65,7 +65,8 @@ def export_tflite(exports: Exports, fmt: Format, progress):
     from ..export.tflite import export_tflite as write
     sources = (exports.static_tflite_sources if fmt.static else exports.tflite_sources)
     write(sources(progress), exports.root / "tflite", fmt.precision, exports.metadata,
-          static=fmt.static, family=family_of(exports.spec))
+          static=fmt.static, family=family_of(exports.spec),
+          networks=exports.checkpoint.networks, cache=exports.scratch / "tflite-float32")
     progress.step(f"TFLite {fmt.precision}{' static' if fmt.static else ''} written")
 
 
