@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 demo: install web
 	$(FC) demo
-	@echo "TPSMM: $(FC) demo --dataset tpsmm-vox (its synthetic build takes ~12 min and 7 GB on 2 cores)"
+	@echo "TPSMM: $(FC) demo --dataset tpsmm-vox (a synthetic build and 96 frames at 256x256: ~35 min and 7 GB of memory on 2 shared cores)"
 
 # The browser runtimes (runtime/browser, web/): Debian chromium, node + npm, and web/'s
 # npm packages from its lockfile. Root installs what is missing; anyone else is told what

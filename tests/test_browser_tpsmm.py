@@ -6,8 +6,9 @@ WebGPU, on SwiftShader here, 1e-3), and where LiteRT.js WebGPU puts each op.
 
 tiny: the tiny bundle of every format (conftest.tpsmm_bundle). tiny-rect: its ONNX files,
 exported as tests/test_tpsmm_onnx.py does (seconds, where a bundle build takes minutes), run
-in onnx-web. Needs chromium and web/node_modules (`make web`): without them these tests
-fail when CI=true and skip elsewhere, naming what to install.
+in onnx-web; its bundle's static TFLite files in LiteRT.js (slow: a build). Needs chromium
+and web/node_modules (`make web`): without them these tests fail when CI=true and skip
+elsewhere, naming what to install.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from fomm_convert.pipeline.predict import resolve_spec
 from fomm_convert.runtime import load_backend
 from fomm_convert.runtime.browser.placement import parse_placement
 from fomm_convert.runtime.browser.session import WEBGPU_RUNTIMES
-from fomm_convert.tpsmm.predict import predict
+from fomm_convert.tpsmm.predict import KP_NORM, predict, to_oracle
 from fomm_convert.tpsmm.runtime import SignatureCalls
+from fomm_convert.tpsmm.signatures import GENERATOR_OUTPUTS
 
 from conftest import builds, require_browser
 from test_browser import RUNTIMES, WEBGPU_TOLERANCE
@@ -113,6 +115,69 @@ def test_onnx_web_tiny_rect(rect_onnx):
         ours = predict(backend, nhwc(expected["source"]), nhwc(expected["driving"]))
     finally:
         backend.close()
+    assert_within(errors(ours, expected), expected)
+
+
+# tiny-rect in LiteRT.js on wasm misses the policy on one array, as native TFLite does on
+# the same files (tests/test_tpsmm_formats.py, KEYPOINT_CHAIN): relative_deformed 1.43e-4
+# (frame 6; every other array within 8.3e-5), measured 2026-12-07. Its keypoints are within
+# 1.4e-6 of the original's (policy 1e-5); the torch reference's generator fed those
+# keypoints is 1.65e-4 from the original on that frame (fed the original's: 7.8e-6), and
+# LiteRT.js's generator fed the original's keypoints is within 3.0e-5 (below): the
+# keypoints' float32 noise amplified by the full-size warp, issue 21's open precision work.
+WARP_AMPLIFIED = pytest.mark.xfail(strict=True, reason=(
+    "issue 21, open: relative_deformed 1.43e-4 > 1e-4, the keypoints' float32 noise "
+    "amplified by the full-size warp"))
+
+
+@pytest.fixture(scope="module")
+def rect_bundle(tpsmm_bundle):
+    """tiny-rect's bundle (its static TFLite files run here): a build, shared with
+    tests/test_tpsmm_formats.py's slow tests."""
+    return tpsmm_bundle("tiny-rect")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", [pytest.param("litert-js", marks=WARP_AMPLIFIED),
+                                     "litert-js-webgpu"])
+def test_litert_js_tiny_rect(rect_bundle, runtime):
+    """tiny-rect (a 64x48 frame) on its bundle's static TFLite files, end to end (WebGPU on
+    its first 2 frames: worst avd_prediction 5.2e-5, within the float32 policy too)."""
+    spec, _ = resolve_spec(bundle=rect_bundle)
+    expected = oracle("tiny-rect")
+    if runtime in WEBGPU_RUNTIMES:
+        expected = first_frames(expected, 2)
+    backend = load_backend(runtime, spec=spec, bundle=rect_bundle)
+    try:
+        ours = predict(backend, nhwc(expected["source"]), nhwc(expected["driving"]))
+    finally:
+        backend.close()
+    assert set(ours) == CONTRACT
+    assert_meets(ours, expected, runtime)
+
+
+@pytest.mark.slow
+def test_litert_js_tiny_rect_models_fed_the_originals_inputs(rect_bundle):
+    """What the end-to-end miss above is not: LiteRT.js's detector on every frame is within
+    the keypoint policy (1.1e-6), and its generator fed the original's keypoints is within
+    the policy in every mode on all 8 frames (worst relative_deformed 3.0e-5)."""
+    spec, _ = resolve_spec(bundle=rect_bundle)
+    expected = oracle("tiny-rect")
+    source = nhwc(expected["source"])
+    kp_source = {"value": expected["kp_source_fg_kp"]}
+    backend = load_backend("litert-js", spec=spec, bundle=rect_bundle)
+    try:
+        ours = {"kp_source_fg_kp": backend.kp_detector(source)["value"],
+                "kp_driving_fg_kp": np.concatenate([
+                    backend.kp_detector(frame[None])["value"]
+                    for frame in nhwc(expected["driving"])])}
+        for mode, name in KP_NORM.items():
+            out = backend.generator(source, {"value": expected[name]}, kp_source)
+            ours.update({f"{mode}_{key}": to_oracle(key, out[key]) for key in GENERATOR_OUTPUTS
+                         if f"{mode}_{key}" in expected.files})
+    finally:
+        backend.close()
+    assert len(ours) == 2 + 3 * len(GENERATOR_OUTPUTS) - 2
     assert_within(errors(ours, expected), expected)
 
 

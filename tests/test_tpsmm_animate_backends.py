@@ -1,6 +1,7 @@
-"""`animate` of a TPSMM bundle (issue 22 item 1) in every Python bundle backend and every
-mode gives the frames of the original demo's make_animation loop (per frame at batch 1,
-motion from driving frame 0, relative scale from the source's and frame 0's hulls), run
+"""`animate` of a TPSMM bundle (issue 22 item 1) in every Python bundle backend (and
+onnx-web and litert-js in headless Chromium) and every mode gives the frames of the
+original demo's make_animation loop (per frame at batch 1, motion from driving frame 0,
+relative scale from the source's and frame 0's hulls), run
 in the test on the torch reference's networks (test_tpsmm_animate.make_animation; the
 oracle ties them to the original), within the frame policy of issue 21 (1e-4 absolute on
 frames in [0, 1], 1e-2 for the float16 files); at the default batch (the backend's; 1 in avd: tpsmm/animation.py)
@@ -21,7 +22,7 @@ from fomm_convert import media
 from fomm_convert.animation import jobs
 from fomm_convert.tpsmm.architecture import MODES
 
-from conftest import SHARED, missing_tool, require_shared
+from conftest import SHARED, missing_tool, require_browser, require_shared
 from test_tpsmm_animate import (CONFIG, SIZE, caught, checkpoint, errors,  # noqa: F401
                                 inputs_as_animate_reads_them, make_animation, nets,
                                 write_lossless)
@@ -31,6 +32,9 @@ MEDIA = SHARED / "media"
 # tflite-static and the float16 TFLite files), OpenVINO over the ONNX files.
 BACKENDS = ("savedmodel", "tflite", "tflite-static", "onnx", "openvino", "tflite-fp16",
             "tflite-static-fp16")
+# The browser runtimes on wasm (their WebGPU ones, on SwiftShader, take minutes a frame
+# here: tests/test_browser_tpsmm.py holds them to the oracle on 2 frames).
+BROWSER = ("onnx-web", "litert-js")
 FRAME_POLICY = 1e-4
 FP16_FRAME_POLICY = 1e-2  # issue 21: the float16 files' frames
 
@@ -54,11 +58,15 @@ def expected(nets, clip):  # noqa: F811 (nets: the imported fixture)
 
 @pytest.mark.parametrize("batch_size", [None, 1], ids=["default-batch", "batch-1"])
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [*BACKENDS, *(pytest.param(runtime,
+                                                               marks=pytest.mark.browser)
+                                                  for runtime in BROWSER)])
 def test_frames_are_the_original_loops(tpsmm_bundle, clip, expected, caught,  # noqa: F811
                                        tmp_path, backend, mode, batch_size):
     if backend == "openvino" and not find_spec("openvino"):
         missing_tool("openvino is not installed: pip install -e '.[dev]'")
+    if backend in BROWSER:
+        require_browser()
     bundle = fomm_convert.open_bundle(tpsmm_bundle("tiny"))
     summary = bundle.animate(clip["source"], clip["driving"], tmp_path / "out.mp4",
                              backend=backend, mode=mode, batch_size=batch_size,

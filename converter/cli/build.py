@@ -24,7 +24,7 @@ from ..formats import DEFAULT_FORMATS, FORMAT_NAMES
 @click.option("--force", is_flag=True, help="Replace an existing bundle of that version.")
 def build_command(dataset, config, checkpoint, synthetic, seed, formats, out, force):
     """Convert a checkpoint into a verified release bundle."""
-    from ..pipeline.build import build, resolve_checkpoint
+    from ..pipeline.build import build, build_formats, resolve_checkpoint
     from ..spec import load_spec
 
     if bool(dataset) == bool(config):
@@ -34,6 +34,7 @@ def build_command(dataset, config, checkpoint, synthetic, seed, formats, out, fo
     # A terminated build unwinds like an interrupted one: its staging directory goes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     spec = load_spec(dataset or config)
-    path = resolve_checkpoint(spec, checkpoint, seed if synthetic else None)
     wanted = None if formats is None else [f.strip() for f in formats.split(",") if f.strip()]
+    wanted = build_formats(spec, wanted)  # before --synthetic writes a checkpoint
+    path = resolve_checkpoint(spec, checkpoint, seed if synthetic else None)
     build(spec, path, wanted, Path(out) if out else None, force)

@@ -88,27 +88,33 @@ def temporary_files_in(folder: Path):
             os.environ["TMPDIR"] = env
 
 
+def build_formats(spec: Spec, formats=None) -> list[str]:
+    """The formats a build of `spec` makes (None: its family's default ones), in registry
+    order; a BundleError naming what its family cannot make yet."""
+    family = family_of(spec)
+    # Registry order, whatever the order asked: TF names traced functions by a per-process
+    # counter, so the same order keeps the same inputs byte-identical.
+    try:
+        formats = list(checked_formats(family.default_formats if formats is None else formats))
+    except ValueError as exc:
+        raise BundleError(str(exc)) from None
+    missing = [name for name in formats if name not in family.formats]
+    if missing:
+        raise BundleError(f"{spec.path}: {', '.join(missing)}: not yet available for "
+                          f"{family.title} models (available: "
+                          f"{', '.join(family.formats) or 'none yet'})")
+    return formats
+
+
 def build(spec: Spec, checkpoint_path: Path, formats=None, out: Path | None = None,
           force: bool = False, echo=click.echo) -> Path:
     """Build, verify and write the bundle; returns its directory. formats: None for the
     spec's family's default ones (families.Family.default_formats)."""
     from ..checkpoint import load_checkpoint, weights_sha256
 
-    if formats is None:
-        formats = family_of(spec).default_formats
-    # Registry order, whatever the order asked: TF names traced functions by a per-process
-    # counter, so the same order keeps the same inputs byte-identical.
-    try:
-        formats = list(checked_formats(formats))
-    except ValueError as exc:
-        raise BundleError(str(exc)) from None
+    formats = build_formats(spec, formats)
     check_name(spec)
     family = family_of(spec)
-    missing = [name for name in formats if name not in family.formats]
-    if missing:
-        raise BundleError(f"{spec.path}: {', '.join(missing)}: not yet available for "
-                          f"{family.title} models (available: "
-                          f"{', '.join(family.formats) or 'none yet'})")
     convert = family.facet("convert")
     progress = Progress(echo)
     checkpoint = load_checkpoint(checkpoint_path, family=spec.family)
