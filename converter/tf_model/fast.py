@@ -134,31 +134,43 @@ class FastDownBlock(FastSameBlock):
         return self._tap(taps, ops.avg_pool2x2(self.conv(x)))
 
 
-class FastUpBlock(Block):
-    """UpBlock2d: upsample + conv + BN + ReLU as a phase conv (BN folded) and ReLU, by
-    Winograd F(2x2, 2x2) where it pays on the target runtime
-    (architecture.use_phase_winograd); on small inputs (architecture.use_phase_conv)
-    nearest upsample + the folded 3x3 conv, whose weights are 9/16 the size (weight
-    bandwidth, not multiply-adds, bounds them there)."""
+class PhaseUpConv(Block):
+    """Nearest upsample x2 + 3x3 conv (pad 1) + bias (+ ReLU) as a phase conv, by Winograd
+    F(2x2, 2x2) where it pays on the target runtime (architecture.use_phase_winograd); on
+    small inputs (architecture.use_phase_conv) nearest upsample + the 3x3 conv, whose
+    weights are 9/16 the size (weight bandwidth, not multiply-adds, bounds them there)."""
 
-    def __init__(self, ref: UpBlock2d, size=None, target=None):
+    def __init__(self, kernel, bias, relu: bool, size=None, target=None):
         super().__init__()
-        if int(ref.conv.kernel.shape[0]) != 3 or ref.conv.padding != 1:
+        kernel = np.asarray(kernel, np.float32)
+        if kernel.shape[:2] != (3, 3):
             raise ValueError("the phase rewrite needs a 3x3 conv with padding 1")
-        kernel, bias = _folded(ref.conv, ref.norm)
         self.phase = use_phase_conv(size)
         self.winograd = self.phase and use_phase_winograd(kernel.shape[2], target)
         self.kernel = _const(phase_winograd_kernels(kernel) if self.winograd else
                              phase_kernels(kernel) if self.phase else kernel)
         self.bias = _const(np.tile(bias, 4) if self.phase else bias)
+        self.relu = bool(relu)
 
     def __call__(self, x, taps=None):
         if self.winograd:
-            return self._tap(taps, winograd_phase_conv(x, self.kernel, self.bias))
+            return winograd_phase_conv(x, self.kernel, self.bias, self.relu)
         if self.phase:
-            return self._tap(taps, phase_upsample_conv(x, self.kernel, self.bias))
+            return phase_upsample_conv(x, self.kernel, self.bias, self.relu)
         out = ops.conv2d(ops.upsample_nearest2x(x), self.kernel, self.bias, 1)
-        return self._tap(taps, tf.nn.relu(out))
+        return tf.nn.relu(out) if self.relu else out
+
+
+class FastUpBlock(PhaseUpConv):
+    """UpBlock2d: upsample + conv + BN + ReLU as a PhaseUpConv with the BN folded."""
+
+    def __init__(self, ref: UpBlock2d, size=None, target=None):
+        if ref.conv.padding != 1:
+            raise ValueError("the phase rewrite needs a 3x3 conv with padding 1")
+        super().__init__(*_folded(ref.conv, ref.norm), True, size, target)
+
+    def __call__(self, x, taps=None):
+        return self._tap(taps, super().__call__(x))
 
 
 class FastResBlock(Block):
