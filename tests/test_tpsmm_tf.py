@@ -290,8 +290,8 @@ def frame(oracle) -> tuple:
 
 # graph: the reference-structured networks, or the exported graph (tf_model/fast.py) with
 # every eligible conv rewritten ("all": F(2x2, 3x3); "all-f4": F(4x4, 3x3) where the size
-# allows) or as TFLite's (vox-256's layer choices: test_fast_graph_layer_choices_on_vox256).
-@pytest.mark.parametrize("graph", [None, "all", "all-f4", "xnnpack"])
+# allows; TFLite's choices on vox-256: test_fast_graph_layer_choices_on_vox256).
+@pytest.mark.parametrize("graph", [None, "all", "all-f4"])
 @pytest.mark.parametrize("case", fast_first("tiny", "tiny-rect"))
 def test_end_to_end_matches_the_original(tiny_graph, case, graph):
     require(f"{case}.npz")

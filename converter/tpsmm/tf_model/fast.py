@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from ...architecture import halved, use_stride2_final
 from ...tf_model.blocks import Block, Conv2d, UpBlock2d
-from ...tf_model.fast import PhaseUpConv, Stride2Conv, _fused, _np
+from ...tf_model.fast import PhaseUpConv, Stride2Conv, as_array, fused_conv
 from ..architecture import dense_motion_size
 
 # The Winograd target of the exported TPSMM graph (architecture.winograd_tile): TFLite's
@@ -45,7 +45,8 @@ def _twin(ref, **children):
 def _conv(conv: Conv2d, size, target):
     """A reference Conv2d (no activation: a norm follows) as FusedConv, by Winograd where
     winograd_tile says."""
-    return _fused(_np(conv.kernel), _np(conv.bias), conv.padding, False, size, target)
+    return fused_conv(as_array(conv.kernel), as_array(conv.bias), conv.padding, False, size,
+                      target)
 
 
 class FastUpBlock(Block):
@@ -54,7 +55,7 @@ class FastUpBlock(Block):
 
     def __init__(self, ref: UpBlock2d, size, target):
         super().__init__()
-        self.conv = PhaseUpConv(_np(ref.conv.kernel), _np(ref.conv.bias), False, size,
+        self.conv = PhaseUpConv(as_array(ref.conv.kernel), as_array(ref.conv.bias), False, size,
                                 target)
         self.norm = ref.norm
         self._path = ref._path
@@ -83,7 +84,7 @@ def fast_inpainting(ref, frame, target=TARGET):
                             for i, b in enumerate(ref.up_blocks)])
     final = ref.final
     if use_stride2_final(frame, int(final.kernel.shape[3])):
-        twin.final = Stride2Conv(_np(final.kernel), _np(final.bias), final.padding)
+        twin.final = Stride2Conv(as_array(final.kernel), as_array(final.bias), final.padding)
     return twin
 
 
