@@ -107,6 +107,12 @@ def use_stride2_final(frame, out_channels: int) -> bool:
 # F(4x4, 3x3) on the smaller layers too).
 # F(4x4, 3x3)'s larger rounding stays far inside the image tolerance (ONNX frames 3.2e-6
 # from the direct graph's; TFLite's 1.6e-6 from torch's, where F(2x2, 3x3) gave 1.4e-6).
+# TPSMM's exported graph (tpsmm/tf_model/fast.py) takes these rules too, on its dense
+# motion and inpainting decoders (tpsmm-vox TFLite: the 64x64 and 128x128 resblocks and the
+# hourglass's 64x64 block by F(4x4, 3x3), the 32x32 resblocks and 8x8..32x32 hourglass
+# blocks by F(2x2, 3x3)): the static file's frame 6.06 -> 2.54 s at 1 thread (interleaved,
+# load 5-6), every gate passing with margins no thinner (docs/performance.md, "TPSMM:
+# rewrites").
 WINOGRAD_TARGETS = ("xnnpack", "mlas", "all", "all-f4")
 # Below this many pixels a conv stays direct: Winograd's weights are 16/9 as large, and on
 # vox-256 the 4x4 layer (1024 -> 1024 channels) gave 2 ms per frame for 30 MB of file.

@@ -27,10 +27,12 @@ from fomm_convert.fixtures import fixed_inputs
 from fomm_convert.tpsmm.parity import layer_parity
 from fomm_convert.tf_model import ops
 from fomm_convert.tf_model.blocks import named_variables
+from fomm_convert.spec import load_spec
 from fomm_convert.tf_model.weights import TRANSFORMS, WeightTableError, load_entry_rules
 from fomm_convert.tpsmm.architecture import NETWORKS
 from fomm_convert.tpsmm.conditioning import near_singular, system64
 from fomm_convert.tpsmm.tf_model import TABLE_PATH, ProcessKpDriving, build_tf_models, tps
+from fomm_convert.tpsmm.tf_model.fast import fast_models
 from fomm_convert.tpsmm.tf_model.functions import model_functions
 from fomm_convert.tpsmm.torch_model import MODES
 from fomm_convert.tpsmm.torch_model import build_models as build_torch_models
@@ -286,12 +288,18 @@ def frame(oracle) -> tuple:
     return oracle["source"].shape[2:]
 
 
+# graph: the reference-structured networks, or the exported graph (tf_model/fast.py) with
+# every eligible conv rewritten ("all": F(2x2, 3x3); "all-f4": F(4x4, 3x3) where the size
+# allows; TFLite's choices on vox-256: test_fast_graph_layer_choices_on_vox256).
+@pytest.mark.parametrize("graph", [None, "all", "all-f4"])
 @pytest.mark.parametrize("case", fast_first("tiny", "tiny-rect"))
-def test_end_to_end_matches_the_original(tiny_graph, case):
+def test_end_to_end_matches_the_original(tiny_graph, case, graph):
     require(f"{case}.npz")
     oracle = np.load(ORACLE / f"{case}.npz")
     models, functions = tiny_graph  # tiny-rect: tiny's weights, its own frame
-    if case != "tiny":
+    if graph is not None:
+        models = fast_models(models, frame(oracle), graph)
+    if case != "tiny" or graph is not None:
         functions = model_functions(models, table(CASES[case])["config"], frame(oracle))
     kp = keypoint_arrays(functions, oracle)
     ours = {**kp, **generator_arrays(models, functions, oracle, kp)}
@@ -323,6 +331,35 @@ def test_vox256_generator_fed_the_oracles_keypoints(weights):
     assert set(ours) == {n for n in expected_names(oracle, "elimination") if "fg_kp" not in n
                          and not n.startswith("adapt_movement_scale")}
     assert_as_accurate_as_the_original(ours, oracle, float64_arrays(weights, oracle))
+
+
+def test_fast_graph_layer_choices_on_vox256():
+    """The exported vox-256 graph's rewrites, layer by layer, as architecture.py decides
+    them for XNNPACK (F(4x4, 3x3) from 64x64 on, F(2x2, 3x3) below down to 8x8, the phase
+    conv from 16x16 inputs, by F(2x2, 2x2) from 128 input channels): the inpainting
+    decoder's resblocks at 32x32 (F2), 64x64 and 128x128 (F4), its 3 up blocks, its final
+    conv by stride 2; the dense motion hourglass's encoder at 64x64 .. 4x4 and decoder
+    reading 2x2 .. 32x32, its up blocks reading 64x64 (148 channels) and 128x128 (74)."""
+    from fomm_convert.tf_model.fast import FusedConv, Stride2Conv
+    from fomm_convert.tpsmm.tf_model import build_models
+    params = load_spec("tpsmm-vox").model_params()
+    models = build_models(params)
+    fast = fast_models(models, (256, 256))
+    inpainting, dense = fast["inpainting_network"], fast["dense_motion_network"]
+    assert [(c.tile, d.tile) for c, d in ((b.conv1, b.conv2) for b in inpainting.resblock)] \
+        == [(2, 2)] * 2 + [(4, 4)] * 4
+    assert [(b.conv.phase, b.conv.winograd) for b in inpainting.up_blocks] == [(True, True)] * 3
+    assert isinstance(inpainting.final, Stride2Conv)
+    encoder = dense.hourglass.encoder.down_blocks
+    assert all(isinstance(b.conv, FusedConv) for b in encoder)
+    assert [b.conv.tile for b in encoder] == [4, 2, 2, 2, 0]
+    assert [(b.conv.phase, b.conv.winograd) for b in dense.hourglass.decoder.up_blocks] == \
+        [(False, False)] * 3 + [(True, True)] * 2
+    assert [(b.conv.phase, b.conv.winograd) for b in dense.up] == [(True, True), (True, False)]
+    # encode_source's encoder and the other networks are the reference's own
+    assert inpainting.down_blocks is models["inpainting_network"].down_blocks
+    assert all(fast[n] is models[n] for n in ("kp_detector", "avd_network"))
+    assert models["inpainting_network"].resblock[0].conv1.__class__.__name__ == "Conv2d"
 
 
 def test_encode_once_then_generate_gives_the_same_frames(tiny_graph):

@@ -56,13 +56,15 @@ from .generator import OcclusionAwareGenerator
 from .keypoint_detector import KPDetector
 from .winograd import phase_upsample_conv, winograd_conv3x3, winograd_phase_conv
 
-def _np(variable) -> np.ndarray:
+def as_array(variable) -> np.ndarray:
+    """A loaded weight (a tf.Variable, or an array) as numpy."""
     return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
 
 
 def _folded(conv: Conv2d, norm) -> tuple[np.ndarray, np.ndarray]:
-    return fold_bn(_np(conv.kernel), _np(conv.bias), _np(norm.gamma), _np(norm.beta),
-                   _np(norm.moving_mean), _np(norm.moving_variance))
+    return fold_bn(as_array(conv.kernel), as_array(conv.bias), as_array(norm.gamma),
+                   as_array(norm.beta),
+                   as_array(norm.moving_mean), as_array(norm.moving_variance))
 
 
 def _const(value) -> tf.Variable:
@@ -90,7 +92,9 @@ class FusedConv(Block):
         return tf.nn.relu(out) if self.relu else out
 
 
-def _fused(kernel, bias, padding, relu, size, target) -> FusedConv:
+def fused_conv(kernel, bias, padding, relu, size, target) -> FusedConv:
+    """A conv of an input of `size` as FusedConv, by the Winograd tile winograd_tile gives
+    its shape for `target`."""
     return FusedConv(kernel, bias, padding, relu,
                      winograd_tile(np.shape(kernel), padding, size, target))
 
@@ -121,7 +125,7 @@ class FastSameBlock(Block):
 
     def __init__(self, ref: SameBlock2d | DownBlock2d, size=None, target=None):
         super().__init__()
-        self.conv = _fused(*_folded(ref.conv, ref.norm), ref.conv.padding, True, size, target)
+        self.conv = fused_conv(*_folded(ref.conv, ref.norm), ref.conv.padding, True, size, target)
 
     def __call__(self, x, taps=None):
         return self._tap(taps, self.conv(x))
@@ -134,31 +138,43 @@ class FastDownBlock(FastSameBlock):
         return self._tap(taps, ops.avg_pool2x2(self.conv(x)))
 
 
-class FastUpBlock(Block):
-    """UpBlock2d: upsample + conv + BN + ReLU as a phase conv (BN folded) and ReLU, by
-    Winograd F(2x2, 2x2) where it pays on the target runtime
-    (architecture.use_phase_winograd); on small inputs (architecture.use_phase_conv)
-    nearest upsample + the folded 3x3 conv, whose weights are 9/16 the size (weight
-    bandwidth, not multiply-adds, bounds them there)."""
+class PhaseUpConv(Block):
+    """Nearest upsample x2 + 3x3 conv (pad 1) + bias (+ ReLU) as a phase conv, by Winograd
+    F(2x2, 2x2) where it pays on the target runtime (architecture.use_phase_winograd); on
+    small inputs (architecture.use_phase_conv) nearest upsample + the 3x3 conv, whose
+    weights are 9/16 the size (weight bandwidth, not multiply-adds, bounds them there)."""
 
-    def __init__(self, ref: UpBlock2d, size=None, target=None):
+    def __init__(self, kernel, bias, relu: bool, size=None, target=None):
         super().__init__()
-        if int(ref.conv.kernel.shape[0]) != 3 or ref.conv.padding != 1:
+        kernel = np.asarray(kernel, np.float32)
+        if kernel.shape[:2] != (3, 3):
             raise ValueError("the phase rewrite needs a 3x3 conv with padding 1")
-        kernel, bias = _folded(ref.conv, ref.norm)
         self.phase = use_phase_conv(size)
         self.winograd = self.phase and use_phase_winograd(kernel.shape[2], target)
         self.kernel = _const(phase_winograd_kernels(kernel) if self.winograd else
                              phase_kernels(kernel) if self.phase else kernel)
         self.bias = _const(np.tile(bias, 4) if self.phase else bias)
+        self.relu = bool(relu)
 
     def __call__(self, x, taps=None):
         if self.winograd:
-            return self._tap(taps, winograd_phase_conv(x, self.kernel, self.bias))
+            return winograd_phase_conv(x, self.kernel, self.bias, self.relu)
         if self.phase:
-            return self._tap(taps, phase_upsample_conv(x, self.kernel, self.bias))
+            return phase_upsample_conv(x, self.kernel, self.bias, self.relu)
         out = ops.conv2d(ops.upsample_nearest2x(x), self.kernel, self.bias, 1)
-        return self._tap(taps, tf.nn.relu(out))
+        return tf.nn.relu(out) if self.relu else out
+
+
+class FastUpBlock(PhaseUpConv):
+    """UpBlock2d: upsample + conv + BN + ReLU as a PhaseUpConv with the BN folded."""
+
+    def __init__(self, ref: UpBlock2d, size=None, target=None):
+        if ref.conv.padding != 1:
+            raise ValueError("the phase rewrite needs a 3x3 conv with padding 1")
+        super().__init__(*_folded(ref.conv, ref.norm), True, size, target)
+
+    def __call__(self, x, taps=None):
+        return self._tap(taps, super().__call__(x))
 
 
 class FastResBlock(Block):
@@ -167,13 +183,15 @@ class FastResBlock(Block):
 
     def __init__(self, ref: ResBlock2d, size=None, target=None):
         super().__init__()
-        alpha, shift = bn_factors(_np(ref.norm1.gamma), _np(ref.norm1.beta),
-                                  _np(ref.norm1.moving_mean), _np(ref.norm1.moving_variance))
+        norm1 = ref.norm1
+        alpha, shift = bn_factors(as_array(norm1.gamma), as_array(norm1.beta),
+                                  as_array(norm1.moving_mean), as_array(norm1.moving_variance))
         self.scale = _const(alpha.reshape(1, 1, 1, -1))
         self.shift = _const(shift.reshape(1, 1, 1, -1))
-        self.conv1 = _fused(*_folded(ref.conv1, ref.norm2), ref.conv1.padding, True, size,
+        self.conv1 = fused_conv(*_folded(ref.conv1, ref.norm2), ref.conv1.padding, True, size,
                             target)
-        self.conv2 = _fused(_np(ref.conv2.kernel), _np(ref.conv2.bias), ref.conv2.padding,
+        self.conv2 = fused_conv(as_array(ref.conv2.kernel), as_array(ref.conv2.bias),
+                                ref.conv2.padding,
                             False, size, target)
 
     def __call__(self, x, taps=None):
@@ -268,7 +286,7 @@ class FastGenerator(OcclusionAwareGenerator):
         # is even (the last up block doubles the size, so it is unless the frame is odd).
         final = ref.final
         if use_stride2_final(frame, int(final.kernel.shape[3])):
-            self.final = Stride2Conv(_np(final.kernel), _np(final.bias), final.padding)
+            self.final = Stride2Conv(as_array(final.kernel), as_array(final.bias), final.padding)
         assign_paths(self)
 
 

@@ -4,10 +4,12 @@ original), the TF formats exported and checked end to end against it (tpsmm/pari
 run_stages); a checkpoint that does not fit, explained; the weight table's and the
 per-layer reports for `inspect --checkpoint` and `parity`.
 
-ONNX comes from the torch reference (tpsmm/onnx_export.py), as FOMM's does. The TFLite
-files are converted from the SavedModels as they are: unlike FOMM's, the
-detector needs no chunked sums (its float32 TFLite keypoints are within 1e-5 of the
-reference's as exported) and the generator no rewrite.
+ONNX comes from the torch reference (tpsmm/onnx_export.py), as FOMM's does, without
+FOMM's rewrites. The SavedModels, and the TFLite files converted from them, hold the
+exported graph (tpsmm/tf_model/fast.py: FOMM's Winograd and phase-conv rewrites on the
+dense motion and inpainting decoders, as FOMM's generator); unlike FOMM's, the detector
+needs no chunked sums (its float32 TFLite keypoints are within 1e-5 of the reference's
+as exported).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def make(spec, checkpoint, info: dict, formats, version, final, stage, progress)
     from ..export.metadata import model_metadata
     from ..export.savedmodel import export_savedmodels
     from .tf_model import build_tf_models
+    from .tf_model.fast import fast_models
     from .tf_model.functions import model_functions
 
     progress.step(f"{spec.name} {version}: {checkpoint.path.name}"
@@ -47,12 +50,15 @@ def make(spec, checkpoint, info: dict, formats, version, final, stage, progress)
     if not layers.passed:
         fail(final, reports, ParityFailed)
 
-    functions = model_functions(models, params, spec.frame_shape)
+    # Per-layer parity ran on the reference-structured graph; the exported one is derived
+    # from its weights (fast_models), held to the same end-to-end gates.
+    exported = fast_models(models, spec.frame_shape)
+    functions = model_functions(exported, params, spec.frame_shape)
     exports = Exports(
         spec, checkpoint, functions, model_metadata(spec, version, info, checkpoint.synthetic),
         stage.bundle, stage.scratch, formats, lambda saved, scratch: saved,
         lambda scratch: export_savedmodels(
-            model_functions(models, params, spec.frame_shape, batch=1), scratch))
+            model_functions(exported, params, spec.frame_shape, batch=1), scratch))
     held_to = reference(spec, checkpoint)
     held_to.stages(spec.frame_shape)  # the gates' reference: minutes at 256x256, so said
     progress.step("torch reference end to end (float64 and float32) computed")
