@@ -7,7 +7,8 @@ TFLite's float16 pass (export/tflite.py, convert_savedmodel "fp16") rounds every
 constant of a file: biases, normalisation factors, TPS regularisation, everything a
 network needs at float32 precision. Here the file is the float32 conversion, and a
 constant is stored as float16 only when its values are those of one of `weights` (the
-same numbers in any order: the converter transposes kernels), so anything the converter
+same numbers in any order: the converter transposes kernels) or of one of its slices
+along the two leading axes (a Winograd kernel's matrices), so anything the converter
 folded or derived, and every weight not given, stays float32 (a constant holding the
 same numbers as a given weight, such as a zero bias, is stored alike). Each chosen constant gets
 the converter's own float16 layout: a FLOAT16 tensor read by a DEQUANTIZE op into the
@@ -41,7 +42,10 @@ def float16_weights(flatbuffer: bytes, weights: Iterable[np.ndarray]) -> bytes:
     `weights` stored as float16 and dequantized at load (module docstring)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
-    weights = [np.asarray(w) for w in weights]
+    # Each weight whole, and its slices w[i, j] along the two leading axes: a Winograd
+    # kernel [a, a, I, O] is read as a*a matrices (tf_model/winograd.py), each a constant.
+    weights = [part for w in map(np.asarray, weights)
+               for part in [w, *(w.reshape(-1, *w.shape[2:]) if w.ndim > 2 else ())]]
     chosen, sizes = {_fingerprint(w) for w in weights}, {w.size for w in weights}
     model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
     # buffers a tensor of another type reads too stay as they are

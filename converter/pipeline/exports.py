@@ -29,8 +29,13 @@ class Exports:
     (scratch) -> the batch-1 files' sources."""
 
     def __init__(self, spec, checkpoint, functions, metadata, root: Path, scratch: Path,
-                 formats, tflite_sources: Sources, static_sources: Callable[[Path], object]):
+                 formats, tflite_sources: Sources, static_sources: Callable[[Path], object],
+                 weights=None):
         self.spec, self.checkpoint, self.functions = spec, checkpoint, functions
+        # Each network's weights as the exported graph holds them, which the float16 files
+        # store as float16 (export/tflite_float16.py finds them by value): the checkpoint's
+        # unless the exported graph rewrote them (TPSMM's Winograd and phase kernels).
+        self.weights = checkpoint.networks if weights is None else weights
         self.metadata, self.root, self.scratch, self.formats = metadata, root, scratch, formats
         self._make_sources, self._make_static = tflite_sources, static_sources
         self._savedmodels = self._tflite_sources = self._static_sources = None
@@ -66,7 +71,7 @@ def export_tflite(exports: Exports, fmt: Format, progress):
     sources = (exports.static_tflite_sources if fmt.static else exports.tflite_sources)
     write(sources(progress), exports.root / "tflite", fmt.precision, exports.metadata,
           static=fmt.static, family=family_of(exports.spec),
-          networks=exports.checkpoint.networks, cache=exports.scratch / "tflite-float32")
+          networks=exports.weights, cache=exports.scratch / "tflite-float32")
     progress.step(f"TFLite {fmt.precision}{' static' if fmt.static else ''} written")
 
 

@@ -35,7 +35,7 @@ def make(spec, checkpoint, info: dict, formats, version, final, stage, progress)
     from ..export.metadata import model_metadata
     from ..export.savedmodel import export_savedmodels
     from .tf_model import build_tf_models
-    from .tf_model.fast import fast_models
+    from .tf_model.fast import exported_weights, fast_models
     from .tf_model.functions import model_functions
 
     progress.step(f"{spec.name} {version}: {checkpoint.path.name}"
@@ -58,7 +58,8 @@ def make(spec, checkpoint, info: dict, formats, version, final, stage, progress)
         spec, checkpoint, functions, model_metadata(spec, version, info, checkpoint.synthetic),
         stage.bundle, stage.scratch, formats, lambda saved, scratch: saved,
         lambda scratch: export_savedmodels(
-            model_functions(exported, params, spec.frame_shape, batch=1), scratch))
+            model_functions(exported, params, spec.frame_shape, batch=1), scratch),
+        weights=exported_weights(exported))
     held_to = reference(spec, checkpoint)
     held_to.stages(spec.frame_shape)  # the gates' reference: minutes at 256x256, so said
     progress.step("torch reference end to end (float64 and float32) computed")

@@ -24,7 +24,7 @@ import copy
 import tensorflow as tf
 
 from ...architecture import halved, use_stride2_final
-from ...tf_model.blocks import Block, Conv2d, UpBlock2d
+from ...tf_model.blocks import Block, Conv2d, UpBlock2d, named_variables
 from ...tf_model.fast import PhaseUpConv, Stride2Conv, as_array, fused_conv
 from ..architecture import dense_motion_size
 
@@ -115,3 +115,10 @@ def fast_models(models: dict, frame_shape, target: str | None = TARGET) -> dict:
                                                       target),
             "inpainting_network": fast_inpainting(models["inpainting_network"], frame,
                                                   target)}
+
+
+def exported_weights(models: dict) -> dict:
+    """Each network's weights as the exported graph holds them (fast_models' rewritten
+    kernels: the float16 files store these, export/tflite_float16.py), by dotted path."""
+    return {name: {path: variable.numpy() for path, variable in named_variables(model)}
+            for name, model in models.items()}
