@@ -75,3 +75,36 @@ def multiply_float(x, b):
     """x * b of a double-float and a float32."""
     p, e = two_product(x[0], b)
     return fast_two_sum(p, e + x[1] * b)
+
+
+def divide_float(x, b):
+    """x / b of a double-float and a float32 (b's products exact, as a small integer's)."""
+    q = x[0] / b
+    p, e = two_product(q, b)
+    return fast_two_sum(q, (((x[0] - p) - e) + x[1]) / b)
+
+
+def _take(x, axis: int, start: int, stop: int):
+    """The double-float x's entries start:stop along axis (plain slicing: any library)."""
+    index = (slice(None),) * axis + (slice(start, stop),)
+    return x[0][index], x[1][index]
+
+
+def total(x, axis: int):
+    """The sum of a double-float's entries along axis (kept, size 1), pairwise: in runs of
+    powers of two, each halved until one entry is left, the runs' sums then added."""
+    n, start, out = int(x[0].shape[axis]), 0, None
+    while start < n:
+        size = 1 << ((n - start).bit_length() - 1)
+        run, start = _take(x, axis, start, start + size), start + size
+        while size > 1:
+            size //= 2
+            run = add(_take(run, axis, 0, size), _take(run, axis, size, 2 * size))
+        out = run if out is None else add(out, run)
+    return out
+
+
+def dot_float(x, w, axis: int):
+    """The sum along axis of x * w, x a double-float and w float32 (broadcast together)."""
+    p, e = two_product(x[0], w)
+    return total((p, e + x[1] * w), axis)

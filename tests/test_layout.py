@@ -48,7 +48,8 @@ LEAVES = LAYERS[-1]
 # their modules sits in: an interface module's (families.INTERFACE), a module named after
 # a shared package (torch_model, architecture, ...) that package's, and these.
 FAMILY_PACKAGES = {f.package for f in FAMILIES.values()}
-FAMILY_MODULES = {"tps_solve": "algebra", "conditioning": "synth", "onnx_export": "export"}
+FAMILY_MODULES = {"tps_solve": "algebra", "keypoint_head": "double_float",
+                  "conditioning": "synth", "onnx_export": "export"}
 REGISTRY = "families"  # the one module outside the family packages that names them
 # (ray: its own extra, imported only by --engine ray; executorch: its own extra too.)
 HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras", "ray", "executorch")

@@ -424,9 +424,11 @@ def test_frames_stay_finite_when_a_tps_is_singular(tiny_graph):
 # The ops TPSMM's files hold that FOMM's do not, in the TFLite gate's allowlist
 # (bundle/models_check/tflite_shapes.py RULES) with the shape rule each takes:
 # elementwise ones that of their kind, MAX_POOL_2D AVERAGE_POOL_2D's; FULLY_CONNECTED
-# (resnet18's fc, the AVD network's linear layers) a rule of its own.
-NEW_OPS = {"ABS": "same", "LOG": "same", "RSQRT": "same", "GREATER_EQUAL": "elementwise",
-           "LESS": "elementwise", "MAX_POOL_2D": "pool", "FULLY_CONNECTED": "fully_connected"}
+# (the AVD network's linear layers) a rule of its own; TANH: the keypoints' 2 sigmoid - 1
+# (tpsmm/keypoint_head.py).
+NEW_OPS = {"ABS": "same", "LOG": "same", "RSQRT": "same", "TANH": "same",
+           "GREATER_EQUAL": "elementwise", "LESS": "elementwise", "MAX_POOL_2D": "pool",
+           "FULLY_CONNECTED": "fully_connected"}
 TFLITE_TYPES = {0: "FLOAT32", 2: "INT32", 6: "BOOL"}  # schema TensorType; 4 is INT64
 
 

@@ -21,7 +21,9 @@ What differs from the reference as a backend (tpsmm/runtime/torch_backend.py):
   none), no gather by computed indices;
 - the relative mode's scale is computed in the graph from FOMM's int32-exact hull areas
   (torch_model/process_kp.py: no input-dependent int64, so OpenVINO's int32 emulation of
-  int64 stays exact), where the reference uses float64 areas on the host.
+  int64 stays exact), where the reference uses float64 areas on the host;
+- the keypoint detector's head (pool, fc, 2 sigmoid - 1) is double-float
+  (tpsmm/keypoint_head.py), as the TF graph's: the warps amplify keypoint rounding.
 grid_sample is GridSample (bilinear, zeros, align_corners=True).
 """
 from __future__ import annotations
@@ -36,6 +38,7 @@ from ..export.onnx_signatures import (OnnxSignature, SignatureModule, example_in
 from ..torch_model.process_kp import movement_scale
 from .signatures import FEATURES, OCCLUSION, signatures
 from .torch_model import build_models, load_networks
+from .torch_model.keypoint_detector import exported_head
 
 
 class KPDetectorSignature(SignatureModule):
@@ -44,7 +47,8 @@ class KPDetectorSignature(SignatureModule):
         self.kp_detector = nets["kp_detector"]
 
     def forward(self, image):
-        return (self.kp_detector(nchw(image)),)
+        features = self.kp_detector.fg_encoder.features(nchw(image))
+        return (exported_head(self.kp_detector, features),)
 
 
 class ProcessKpSignature(SignatureModule):

@@ -30,9 +30,10 @@ MODEL_OPS = frozenset({
     "ResizeBilinear",
     # TPSMM's (families.py), in its files only: the TPS kernel r^2 log r^2 (Log); the
     # solve's partial pivoting, which picks the largest |candidate| (Abs, GreaterEqual) and
-    # the first row holding it (Less); resnet18's stem (MaxPool) and its fc and the AVD
-    # network's Linear layers (MatMul).
-    "Log", "Abs", "GreaterEqual", "Less", "MaxPool", "MatMul",
+    # the first row holding it (Less); resnet18's stem (MaxPool) and the AVD network's
+    # Linear layers (MatMul); the keypoints' 2 sigmoid - 1 as tanh(z / 2) (Tanh:
+    # tpsmm/keypoint_head.py).
+    "Log", "Abs", "GreaterEqual", "Less", "MaxPool", "MatMul", "Tanh",
 })
 # The saver's save and restore functions (saver_def): TensorFlow's own checkpoint file ops
 # and the reads and assignments of the variables they save and restore.

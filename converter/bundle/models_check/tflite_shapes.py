@@ -47,7 +47,7 @@ def _rules(names, *rest):
 # (the tiny configs cover each spec's structural options; vox-256 adds the Winograd
 # rewrites' ops at its sizes), listed with each op's options type and input count.
 RULES = {
-    **_rules("FLOOR LOGISTIC ROUND SQRT LOGICAL_NOT DEQUANTIZE", same, 1, 0, {}),
+    **_rules("FLOOR LOGISTIC ROUND SQRT TANH LOGICAL_NOT DEQUANTIZE", same, 1, 0, {}),
     **_rules("EXP", same, 1, 33, {}), **_rules("SOFTMAX", same, 1, 9, {}),
     **_rules("FLOOR_DIV MAXIMUM MINIMUM EQUAL GREATER LESS_EQUAL LOGICAL_AND LOGICAL_OR",
              elementwise, 2, 0, {}),

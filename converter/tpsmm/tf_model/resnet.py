@@ -3,15 +3,32 @@ torch reference: converter/tpsmm/torch_model/resnet.py).
 
 torch pads its strided convolutions and the max pool evenly on both sides, where TF's
 SAME would put the odd pixel after: every such layer pads explicitly and runs VALID.
+
+Every convolution over more than CHUNK input channels sums them CHUNK at a time, the
+partial sums added pairwise (tf_model/accumulation.py): TFLite's kernels, and here TF's
+too, accumulate a 3x3 convolution's 576 to 4608 terms in one float32 sum, and the warps
+amplify the keypoints' rounding about a hundredfold (issue 21). Measured on tiny-rect
+(scripts/measure_tpsmm_kp_noise.py, with the double-float head): the keypoints 5.1e-7
+(TF) and 5.5e-7 (TFLite) from float64 in one sum, 2.3e-7 and 2.6e-7 in chunks of 32
+(16: the same); the original's own 3.6e-7. Cost at vox-256, TFLite, one thread: 50.8 to
+54.1 ms a frame.
 """
 from __future__ import annotations
 
 import tensorflow as tf
 
-from ...tf_model import ops
+from ...tf_model.accumulation import ChunkedConv2d
 from ...tf_model.blocks import BatchNorm2d, Block, Conv2d, Sequential
 from ..architecture import RESNET18_BLOCKS_PER_STAGE, RESNET18_STAGES, RESNET18_STEM_WIDTH
 from .layers import Linear
+
+CHUNK = 32
+
+
+def conv(in_channels: int, out_channels: int, size: int, padding: int, stride: int):
+    """A bias-free Conv2d, summed CHUNK input channels at a time where it has more."""
+    layer = Conv2d(in_channels, out_channels, size, padding, stride=stride, bias=False)
+    return ChunkedConv2d(layer, CHUNK) if in_channels > CHUNK else layer
 
 
 class BasicBlock(Block):
@@ -21,14 +38,14 @@ class BasicBlock(Block):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
-        self.conv1 = Conv2d(in_channels, out_channels, 3, 1, stride=stride, bias=False)
+        self.conv1 = conv(in_channels, out_channels, 3, 1, stride)
         self.bn1 = BatchNorm2d(out_channels)
-        self.conv2 = Conv2d(out_channels, out_channels, 3, 1, bias=False)
+        self.conv2 = conv(out_channels, out_channels, 3, 1, 1)
         self.bn2 = BatchNorm2d(out_channels)
         self.downsample = None
         if stride != 1 or in_channels != out_channels:
             self.downsample = Sequential({
-                "0": Conv2d(in_channels, out_channels, 1, 0, stride=stride, bias=False),
+                "0": conv(in_channels, out_channels, 1, 0, stride),
                 "1": BatchNorm2d(out_channels)})
 
     def __call__(self, x, taps=None):
@@ -47,13 +64,15 @@ def max_pool3x3s2(x: tf.Tensor) -> tf.Tensor:
 
 
 class ResNet18(Block):
-    """Stem (7x7/2 conv, BN, ReLU, 3x3/2 max pool), four stages of basic blocks, global
-    average pool, then a linear layer to num_outputs: (B, H, W, 3) -> (B, num_outputs)."""
+    """Stem (7x7/2 conv, BN, ReLU, 3x3/2 max pool) and four stages of basic blocks:
+    (B, H, W, 3) -> the last block's (B, h, w, 512). The global average pool and the
+    linear layer to num_outputs (`fc`, its variables here) are the keypoint detector's
+    double-float head (tpsmm/keypoint_head.py)."""
 
     def __init__(self, num_outputs: int):
         super().__init__()
         width = RESNET18_STEM_WIDTH
-        self.conv1 = Conv2d(3, width, 7, 3, stride=2, bias=False)
+        self.conv1 = conv(3, width, 7, 3, 2)
         self.bn1 = BatchNorm2d(width)
         self._stages = []
         for i, (out, stride) in enumerate(RESNET18_STAGES, start=1):
@@ -69,8 +88,4 @@ class ResNet18(Block):
         x = self._tap(taps, max_pool3x3s2(x), ".maxpool")
         for stage in self._stages:
             x = getattr(self, stage)(x, taps)
-        h, w = ops.static_hw(x)
-        # AdaptiveAvgPool2d((1, 1)) as one average pool over the whole map.
-        x = self._tap(taps, tf.nn.avg_pool2d(x, ksize=(h, w), strides=(h, w), padding="VALID"),
-                      ".avgpool")
-        return self._tap(taps, self.fc(tf.reshape(x, [-1, x.shape[-1]]), taps))
+        return x

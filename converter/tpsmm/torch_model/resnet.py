@@ -52,8 +52,12 @@ class ResNet18(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(width, num_outputs)
 
-    def forward(self, x):
+    def features(self, x):
+        """The stem and the four stages: the last block's output (B, 512, h, w)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for i in range(1, len(RESNET18_STAGES) + 1):
             x = getattr(self, f"layer{i}")(x)
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        return x
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
