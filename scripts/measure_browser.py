@@ -71,9 +71,9 @@ def busy_threads(before, after, seconds: float, share: float = 0.05) -> list[tup
 
 def measure_frames(bundle: Path, runtimes, threads, frames: int):
     opened = open_bundle(bundle, check=False)
-    print(f"| runtime | threads | page reports | wasm loaded | frame s (median) | in-page "
-          f"generate s | busy threads (CPU share of the wall time) | CPU s per wall s | CPU s "
-          f"per frame |")
+    print("| runtime | threads | page reports | wasm loaded | frame s (median) | in-page "
+          "generate s | busy threads (CPU share of the wall time) | CPU s per wall s | CPU s "
+          "per frame |")
     print("|---|---:|---|---|---:|---:|---|---:|---:|")
     for runtime in runtimes:
         for n in threads:
