@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,13 @@ def fast_first(first, *rest) -> list:
     case catches what the fast tier is for)."""
     return [first, *(pytest.param(*(case if isinstance(case, tuple) else (case,)),
                                   marks=pytest.mark.slow) for case in rest)]
+
+
+def sigint_as_at_a_terminal() -> None:
+    """Popen's preexec_fn for a child a test sends Ctrl-C: SIGINT back to its default. A
+    run started in the background without job control (`.ci/run &` in a script) inherits
+    SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def missing_tool(message: str):

@@ -23,7 +23,8 @@ from fomm_convert.fomm.animation import Normalisation
 from fomm_convert.keypoints import detect_frame
 from fomm_convert.pipeline.predict import predict
 
-from conftest import FIXTURES, ORACLE, ROOT, SHARED, require_module, require_shared
+from conftest import (FIXTURES, ORACLE, ROOT, SHARED, require_module, require_shared,
+                      sigint_as_at_a_terminal)
 
 CKPT = str(FIXTURES / "tiny-seed7.pth.tar")
 MEDIA = SHARED / "media"
@@ -570,7 +571,8 @@ def test_a_signal_midway_stops_every_stage_and_leaves_nothing(bundle, files, tmp
     proc = subprocess.Popen([sys.executable, "-m", "fomm_convert.cli", "animate", "--bundle",
                              str(bundle), "--source", str(files["source"]), "--driving",
                              str(clip), "--out", str(out_dir / "frames")], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_at_a_terminal)
     deadline = time.monotonic() + 60
     partial = out_dir / f".frames.partial-{proc.pid}"
     while time.monotonic() < deadline and proc.poll() is None:

@@ -33,7 +33,7 @@ from fomm_convert.many.progress import JobsBar
 from fomm_convert.many.results import RESULTS, Results, output_sha256
 from fomm_convert.spec import load_spec
 
-from conftest import FIXTURES, ROOT, require_module
+from conftest import FIXTURES, ROOT, require_module, sigint_as_at_a_terminal
 
 
 FOMM, TPSMM = load_spec("vox"), load_spec("tpsmm-vox")  # specs of each model family
@@ -443,7 +443,8 @@ def test_ctrl_c_leaves_finished_outputs_and_their_records(synthetic_bundle, medi
     args, out = copies_command(synthetic_bundle.bundle, media / "longs.csv", "long.mp4", names,
                                tmp_path / "out")
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=sigint_as_at_a_terminal)
     ok_now = lambda: [r["job"] for r in records(out) if r["status"] == "ok"]  # noqa: E731
     wait_for(lambda: (out / RESULTS).exists() and ok_now())
     workers = workers_of(proc.pid)

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import fomm_convert
-from conftest import FIXTURES, ROOT, config_path
+from conftest import FIXTURES, ROOT, config_path, sigint_as_at_a_terminal
 from fomm_convert.cli import cli
 from fomm_convert.errors import FommError
 from fomm_convert.spec import SpecError, load_spec
@@ -190,7 +190,8 @@ def test_ctrl_c_in_a_build_exits_130_and_leaves_nothing(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "fomm_convert.cli", "build", "--config",
                              config_path("tiny"), "--checkpoint", str(CKPT), "--out",
                              str(tmp_path / "out" / "tiny"), "--formats", "tflite"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_at_a_terminal)
     assert proc.stdout.readline().startswith("[")  # the first progress line: work under way
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

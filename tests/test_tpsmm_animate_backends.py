@@ -56,11 +56,26 @@ def expected(nets, clip):  # noqa: F811 (nets: the imported fixture)
     return {mode: make_animation(nets, *inputs, mode) for mode in MODES}
 
 
+# Measured in a full `.ci/run` 2026-12-07 after issue 21's double-float keypoint head
+# joined the ONNX export: OpenVINO's avd frames 1.009e-4 from the loop's (mean 1.3e-6),
+# at both batches; before it they were within the policy. Cause not found yet (OpenVINO
+# rewriting the head's compensated arithmetic is the first suspect: issue 22).
+OPENVINO_AVD = pytest.mark.xfail(strict=True, reason=(
+    "issue 22, open: OpenVINO's avd frames 1.009e-4 > 1e-4 since the keypoint head's "
+    "double-float ONNX export"))
+
+
+def _cases():
+    for mode in MODES:
+        for backend in BACKENDS:
+            marks = [OPENVINO_AVD] if (backend, mode) == ("openvino", "avd") else []
+            yield pytest.param(mode, backend, marks=marks)
+        for runtime in BROWSER:
+            yield pytest.param(mode, runtime, marks=pytest.mark.browser)
+
+
 @pytest.mark.parametrize("batch_size", [None, 1], ids=["default-batch", "batch-1"])
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("backend", [*BACKENDS, *(pytest.param(runtime,
-                                                               marks=pytest.mark.browser)
-                                                  for runtime in BROWSER)])
+@pytest.mark.parametrize("mode,backend", list(_cases()))
 def test_frames_are_the_original_loops(tpsmm_bundle, clip, expected, caught,  # noqa: F811
                                        tmp_path, backend, mode, batch_size):
     if backend == "openvino" and not find_spec("openvino"):

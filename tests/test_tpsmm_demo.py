@@ -12,6 +12,7 @@ import pytest
 
 import fomm_convert
 from fomm_convert import media
+from fomm_convert.formats import FORMATS
 from fomm_convert.pipeline.web import SITE_JSON
 from fomm_convert.runtime.browser import BrowserError
 from fomm_convert.runtime.browser.session import web_dir
@@ -67,4 +68,5 @@ def test_the_demo_runs_a_tpsmm_spec(caught, tmp_path, monkeypatch):  # noqa: F81
     assert said[0] == f"using the bundle built earlier: {manifest.parent.relative_to(tmp_path)}"
     assert said[1].endswith("files match their sha256; manifest, metadata and model files "
                             "checked")
-    assert said[2:2 + len(formats)] == [f"parity {name} (fp32): pass" for name in formats]
+    assert said[2:2 + len(formats)] == [f"parity {name} ({FORMATS[name].precision}): pass"
+                                        for name in formats]
