@@ -135,6 +135,7 @@ def test_float16_files_hold_the_inpainting_weights_alone(tpsmm_bundle, tpsmm_che
     frame = tuple(oracle("tiny")["source"].shape[2:])
     exported = exported_weights(fast_models(
         build_tf_models(config["model_params"], networks), frame))["inpainting_network"]
+    exported = {path: np.asarray(variable) for path, variable in exported.items()}
     inpainting = sum(w.size for w in exported.values())
     assert inpainting > sum(w.size for w in networks["inpainting_network"].values())
     # Winograd kernels [a, a, I, O] are held as a*a matrices (tf_model/winograd.py)
