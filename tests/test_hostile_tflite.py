@@ -320,6 +320,21 @@ def _unquantized_int8(model):
     sub.operators.insert(0, op)
 
 
+def _int8_activation(model):
+    sub = model.subgraphs[0]
+    sub.tensors[sub.operators[0].outputs[0]].type = schema.TensorType.INT8
+
+
+def _dequantized_float32(model):
+    """A DEQUANTIZE of float32 weights (a no-op no converter writes)."""
+    sub = model.subgraphs[0]
+    weight = _conv_weight(model)
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs = code(model, OP.DEQUANTIZE), [sub.tensors.index(weight)]
+    op.outputs = [tensor(model, sub, weight.shape)]
+    sub.operators.insert(0, op)
+
+
 # (id, model, format, edit, the refusal after "<file>: ")
 RULES = [
     ("custom-op", "kp_detector", "tflite", _op0_is(OP.CUSTOM, "Evil"),
@@ -380,6 +395,12 @@ MORE_RULES = [
      r"read those as weights only: input 0 of DEQUANTIZE\)"),
     ("unquantized-int8", "kp_detector", "tflite", _unquantized_int8,
      r"signature serving_default: tensor \d+ \(evil\d+\) is of type 9 and not quantized"),
+    ("int8-activation", "kp_detector", "tflite", _int8_activation,
+     r"signature serving_default: tensor \d+ \(.+\) is int8 and not a constant \(ours hold "
+     r"weights only\)"),
+    ("dequantized-float32", "kp_detector", "tflite", _dequantized_float32,
+     r"op 0 \(DEQUANTIZE\) of signature serving_default: input 0 is of type 0 \(ours "
+     r"dequantize float16 and int8 weights only\)"),
 ]
 
 
