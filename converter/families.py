@@ -86,9 +86,10 @@ class Family:
     # (formats.effective_precision).
     float32_only: frozenset = frozenset()
     # Model -> the checkpoint networks whose weights alone its fp16 files store as float16
-    # (export/tflite_float16.py: every other constant stays float32); a model not listed
-    # goes through the TFLite converter's float16 pass, which rounds every float constant.
-    float16_networks: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    # and its int8 files (their kernels) as int8 (export/tflite_reduced.py: every other
+    # constant stays float32); a model not listed goes through the TFLite converter's
+    # float16 or dynamic-range int8 pass, which reduces every float constant.
+    reduced_networks: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     # Whether the browser page and runtimes (web/, runtime/browser/) run its bundles.
     web: bool = True
 
@@ -143,7 +144,7 @@ FAMILIES = {f.name: f for f in (
                    "https://github.com/yoyo-nb/Thin-Plate-Spline-Motion-Model", "MIT",
                    "https://opensource.org/licenses/MIT"),
            # The float16 variants store only the inpainting network's weights as float16
-           # (float16_networks below): with the converter's float16 pass, which rounds
+           # (reduced_networks below): with the converter's float16 pass, which rounds
            # every constant, tiny-rect's avd frame was 1.09e-2 from the float64 reference
            # at the build's gate (> 1e-2): the dense motion network's weights alone moved
            # it 4.6e-3, the generator's biases, norms and anti-alias kernels with the TPS
@@ -151,13 +152,16 @@ FAMILIES = {f.name: f for f in (
            # float32: 8.0e-4 (relative 9.4e-4, standard 1.0e-3), 6.6e-4 from the original,
            # dense motion's outputs the float32 file's (docs/performance.md). The cost:
            # dense motion's bytes stay float32 (on vox 38 of the generator's 63 M values).
-           # int8 moved the avd frame by 0.22 (its profile: 0.1).
-           ("savedmodel", "tflite", "tflite-fp16", "onnx", "tflite-static",
+           # The int8 variant (opt-in, as FOMM's) stores only the inpainting network's
+           # kernels as int8 (per output channel, read into float32 by DEQUANTIZE): the
+           # converter's dynamic-range pass, which quantizes every network's weights and
+           # computes with int8 activations, moved the avd frame by 0.22 (its profile: 0.1).
+           ("savedmodel", "tflite", "tflite-fp16", "tflite-int8", "onnx", "tflite-static",
             "tflite-static-fp16"),
            # Its keypoint models, as FOMM's (issue 21: keypoints within float32's 1e-5 in
            # every variant); the AVD network's output is keypoints too.
            frozenset({"kp_detector", "process_kp_driving", "avd_network"}),
-           float16_networks={"generator": ("inpainting_network",)}),
+           reduced_networks={"generator": ("inpainting_network",)}),
 )}
 # The family of a spec that names none: every spec and bundle from before families.
 DEFAULT = "fomm"

@@ -163,8 +163,9 @@ def test_bench_of_a_tpsmm_bundle(tpsmm_bundle, tpsmm_checkpoint, tmp_path):
     process_kp_driving). Its FLOPs are not counted (bench/flops.py): no floor, '-' in the
     table."""
     bundle, checkpoint = tpsmm_bundle("tiny"), tpsmm_checkpoint("tiny")
-    assert bundle_backends(bundle)[:7] == ["tflite", "tflite-fp16", "onnx", "tflite-static",
-                                           "tflite-static-fp16", "savedmodel", "openvino"]
+    assert bundle_backends(bundle)[:8] == ["tflite", "tflite-fp16", "tflite-int8", "onnx",
+                                           "tflite-static", "tflite-static-fp16",
+                                           "savedmodel", "openvino"]
     path = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, "-m", "fomm_convert.cli", "bench", "--bundle", str(bundle),

@@ -289,6 +289,52 @@ def _quantization(model):
                                   zeroPoint=[0, 0, 0], quantizedDimension=0)
 
 
+def _conv_weight(model):
+    """A convolution's float32 weight constant of kp_detector's serving_default."""
+    sub = model.subgraphs[0]
+    conv = next(o for o in sub.operators
+                if o.builtinOptionsType == schema.BuiltinOptions.Conv2DOptions)
+    return sub.tensors[conv.inputs[1]]
+
+
+def _float16_conv_weight(model):
+    """float16 weights read by the convolution itself, not through a DEQUANTIZE."""
+    weight = _conv_weight(model)
+    values = np.frombuffer(bytes(model.buffers[weight.buffer].data), np.float32)
+    model.buffers[weight.buffer].data = np.frombuffer(values.astype(np.float16).tobytes(),
+                                                      np.uint8)
+    weight.type = schema.TensorType.FLOAT16
+
+
+def _unquantized_int8(model):
+    """int8 weights with no scale: a DEQUANTIZE of them would read raw codes."""
+    sub = model.subgraphs[0]
+    weight = _conv_weight(model)
+    values = np.frombuffer(bytes(model.buffers[weight.buffer].data), np.float32)
+    stored = tensor(model, sub, weight.shape, schema.TensorType.INT8,
+                    np.clip(np.rint(values * 100), -127, 127).astype(np.int8))
+    weight.buffer = 0
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs = code(model, OP.DEQUANTIZE), [stored]
+    op.outputs = [sub.tensors.index(weight)]
+    sub.operators.insert(0, op)
+
+
+def _int8_activation(model):
+    sub = model.subgraphs[0]
+    sub.tensors[sub.operators[0].outputs[0]].type = schema.TensorType.INT8
+
+
+def _dequantized_float32(model):
+    """A DEQUANTIZE of float32 weights (a no-op no converter writes)."""
+    sub = model.subgraphs[0]
+    weight = _conv_weight(model)
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs = code(model, OP.DEQUANTIZE), [sub.tensors.index(weight)]
+    op.outputs = [tensor(model, sub, weight.shape)]
+    sub.operators.insert(0, op)
+
+
 # (id, model, format, edit, the refusal after "<file>: ")
 RULES = [
     ("custom-op", "kp_detector", "tflite", _op0_is(OP.CUSTOM, "Evil"),
@@ -344,6 +390,17 @@ MORE_RULES = [
     ("quantization", "kp_detector", "tflite", _quantization,
      r"signature serving_default: tensor \d+ \(.+\): its quantization does not fit its "
      r"shape"),
+    ("float16-weights-read-by-a-conv", "kp_detector", "tflite", _float16_conv_weight,
+     r"op \d+ \(CONV_2D\) of signature serving_default: input 1 is a float16 tensor \(ours "
+     r"read those as weights only: input 0 of DEQUANTIZE\)"),
+    ("unquantized-int8", "kp_detector", "tflite", _unquantized_int8,
+     r"signature serving_default: tensor \d+ \(evil\d+\) is of type 9 and not quantized"),
+    ("int8-activation", "kp_detector", "tflite", _int8_activation,
+     r"signature serving_default: tensor \d+ \(.+\) is int8 and not a constant \(ours hold "
+     r"weights only\)"),
+    ("dequantized-float32", "kp_detector", "tflite", _dequantized_float32,
+     r"op 0 \(DEQUANTIZE\) of signature serving_default: input 0 is of type 0 \(ours "
+     r"dequantize float16 and int8 weights only\)"),
 ]
 
 

@@ -4,7 +4,8 @@ original demo's make_animation loop (per frame at batch 1, motion from driving f
 relative scale from the source's and frame 0's hulls), run
 in the test on the torch reference's networks (test_tpsmm_animate.make_animation; the
 oracle ties them to the original), within the frame policy of issue 21 (1e-4 absolute on
-frames in [0, 1], 1e-2 for the float16 files); at the default batch (the backend's; 1 in avd: tpsmm/animation.py)
+frames in [0, 1], 1e-2 for the float16 files; the int8 files' within the int8 profile's
+0.1); at the default batch (the backend's; 1 in avd: tpsmm/animation.py)
 and at batch 1.
 
 The tiny oracle config's bundle (conftest: tpsmm_bundle, slow) on 12 frames of the sample
@@ -20,6 +21,7 @@ import pytest
 import fomm_convert
 from fomm_convert import media
 from fomm_convert.animation import jobs
+from fomm_convert.parity.compare import load_tolerances
 from fomm_convert.tpsmm.architecture import MODES
 
 from conftest import SHARED, missing_tool, require_browser, require_shared
@@ -29,14 +31,17 @@ from test_tpsmm_animate import (CONFIG, SIZE, caught, checkpoint, errors,  # noq
 
 MEDIA = SHARED / "media"
 # The Python backends of TPSMM's formats (families.py: savedmodel, tflite, onnx,
-# tflite-static and the float16 TFLite files), OpenVINO over the ONNX files.
+# tflite-static, the float16 and int8 TFLite files), OpenVINO over the ONNX files.
 BACKENDS = ("savedmodel", "tflite", "tflite-static", "onnx", "openvino", "tflite-fp16",
-            "tflite-static-fp16")
+            "tflite-static-fp16", "tflite-int8")
 # The browser runtimes on wasm (their WebGPU ones, on SwiftShader, take minutes a frame
 # here: tests/test_browser_tpsmm.py holds them to the oracle on 2 frames).
 BROWSER = ("onnx-web", "litert-js")
 FRAME_POLICY = 1e-4
 FP16_FRAME_POLICY = 1e-2  # issue 21: the float16 files' frames
+# The int8 files' frames: the int8 profile's image bound (parity/tolerances.yaml).
+INT8_FRAME_POLICY = load_tolerances(profile="int8").for_name(
+    "generator/avd/<root>:prediction").value
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +96,8 @@ def test_frames_are_the_original_loops(tpsmm_bundle, clip, expected, caught,  # 
     mean, worst = errors(caught, expected[mode])
     print(f"\n{backend} {mode} batch {batch_size or 'default'}: mean {mean:.1e} "
           f"max {worst:.1e}")
-    policy = FP16_FRAME_POLICY if backend.endswith("fp16") else FRAME_POLICY
+    policy = (FP16_FRAME_POLICY if backend.endswith("fp16") else INT8_FRAME_POLICY
+              if backend.endswith("int8") else FRAME_POLICY)
     assert len(caught) == 12 and worst <= policy, (mean, worst)
 
 

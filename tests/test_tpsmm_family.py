@@ -316,22 +316,23 @@ def test_formats_and_onnx_files_follow_the_family():
 
 
 def test_build_says_which_formats_a_family_has_not_yet(tmp_path, monkeypatch):
-    """TPSMM's int8 TFLite is not built (its avd frame is 0.22 off, families.py): build
-    refuses in one line, before any model work (--synthetic: before it writes a 351 MB
-    checkpoint), naming the formats it has; by default it builds those."""
+    """TPSMM has no ExecuTorch export (families.py): build refuses it in one line, before
+    any model work (--synthetic: before it writes a 351 MB checkpoint), naming the
+    formats it has; by default it builds those but the opt-in int8 TFLite, as FOMM's."""
     monkeypatch.chdir(tmp_path)  # where --synthetic would write checkpoints/
     for source in (["--checkpoint", str(tmp_path / "none.pth.tar")], ["--synthetic"]):
         result = CliRunner().invoke(cli, ["build", "--dataset", "tpsmm-vox", *source,
-                                          "--formats", "tflite,tflite-int8", "--out",
+                                          "--formats", "tflite,executorch", "--out",
                                           str(tmp_path / "b")])
         assert result.exit_code == 1
         assert result.output.strip().splitlines() == [
-            f"Error: {load_spec('tpsmm-vox').path}: tflite-int8: not yet available for TPSMM "
-            f"models (available: savedmodel, tflite, tflite-fp16, onnx, tflite-static, "
-            f"tflite-static-fp16)"]
+            f"Error: {load_spec('tpsmm-vox').path}: executorch: not yet available for TPSMM "
+            f"models (available: savedmodel, tflite, tflite-fp16, tflite-int8, onnx, "
+            f"tflite-static, tflite-static-fp16)"]
         assert not list(tmp_path.iterdir())
     assert TPSMM.default_formats == ("savedmodel", "tflite", "tflite-fp16", "onnx",
                                      "tflite-static", "tflite-static-fp16")
+    assert "tflite-int8" not in FAMILIES["fomm"].default_formats
 
 
 def test_a_manifest_of_an_unknown_family_is_refused(tmp_path):

@@ -23,24 +23,34 @@ from fomm_convert.export.tflite_file import read_tflite_metadata
 from fomm_convert.export.tflite_graph import read_graph
 from fomm_convert.families import FAMILIES
 from fomm_convert.formats import FORMATS
+from fomm_convert.parity.compare import load_tolerances
 
 from conftest import TPSMM_ORACLE, require_tpsmm_oracle
 from test_tpsmm_family import CONTRACT, assert_within, errors, oracle
 
 TPSMM = FAMILIES["tpsmm"]
-INT64, FLOAT16 = 4, 1  # schema TensorType
+INT64, FLOAT16, INT8 = 4, 1, 9  # schema TensorType
 
 
 def assert_meets(ours: dict, expected, precision: str = "fp32"):
     """The contract's arrays within issue 21's policy: a float16 file's within FP16 but
-    its keypoints (and adapt scale), which its float32 keypoint models hold to float32's."""
+    its keypoints (and adapt scale), which its float32 keypoint models hold to float32's;
+    an int8 file's frames within the int8 profile's image bound, every other array
+    within float32's (its dense motion network, which makes them, is float32)."""
     assert set(ours) == CONTRACT
-    assert_within(errors(ours, expected), expected, FP16 if precision == "fp16" else 1e-4)
+    found = errors(ours, expected)
+    if precision == "int8":
+        frames = {name for name in found if name.endswith("_prediction")}
+        assert len(frames) == 3  # the three modes'
+        assert_within({n: found.pop(n) for n in frames}, expected, INT8_IMAGE)
+    assert_within(found, expected, FP16 if precision == "fp16" else 1e-4)
 
 
 # Issue 21: tflite-fp16's frames within 1e-2 of the original (every array but the
 # keypoints, relative to its largest magnitude beyond 1 as float32's 1e-4).
 FP16 = 1e-2
+# The int8 profile's bound of a frame (parity/tolerances.yaml), as the build's gate holds it.
+INT8_IMAGE = load_tolerances(profile="int8").for_name("generator/avd/<root>:prediction").value
 
 
 def run_predict(tmp_path, case: str, *source) -> dict:
@@ -107,25 +117,28 @@ def test_the_tf_backend_meets_the_oracle(tpsmm_checkpoint, tmp_path, case):
 
 
 def test_no_tflite_file_holds_an_int64_tensor(tpsmm_bundle):
-    """Nor a float16 one but in the fp16 generators (their inpainting weights: the
-    keypoint models stay float32, TPSMM.float32_only)."""
+    """Nor a float16 one but in the fp16 generators, nor an int8 one but in the int8
+    generator (their inpainting weights: the keypoint models stay float32,
+    TPSMM.float32_only)."""
     files = sorted((tpsmm_bundle("tiny") / "tflite").glob("*.tflite"))
     assert len(files) == len(TPSMM.models) * sum(
         FORMATS[name].kind == "tflite" for name in TPSMM.formats)
     for path in files:
         types = {t.type for graph in read_graph(path).subgraphs for t in graph.tensors}
         assert INT64 not in types, path.name
-        half = path.name.startswith("generator") and path.name.endswith(".fp16.tflite")
-        assert (FLOAT16 in types) == half, (path.name, types)
-        assert types <= {0, 2, 6, FLOAT16}, (path.name, types)  # float32, int32, bool
+        generator = path.name.startswith("generator")
+        assert (FLOAT16 in types) == (generator and path.name.endswith(".fp16.tflite")), (
+            path.name, types)
+        assert (INT8 in types) == (path.name == "generator.int8.tflite"), (path.name, types)
+        assert types <= {0, 2, 6, FLOAT16, INT8}, (path.name, types)  # float32, int32, bool
 
 
-def test_float16_files_hold_the_inpainting_weights_alone(tpsmm_bundle, tpsmm_checkpoint):
-    """The fp16 generators' float16 tensors are the inpainting network's weights as the
-    exported graph holds them (its Winograd and phase kernels, tpsmm/tf_model/fast.py: not
-    the checkpoint's, which the file does not hold), each once in serving_default: the
-    dense motion network and every other constant stay float32 (families.py,
-    float16_networks)."""
+@pytest.fixture(scope="module")
+def inpainting_weights(tpsmm_checkpoint):
+    """The tiny checkpoint's inpainting weights as the exported graph holds them (its
+    Winograd and phase kernels, tpsmm/tf_model/fast.py: not the checkpoint's, which the
+    files do not hold), and the count of the a*a matrices its Winograd kernels
+    [a, a, I, O] are held as (tf_model/winograd.py)."""
     import yaml
     from fomm_convert.checkpoint import load_checkpoint
     from fomm_convert.tpsmm.tf_model import build_tf_models
@@ -135,19 +148,48 @@ def test_float16_files_hold_the_inpainting_weights_alone(tpsmm_bundle, tpsmm_che
     frame = tuple(oracle("tiny")["source"].shape[2:])
     exported = exported_weights(fast_models(
         build_tf_models(config["model_params"], networks), frame))["inpainting_network"]
-    exported = {path: np.asarray(variable) for path, variable in exported.items()}
-    inpainting = sum(w.size for w in exported.values())
-    assert inpainting > sum(w.size for w in networks["inpainting_network"].values())
-    # Winograd kernels [a, a, I, O] are held as a*a matrices (tf_model/winograd.py)
-    matrices = sum(w.shape[0] * w.shape[1] for w in exported.values() if w.shape[:2] in
+    exported = [np.asarray(variable) for variable in exported.values()]
+    assert sum(w.size for w in exported) > sum(
+        w.size for w in networks["inpainting_network"].values())
+    matrices = sum(w.shape[0] * w.shape[1] for w in exported if w.shape[:2] in
                    ((4, 4), (6, 6)))
+    return exported, matrices
+
+
+def serving_tensors(path, kind: int) -> list:
+    """The tensors of a type in a file's serving_default subgraph."""
+    graph = read_graph(path)
+    (serving,) = (s.subgraph for s in graph.signatures if s.key == "serving_default")
+    return [t for t in graph.subgraphs[serving].tensors if t.type == kind]
+
+
+def test_float16_files_hold_the_inpainting_weights_alone(tpsmm_bundle, inpainting_weights):
+    """The fp16 generators' float16 tensors are the inpainting network's weights as the
+    exported graph holds them, each once in serving_default: the dense motion network and
+    every other constant stay float32 (families.py, reduced_networks)."""
+    exported, matrices = inpainting_weights
     for name in ("generator.fp16.tflite", "generator.static.fp16.tflite"):
-        graph = read_graph(tpsmm_bundle("tiny") / "tflite" / name)
-        (serving,) = (s.subgraph for s in graph.signatures if s.key == "serving_default")
-        halves = [int(np.prod(t.shape)) for t in graph.subgraphs[serving].tensors
-                  if t.type == FLOAT16]
-        assert sum(halves) == inpainting, name
+        halves = [int(np.prod(t.shape)) for t in serving_tensors(
+            tpsmm_bundle("tiny") / "tflite" / name, FLOAT16)]
+        assert sum(halves) == sum(w.size for w in exported), name
         assert len(halves) >= matrices > 0, name
+
+
+def test_the_int8_file_holds_the_inpainting_kernels_alone(tpsmm_bundle, inpainting_weights):
+    """The int8 generator's int8 tensors are the inpainting network's kernels (its
+    weights of two or more axes; biases and norms stay float32, as every dense motion
+    weight), each once in serving_default, quantized per output channel: a scale and a
+    zero point for each of the axis the convolution reads as its output channels."""
+    exported, matrices = inpainting_weights
+    kernels = [w for w in exported if w.ndim > 1]
+    assert len(kernels) < len(exported)
+    found = serving_tensors(tpsmm_bundle("tiny") / "tflite" / "generator.int8.tflite", INT8)
+    assert sum(int(np.prod(t.shape)) for t in found) == sum(w.size for w in kernels)
+    assert len(found) >= matrices > 0
+    for t in found:
+        q = t.quantization
+        assert len(t.shape) == 4 and q.dimension == 0, t.name  # CONV_2D's [O, H, W, I]
+        assert q.scale == q.zero_point == t.shape[0], t.name
 
 
 def test_metadata_carries_the_tpsmm_licence(tpsmm_bundle):
@@ -167,6 +209,13 @@ def test_metadata_carries_the_tpsmm_licence(tpsmm_bundle):
 
 
 def test_build_reports_every_format_and_layer(tpsmm_bundle):
+    """And int8's quality against float32 TFLite (pipeline/exports.py int8_quality): its
+    keypoint models are float32, so it has the same keypoints; its frames differ
+    (measured: PSNR 51.1 dB mean, max abs 2.0e-2), within its gate's bound."""
+    quality = read_manifest(tpsmm_bundle("tiny"))["quality"]["tflite-int8"]
+    assert quality["frames"] == 8 and quality["keypoint_drift_max"] == 0.0
+    assert 30 < quality["psnr_db_min"] <= quality["psnr_db_mean"] < 200
+    assert 0 < quality["max_abs"] <= INT8_IMAGE
     report = json.loads((tpsmm_bundle("tiny") / "parity" / "report.json").read_text())
     assert set(report) == {"layers", *TPSMM.formats}
     assert all(r["summary"]["passed"] for r in report.values())
@@ -186,6 +235,7 @@ def test_verify_and_inspect(tpsmm_bundle, tpsmm_checkpoint):
     result = CliRunner().invoke(cli, ["inspect", str(bundle)])
     assert result.exit_code == 0, result.output
     assert "formats: savedmodel" in result.output and "tflite-static" in result.output
+    assert "tflite-int8" in result.output
     result = CliRunner().invoke(cli, ["inspect", "--json",
                                       str(bundle / "tflite" / "avd_network.tflite")])
     assert result.exit_code == 0, result.output

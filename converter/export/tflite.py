@@ -9,8 +9,9 @@ static variants <model>.static[.fp16].tflite hold the same signatures with every
 dimension 1, for runtimes that cannot resize inputs (LiteRT.js, GPU delegates). In the
 reduced variants the family's float32_only models (families.py; FOMM's keypoint detector
 and normalisation) are converted as float32, in files named after the variant, and the
-family's float16_networks models (TPSMM's generator) are the float32 conversion with only
-the named networks' weights stored as float16 (tflite_float16). Each file
+family's reduced_networks models (TPSMM's generator) are the float32 conversion with only
+the named networks' weights stored as float16, or their kernels as int8
+(tflite_reduced). Each file
 carries the SavedModel's signatures with the same signature, input and output names, and
 the caller's metadata as UTF-8 JSON in a named `Model.metadata` entry
 (formats.METADATA_NAME) which interpreters ignore. The TFLite converter is deterministic
@@ -30,7 +31,7 @@ from ..formats import METADATA_NAME, effective_precision, tflite_filename
 from ..io import write_atomic
 from ..signatures import MODELS, signatures
 from .tflite_file import metadata_bytes, tflite_signatures, with_metadata
-from .tflite_float16 import float16_weights
+from .tflite_reduced import STORAGES, reduced_weights
 from .tflite_ops import op_report
 
 
@@ -79,10 +80,11 @@ def export_tflite(sources: Path | Mapping[str, Path], out_dir: Path, precision: 
     (static: the sources have batch 1, static_tflite_sources); family: the model family
     (families.Family) whose models they are.
 
-    In the fp16 variant, a model the family lists in float16_networks stores only those
-    networks' weights as float16, every other constant float32 (tflite_float16; networks:
-    the checkpoint's {network: state dict}); its other models go through the converter's
-    float16 pass but the float32_only ones. cache: a folder (a build's scratch) keeping each
+    In the fp16 and int8 variants, a model the family lists in reduced_networks stores
+    only those networks' weights as float16 (int8: their kernels as int8), every other
+    constant float32 (tflite_reduced; networks: the checkpoint's {network: state dict});
+    its other models go through the converter's float16 or dynamic-range int8 pass but
+    the float32_only ones. cache: a folder (a build's scratch) keeping each
     SavedModel's float32 conversion for the other variants made from it in the build:
     the converter is deterministic, so the files are those a conversion of their own gives.
 
@@ -109,7 +111,7 @@ def export_tflite(sources: Path | Mapping[str, Path], out_dir: Path, precision: 
     converted = {}
     for model in models:  # convert all before writing any
         source = Path(sources[model])
-        flatbuffer = _convert(source, effective[model], family.float16_networks.get(model),
+        flatbuffer = _convert(source, effective[model], family.reduced_networks.get(model),
                               networks, cache)
         flatbuffer = with_metadata(flatbuffer, {METADATA_NAME: payloads[model]})
         expected, found = savedmodel_signatures(source), tflite_signatures(flatbuffer)
@@ -136,11 +138,11 @@ def static_metadata(model: str, metadata: dict) -> dict:
                            for name, sig in metadata["signatures"].items()}}
 
 
-def _convert(source: Path, precision: str, float16_networks, networks, cache) -> bytes:
+def _convert(source: Path, precision: str, reduced_networks, networks, cache) -> bytes:
     """A model's flatbuffer in a variant (export_tflite)."""
-    if precision == "fp16" and float16_networks:
-        weights = [w for net in float16_networks for w in networks[net].values()]
-        return float16_weights(_float32(source, cache), weights)
+    if precision in STORAGES and reduced_networks:
+        weights = [w for net in reduced_networks for w in networks[net].values()]
+        return reduced_weights(_float32(source, cache), weights, precision)
     return _float32(source, cache) if precision == "fp32" else convert_savedmodel(source,
                                                                                   precision)
 

@@ -33,7 +33,7 @@ class Exports:
                  weights=None):
         self.spec, self.checkpoint, self.functions = spec, checkpoint, functions
         # Each network's weights as the exported graph holds them, which the float16 files
-        # store as float16 (export/tflite_float16.py finds them by value): the checkpoint's
+        # store as float16 (export/tflite_reduced.py finds them by value): the checkpoint's
         # unless the exported graph rewrote them (TPSMM's Winograd and phase kernels).
         self.weights = checkpoint.networks if weights is None else weights
         self.metadata, self.root, self.scratch, self.formats = metadata, root, scratch, formats

@@ -15,6 +15,8 @@ export/tflite_graph.py) and must be, in full:
   writes tensors no other op, constant or input holds;
 - every buffer inside the file, every constant's bytes its shape times its type's size,
   quantization vectors the size of their axis;
+- float16 and int8 tensors are weights: constants, read only by a DEQUANTIZE or (int8)
+  as a convolution's weights (WEIGHT_READERS); int8 ones alone quantized;
 - shapes proven from the input shapes alone (tflite_shapes.infer) for every batch from 1
   to limits.TFLITE_MAX_CALL_BATCH, with each group of source inputs of batch 1 or the
   batch (the runtime backend calls nothing else: runtime.batching.check_shapes): the
@@ -41,10 +43,17 @@ from .tflite_dims import BATCH
 from .tflite_rules import INTEGER, Arg, ShapeError, shown
 from .tflite_shapes import RULES, infer, steps
 
-FLOAT32 = 0
+FLOAT32, FLOAT16, INT8 = 0, 1, 9
 # Tensor types our files hold, with their sizes: float32, float16 (fp16 weights), int32,
 # int64 (none yet; shape vectors may take it), bool, int8 (int8 weights).
 TYPE_SIZES = {0: 4, 1: 2, 2: 4, 4: 8, 6: 1, 9: 1}
+# The reduced-precision weights: constants only, read only as (op, input) here: by a
+# DEQUANTIZE into float32 (the converter's float16 pass, export/tflite_reduced.py), or,
+# int8 and quantized, as the weights of the converter's dynamic-range (hybrid) kernels.
+WEIGHT_READERS = {FLOAT16: {("DEQUANTIZE", 0)},
+                  INT8: {("DEQUANTIZE", 0), ("CONV_2D", 1), ("DEPTHWISE_CONV_2D", 1),
+                         ("FULLY_CONNECTED", 1)}}
+TYPE_NAMES = {FLOAT16: "float16", INT8: "int8"}
 _STRUCT = {2: "i", 4: "q"}  # int32, int64
 # Metadata entries of our files: the converter's own and ours (formats.METADATA_NAME);
 # `reduced_precision_support` comes with float16 weights. LiteRT reads some entries by
@@ -199,6 +208,13 @@ class _Subgraph:
                     q.scale <= 1 or 0 <= q.dimension < len(tensor.shape)
                     and q.scale == tensor.shape[q.dimension])):
                 self.fail(f"{_tensor(index, tensor)}: its quantization does not fit its shape")
+            quantized = q is not None and q.scale > 0
+            if tensor.type in WEIGHT_READERS and index not in self.constant:
+                self.fail(f"{_tensor(index, tensor)} is {TYPE_NAMES[tensor.type]} and not a "
+                          f"constant (ours hold weights only)")
+            if quantized != (tensor.type == INT8):
+                self.fail(f"{_tensor(index, tensor)} is of type {tensor.type} and "
+                          f"{'' if quantized else 'not '}quantized (ours: int8 weights only)")
 
     def check_signature(self):
         sides = (("input", self.signature.inputs, self.subgraph.inputs, self.contract.inputs),
@@ -250,6 +266,13 @@ class _Subgraph:
                 if t not in written:  # written holds tensor indices only
                     self.fail(f"input {position} is tensor {t}, which nothing wrote before",
                               index)
+                kind = self.tensors[t].type
+                if kind in WEIGHT_READERS and (name, position) not in WEIGHT_READERS[kind]:
+                    self.fail(f"input {position} is a {TYPE_NAMES[kind]} tensor (ours "
+                              f"read those as weights only: {_readers(kind)})", index)
+                if name == "DEQUANTIZE" and kind not in WEIGHT_READERS:
+                    self.fail(f"input {position} is of type {kind} (ours dequantize "
+                              f"float16 and int8 weights only)", index)
             for t in op.outputs:
                 if t in written or not 0 <= t < len(self.tensors):
                     self.fail(f"writes tensor {t}, which is a constant, an input or written "
@@ -329,6 +352,10 @@ def signature_shapes(graph, key: str, contract, static: bool, ones=()) -> dict:
     checked.check()
     single = {t for t, info in checked.inputs.items() if info.name in ones}
     return {t: arg.shape for t, arg in checked.run(checked.constants(), single).items()}
+
+
+def _readers(kind: int) -> str:
+    return ", ".join(f"input {p} of {op}" for op, p in sorted(WEIGHT_READERS[kind]))
 
 
 def _tensor(index: int, tensor) -> str:

@@ -1,7 +1,8 @@
-"""export/tflite_float16.py: a float32 .tflite file with only the given weights stored as
-float16 (TPSMM's fp16 generator: the inpainting network's), every other constant float32
-bit for bit, the file computing what the float32 graph computes with those weights
-rounded, in ops the GPU delegate takes."""
+"""export/tflite_reduced.py: a float32 .tflite file with only the given weights stored as
+float16, or their kernels as int8 per output channel (TPSMM's fp16 and int8 generators:
+the inpainting network's), every other constant float32 bit for bit, the file computing
+what the float32 graph computes with those weights rounded (float16: in ops the GPU
+delegate takes)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from fomm_convert.export.tflite import convert_savedmodel
-from fomm_convert.export.tflite_float16 import FLOAT16, FLOAT32, float16_weights
+from fomm_convert.export.tflite_reduced import FLOAT16, FLOAT32, INT8, reduced_weights
 from fomm_convert.export.tflite_graph import read_graph
 from fomm_convert.export.tflite_ops import op_report
 
@@ -55,7 +56,7 @@ def run(flatbuffer, x):
 
 
 def test_only_the_given_weights_are_float16(float32_file):
-    ours = float16_weights(float32_file, SECOND.values())
+    ours = reduced_weights(float32_file, SECOND.values(), "fp16")
     before, after = constants(float32_file), constants(ours)
     halved = {name for name, (kind, _) in after.items() if kind == FLOAT16}
     assert len(halved) == 2  # the second conv's kernel (transposed in the file) and bias
@@ -76,7 +77,7 @@ def test_the_file_computes_the_graph_with_those_weights_rounded(float32_file):
     rounded = {k: v.astype(np.float16).astype(np.float32) for k, v in SECOND.items()}
     expected = forward(x, FIRST, rounded).numpy()
     exact = forward(x, FIRST, SECOND).numpy()
-    got = run(float16_weights(float32_file, SECOND.values()), x)
+    got = run(reduced_weights(float32_file, SECOND.values(), "fp16"), x)
     assert np.abs(got - expected).max() < 2e-6
     assert np.abs(exact - expected).max() > 1e-4  # the rounding is there to see
     assert np.array_equal(run(float32_file, x), run(float32_file, x))
@@ -84,4 +85,41 @@ def test_the_file_computes_the_graph_with_those_weights_rounded(float32_file):
 
 def test_weights_the_file_does_not_hold_are_refused(float32_file):
     with pytest.raises(ValueError, match="none of the weights"):
-        float16_weights(float32_file, [np.ones((3, 3, 4, 8), np.float32) * 0.3])
+        reduced_weights(float32_file, [np.ones((3, 3, 4, 8), np.float32) * 0.3], "int8")
+
+
+def per_channel_int8(kernel):
+    """A TF kernel [..., O] stored symmetric int8 per output channel, as its float32
+    values: scale max |kernel[..., o]| / 127, codes rint(kernel / scale)."""
+    scale = np.abs(kernel).reshape(-1, kernel.shape[-1]).max(axis=0) / 127
+    return (np.clip(np.rint(kernel / scale), -127, 127) * scale).astype(np.float32), scale
+
+
+def test_only_the_given_kernels_are_int8_per_output_channel(float32_file):
+    from ai_edge_litert.interpreter import Interpreter
+    ours = reduced_weights(float32_file, SECOND.values(), "int8")
+    before, after = constants(float32_file), constants(ours)
+    (name,) = [name for name, (kind, _) in after.items() if kind == INT8]
+    # the second conv's kernel alone: its bias, as every other constant, float32 as it was
+    kept = {k: v for k, v in after.items() if k != name}
+    assert all(kind == FLOAT32 for kind, _ in kept.values())
+    assert set(kept.values()) <= set(before.values())
+    assert SECOND["bias"].tobytes() in {value for _, value in kept.values()}
+    _, scale = per_channel_int8(SECOND["kernel"])
+    (details,) = [d for d in Interpreter(model_content=ours).get_tensor_details()
+                  if d["name"] == name]
+    q = details["quantization_parameters"]
+    assert details["shape"].tolist() == [5, 3, 3, 8]  # [O, H, W, I]: output channels first
+    assert q["quantized_dimension"] == 0 and not q["zero_points"].any()
+    np.testing.assert_allclose(q["scales"], scale, rtol=1e-7)
+    assert sum(r["count"] for r in op_report(ours) if r["op"] == "DEQUANTIZE") == 1
+
+
+def test_the_int8_file_computes_the_graph_with_those_kernels_rounded(float32_file):
+    x = RNG.uniform(0, 1, (1, 6, 6, 4)).astype(np.float32)
+    rounded = {**SECOND, "kernel": per_channel_int8(SECOND["kernel"])[0]}
+    expected = forward(x, FIRST, rounded).numpy()
+    exact = forward(x, FIRST, SECOND).numpy()
+    got = run(reduced_weights(float32_file, SECOND.values(), "int8"), x)
+    assert np.abs(got - expected).max() < 2e-6
+    assert np.abs(exact - expected).max() > 1e-3  # the rounding is there to see
