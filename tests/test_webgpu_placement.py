@@ -15,10 +15,11 @@ GRAPHS = {("kp_detector.static.tflite", "serving_default"),
           *(("generator.static.tflite", s) for s in ("encode_source", "generate",
                                                      "serving_default"))}
 # scripts/measure_webgpu.py tpsmm-ted, 2026-12-07: its kp_detector 767 of 767 ops on the
-# GPU, then LiteRT.js (2.5.3, SwiftShader) aborted compiling its 384x384 generator for
-# webgpu ("LiteRT.js cannot compile it for webgpu (Aborted())"), so nothing is recorded.
-TED = pytest.mark.xfail(strict=True, reason="issue 22, open: LiteRT.js aborts compiling "
-                        "tpsmm-ted's static generator for WebGPU; no record")
+# GPU; its generator's compile aborts at LiteRT.js's 2 GiB wasm heap cap, with no tensor
+# near a WebGPU limit (the measurements: docs/runtimes.md, TPSMM placement).
+TED = pytest.mark.xfail(strict=True, reason="issue 22, open: LiteRT.js 2.5.3's wasm heap "
+                        "(2 GiB cap) runs out compiling tpsmm-ted's static generator's three "
+                        "graphs for WebGPU; no record")
 TPSMM_SPECS = [pytest.param(name, marks=[TED] if name == "tpsmm-ted" else [])
                for name in available_specs() if load_spec(name).family == "tpsmm"]
 
