@@ -67,11 +67,13 @@ def run_predict(tmp_path, case: str, *source) -> dict:
 
 # Against the recorded original, through each format's own keypoints, tiny-rect's worst
 # arrays (measured 2026-12-07, the detector's double-float head and chunked convolutions:
-# tpsmm/keypoint_head.py, tpsmm/tf_model/resnet.py): tflite and tflite-static avd
-# prediction 9.4e-5 (it was 1.52e-4), relative `deformed` 3.1e-5 (1.19e-4); onnx relative
-# `deformed` 7.3e-5 (1.35e-4); savedmodel avd prediction 5.3e-5. Their keypoints are
-# 6.7e-7 to 9.4e-7 from the original's (which are 3.6e-7 from float64), and the warps
-# amplify that ~100x: tflite's avd frames keep the least margin.
+# tpsmm/keypoint_head.py, tpsmm/tf_model/resnet.py; the AVD network's sums in 128-input
+# slices: tpsmm/tf_model/fast.py): tflite and tflite-static avd prediction 5.9e-5 (it was
+# 1.52e-4, then 9.4e-5 before the slices), relative `deformed` 3.1e-5 (1.19e-4); onnx
+# relative `deformed` 7.3e-5 (1.35e-4); savedmodel avd prediction 5.1e-5 (5.3e-5).
+# Their keypoints are 6.7e-7 to 9.4e-7 from the original's (which are 3.6e-7 from
+# float64), and the warps amplify that ~100x: openvino's avd frames (8.9e-5) keep the
+# least margin (tests/test_tpsmm_onnx.py).
 @pytest.mark.parametrize("backend,case", [
     *((backend, "tiny") for backend in TPSMM.formats),
     *(pytest.param(backend, "tiny-rect", marks=pytest.mark.slow) for backend in TPSMM.formats)])
@@ -131,6 +133,26 @@ def test_no_tflite_file_holds_an_int64_tensor(tpsmm_bundle):
             path.name, types)
         assert (INT8 in types) == (path.name == "generator.int8.tflite"), (path.name, types)
         assert types <= {0, 2, 6, FLOAT16, INT8}, (path.name, types)  # float32, int32, bool
+
+
+FULLY_CONNECTED = 9  # schema BuiltinOperator
+
+
+def test_the_avd_network_sums_in_slices(tpsmm_bundle):
+    """Each TFLite AVD network's products over at most AVD_SLICE inputs (tpsmm/tf_model/
+    fast.py, SlicedLinear: XNNPACK's one-chain sums put tiny-rect's avd frames at 0.94 of
+    their tolerance), covering every input of its twelve linear layers: tiny's 15
+    keypoints (30 inputs), bottlenecks of 16, widths 256, 512, 1024."""
+    from fomm_convert.tpsmm.architecture import AVD_SLICE
+    layers = 2 * (30 + 256 + 512 + 1024) + (32 + 1024 + 512 + 256)
+    files = sorted((tpsmm_bundle("tiny") / "tflite").glob("avd_network*.tflite"))
+    assert len(files) == sum(FORMATS[name].kind == "tflite" for name in TPSMM.formats)
+    for path in files:
+        graph = read_graph(path)
+        inputs = [graph.subgraphs[0].tensors[op.inputs[1]].shape[1]
+                  for op in graph.subgraphs[0].operators
+                  if graph.codes[op.opcode].builtin == FULLY_CONNECTED]
+        assert max(inputs) <= AVD_SLICE and sum(inputs) == layers, (path.name, inputs)
 
 
 @pytest.fixture(scope="module")

@@ -48,6 +48,8 @@ RESNET18_BLOCKS_PER_STAGE = 2
 BG_PREDICTOR = {"prefix": "bg_encoder.", "in_channels": 6, "outputs": 6}
 # The AVD network's fixed hidden widths (encoders widen through them, the decoder narrows).
 AVD_WIDTHS = (256, 512, 1024)
+# The exported graph's widest sum in one of its linear layers (tf_model/fast.py AVD slices).
+AVD_SLICE = 128
 
 
 def num_keypoints(num_tps: int) -> int:

@@ -11,11 +11,14 @@ reference class and call (a shallow twin, `_twin`) with only its convolutions sw
 - 3x3 convs by Winograd F(2x2, 3x3) or F(4x4, 3x3) (FusedConv);
 - up blocks' nearest x2 + 3x3 conv as the phase conv, by Winograd F(2x2, 2x2) where it
   pays (PhaseUpConv), then the norm and ReLU;
-- the inpainting network's final 7x7 conv (3 output channels) as a stride-2 conv.
-The swapped convs compute the same function in another order of float32 operations;
+- the inpainting network's final 7x7 conv (3 output channels) as a stride-2 conv;
+- the AVD network's linear layers over more than AVD_SLICE inputs as sums over
+  AVD_SLICE-input slices (SlicedLinear: XNNPACK's float32 GEMM sums each output over all
+  K inputs in one chain).
+The swapped layers compute the same function in another order of float32 operations;
 their error against the gates is measured in docs/performance.md ("TPSMM: rewrites").
-The encoder (`encode_source`, once per video), the keypoint detector, the AVD network and
-the 7x7 heads keep the reference graph. The weights are read now (as fast_models').
+The encoder (`encode_source`, once per video), the keypoint detector and the 7x7 heads keep
+the reference graph. The weights are read now (as fast_models').
 """
 from __future__ import annotations
 
@@ -23,10 +26,12 @@ import copy
 
 import tensorflow as tf
 
+from ...algebra import pairwise_sum
 from ...architecture import halved, use_stride2_final
 from ...tf_model.blocks import Block, Conv2d, UpBlock2d, named_variables
 from ...tf_model.fast import PhaseUpConv, Stride2Conv, as_array, fused_conv
-from ..architecture import dense_motion_size
+from ..architecture import AVD_SLICE, dense_motion_size
+from .layers import Linear
 
 # The Winograd target of the exported TPSMM graph (architecture.winograd_tile): TFLite's
 # XNNPACK, whose graph the SavedModel shares, as FOMM's.
@@ -105,16 +110,49 @@ def fast_dense_motion(ref, frame, target=TARGET):
         FastUpBlock(b, (size[0] << i, size[1] << i), target) for i, b in enumerate(ref.up)])
 
 
+class SlicedLinear(Block):
+    """A reference Linear (its variables shared) as the pairwise sum of matmuls over
+    consecutive `width`-input slices: FullyConnected, StridedSlice and Add in TFLite, as
+    the GPU delegate takes them. Each slice adds bias / slices (exact for the AVD widths'
+    2, 4 and 8 slices): the converter drops a zero bias, and the file check
+    (bundle/models_check) requires every FullyConnected to have one."""
+
+    def __init__(self, ref: Linear, width: int):
+        super().__init__()
+        self.kernel, self.bias, self.width = ref.kernel, ref.bias, width
+        self._path = ref._path
+
+    def __call__(self, x, taps=None):
+        n = int(self.kernel.shape[0])
+        starts = range(0, n, self.width)
+        share = self.bias / len(starts)
+        parts = [tf.matmul(x[:, i:min(i + self.width, n)], self.kernel[i:i + self.width])
+                 + share for i in starts]
+        return self._tap(taps, pairwise_sum(parts))
+
+
+def fast_avd(ref, width=AVD_SLICE):
+    """The AVD network with its linear layers over more than `width` inputs sliced."""
+    def mlp(seq):
+        wide = {name: getattr(seq, name) for name in seq._order}
+        return _twin(seq, **{name: SlicedLinear(layer, width) for name, layer in wide.items()
+                             if isinstance(layer, Linear) and int(layer.kernel.shape[0]) > width})
+    return _twin(ref, id_encoder=mlp(ref.id_encoder), pose_encoder=mlp(ref.pose_encoder),
+                 decoder=mlp(ref.decoder))
+
+
 def fast_models(models: dict, frame_shape, target: str | None = TARGET) -> dict:
     """build_tf_models' networks with the dense motion and inpainting networks rewritten
     for a Winograd target (architecture.winograd_tile: "xnnpack", the tests' "all" and
-    "all-f4", or None: phase convs and the stride-2 final conv only)."""
+    "all-f4", or None: phase convs and the stride-2 final conv only), the AVD network's
+    wide linear layers sliced."""
     frame = tuple(frame_shape[:2])
     return {**models,
             "dense_motion_network": fast_dense_motion(models["dense_motion_network"], frame,
                                                       target),
             "inpainting_network": fast_inpainting(models["inpainting_network"], frame,
-                                                  target)}
+                                                  target),
+            "avd_network": fast_avd(models["avd_network"])}
 
 
 def exported_weights(models: dict) -> dict:
