@@ -7,9 +7,10 @@ per-layer reports for `inspect --checkpoint` and `parity`.
 ONNX comes from the torch reference (tpsmm/onnx_export.py), as FOMM's does, without
 FOMM's rewrites. The SavedModels, and the TFLite files converted from them, hold the
 exported graph (tpsmm/tf_model/fast.py: FOMM's Winograd and phase-conv rewrites on the
-dense motion and inpainting decoders, as FOMM's generator); unlike FOMM's, the detector
-needs no chunked sums (its float32 TFLite keypoints are within 1e-5 of the reference's
-as exported).
+dense motion and inpainting decoders, as FOMM's generator, and the AVD network's wide
+linear layers summed in slices); the detector's graph is the same in both (its chunked
+sums and double-float head are in the reference graph: tpsmm/tf_model/resnet.py,
+keypoint_head.py).
 """
 from __future__ import annotations
 
