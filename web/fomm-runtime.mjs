@@ -125,9 +125,10 @@ async function openLiteRt({runtime, base, wasmUrl, files, threads, onProgress}) 
     } catch (err) {
       // An abort gives no reason; one is the wasm heap at its cap (2 GiB in every build of
       // @litertjs/core 2.5.3: tpsmm-ted's generator, docs/runtimes.md), which its size shows.
-      const heap = litert.getGlobalLiteRt().liteRtWasm.HEAPU8.length / 2 ** 20;
+      const bytes = litert.getGlobalLiteRt?.()?.liteRtWasm?.HEAPU8?.length;
+      const heap = bytes ? `; wasm heap ${Math.round(bytes / 2 ** 20)} MiB` : "";
       throw new Error(`${path}: LiteRT.js cannot compile it for ${accelerator} ` +
-                      `(${err.message ?? err}; wasm heap ${Math.round(heap)} MiB)`);
+                      `(${err.message ?? err}${heap})`);
     }
     onProgress({loaded: ++loaded, total: paths.length, file: path});
   }
