@@ -157,6 +157,7 @@ def fast_models(models: dict, frame_shape, target: str | None = TARGET) -> dict:
 
 def exported_weights(models: dict) -> dict:
     """Each network's weights as the exported graph holds them (fast_models' rewritten
-    kernels: the float16 files store these, export/tflite_reduced.py), by dotted path: the
-    variables themselves, read (np.asarray) only by a float16 variant that needs them."""
+    kernels: the float16 and int8 files store these, export/tflite_reduced.py), by dotted
+    path: the variables themselves, read (np.asarray) only by a reduced variant that needs
+    them."""
     return {name: dict(named_variables(model)) for name, model in models.items()}
