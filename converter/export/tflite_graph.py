@@ -22,6 +22,7 @@ from .tflite_file import I8, I32, U32, U64, Table, model_table
 BOOL8 = flatbuffers.number_types.BoolFlags
 U8 = flatbuffers.number_types.Uint8Flags
 F32 = flatbuffers.number_types.Float32Flags
+FLOAT32, FLOAT16, INT8 = 0, 1, 9  # schema TensorType: the float types our files hold
 
 # BuiltinOptions union type -> (its name, {option: (field, flags, default)}): the tables
 # whose fields a shape rule reads (schema.fbs). Tables without fields are listed empty.

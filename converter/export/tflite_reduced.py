@@ -32,8 +32,7 @@ from typing import Iterable
 import numpy as np
 
 from .tflite_file import packed
-
-FLOAT32, FLOAT16, INT8 = 0, 1, 9  # schema TensorType
+from .tflite_graph import FLOAT16, FLOAT32, INT8
 DEQUANTIZE = 6  # schema BuiltinOperator
 # The versions of DEQUANTIZE (the converter's, lite/tools/versioning/op_version.cc).
 DEQUANTIZE_FLOAT16_VERSION = 3

@@ -35,6 +35,7 @@ import struct
 import numpy as np
 
 from ...errors import one_line
+from ...export.tflite_graph import FLOAT16, FLOAT32, INT8
 from ...formats import METADATA_NAME, tflite_filename
 from ...families import family_of
 from ...signatures import DRIVING, SOURCE
@@ -43,7 +44,6 @@ from .tflite_dims import BATCH
 from .tflite_rules import INTEGER, Arg, ShapeError, shown
 from .tflite_shapes import RULES, infer, steps
 
-FLOAT32, FLOAT16, INT8 = 0, 1, 9
 # Tensor types our files hold, with their sizes: float32, float16 (fp16 weights), int32,
 # int64 (none yet; shape vectors may take it), bool, int8 (int8 weights).
 TYPE_SIZES = {0: 4, 1: 2, 2: 4, 4: 8, 6: 1, 9: 1}
