@@ -33,8 +33,8 @@ class Mode:
         config) torch's avd frames were 1.0e-4 to 1.1e-4 from the original's
         make_animation at batch 4 and its bits at batch 1; savedmodel's 1.3e-4 -> 1.0e-4,
         openvino's 1.5e-4 -> 1.4e-4. The backend's default in the other modes, where the
-        batch changed nothing measurable (the formats' own float32 noise dominates:
-        docs/performance.md, "TPSMM: animate's frames")."""
+        batch changed nothing measurable (the original's own float32 noise dominates
+        there: docs/performance.md, "TPSMM: animate's frames", against exact arithmetic)."""
         return 1 if self.name == "avd" else default
 
     def summary(self) -> dict:
