@@ -67,7 +67,8 @@ def expected(nets, clip):  # noqa: F811 (nets: the imported fixture)
 # rewriting the head's compensated arithmetic is the first suspect: issue 22).
 OPENVINO_AVD = pytest.mark.xfail(strict=True, reason=(
     "issue 22, open: OpenVINO's avd frames 1.009e-4 > 1e-4 since the keypoint head's "
-    "double-float ONNX export"))
+    "double-float ONNX export: the original's 5.2e-5 from float64 and OpenVINO's 4.9e-5 in "
+    "opposite directions (docs/performance.md, TPSMM: animate's frames)"))
 
 
 def _cases():
