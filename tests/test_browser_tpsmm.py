@@ -105,7 +105,7 @@ def rect_onnx(tmp_path_factory, tpsmm_checkpoint):
 
 
 def test_onnx_web_tiny_rect(rect_onnx):
-    """tiny-rect (a 64x48 frame) in onnx-web: within the policy, its worst array at the
+    """tiny-rect (a 64x96 frame, H x W) in onnx-web: within the policy, its worst array at the
     bound (relative_deformed 9.99e-5, 2026-12-07; native onnxruntime 1.35e-4 misses it:
     tests/test_tpsmm_onnx.py, keypoint float32 noise amplified by the full-size warp)."""
     spec, folder = rect_onnx
@@ -128,7 +128,7 @@ def rect_bundle(tpsmm_bundle):
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["litert-js", "litert-js-webgpu"])
 def test_litert_js_tiny_rect(rect_bundle, runtime):
-    """tiny-rect (a 64x48 frame) on its bundle's static TFLite files, end to end (WebGPU on
+    """tiny-rect (a 64x96 frame, H x W) on its bundle's static TFLite files, end to end (WebGPU on
     its first 2 frames: worst avd_prediction 5.2e-5, within the float32 policy too)."""
     spec, _ = resolve_spec(bundle=rect_bundle)
     expected = oracle("tiny-rect")
