@@ -2,8 +2,9 @@
 //
 // One module for every page that runs our files (the Python browser backends' harness, the
 // web demo). The runtimes are imported by their package names ('onnxruntime-web',
-// '@litertjs/core'): the page maps them (an import map, or a bundler) to the copies it
-// serves, never a CDN. Tensors cross this API as {data: Float32Array, shape: number[]}.
+// '@litertjs/core'): the page maps them with an import map to the copies it serves, never
+// a CDN (LiteRT.js WebGPU also imports its module's resolved URL with a query, below).
+// Tensors cross this API as {data: Float32Array, shape: number[]}.
 
 export const RUNTIMES = ['onnx-web', 'onnx-webgpu', 'litert-js', 'litert-js-webgpu'];
 
@@ -103,7 +104,7 @@ async function openOnnx({runtime, base, wasmUrl, files, externalData, threads, o
 
 // ------------------------------------------------------------------ LiteRT.js
 // LiteRT.js 2.5.3 caps its wasm heap at 2 GiB in every build, and its WebGPU compile keeps
-// a CPU copy of each graph's weights there besides the file's bytes: tpsmm-ted's generator
+// about as much as each graph's weights there besides the file's bytes: tpsmm-ted's generator
 // (478 MB; its generate and serving_default graphs each use 448 MiB of the weights) runs
 // out compiling its third graph (docs/runtimes.md). So on WebGPU each signature of a file
 // that has several is compiled in a LiteRT.js instance of its own (its own heap), from the
