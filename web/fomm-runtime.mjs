@@ -229,12 +229,13 @@ function graphParts(path, bytes) {
     for (let i = 0; i < signatures.length; i++) {
       const def = table(view, element(view, signatures, i));
       const key = field(view, def, 2);
-      const start = key + view.getUint32(key, true);
-      const name = new TextDecoder().decode(
-        bytes.subarray(start + 4, start + 4 + view.getUint32(start, true)));
       const index = field(view, def, 4);
       const subgraph = index ? view.getUint32(index, true) : 0;
       if (!key || subgraph >= subgraphs.length) throw new Error(`signature ${i} is malformed`);
+      const start = key + view.getUint32(key, true);
+      const end = start + 4 + view.getUint32(start, true);
+      if (end > bytes.length) throw new Error(`signature ${i}'s name runs past the end`);
+      const name = new TextDecoder().decode(bytes.subarray(start + 4, end));
       defs.push({name, def, index, subgraph, at: i});
     }
     defs.sort((a, b) => a.subgraph - b.subgraph);
