@@ -107,8 +107,9 @@ async function openOnnx({runtime, base, wasmUrl, files, externalData, threads, o
 // about as much as each graph's weights there besides the file's bytes: tpsmm-ted's generator
 // (478 MB; its generate and serving_default graphs each use 448 MiB of the weights) runs
 // out compiling its third graph (docs/runtimes.md). So on WebGPU each signature of a file
-// that has several is compiled in a LiteRT.js instance of its own (its own heap), from the
-// file's bytes narrowed to that signature's graph; one-graph files share the first.
+// that has several is compiled from the file's bytes narrowed to that signature's graph:
+// the first in the instance every file shares, each further one in a LiteRT.js instance of
+// its own (its own heap; an instance costs 0.5-5 s to load on SwiftShader).
 async function openLiteRt({runtime, base, wasmUrl, files, threads, onProgress}) {
   const webgpu = runtime === 'litert-js-webgpu';
   if (webgpu && !navigator.gpu) throw new Error(`${runtime}: this browser has no WebGPU`);
@@ -139,8 +140,9 @@ async function openLiteRt({runtime, base, wasmUrl, files, threads, onProgress}) 
       const bytes = await fetchBytes(new URL(path, base));
       const parts = webgpu ? graphParts(path, bytes) : [];
       compiled[path] = {};
-      for (const {signature, narrow} of parts.length ? parts : [{signature: '', narrow: null}]) {
-        const litert = narrow ? await newInstance() : shared;
+      for (const [i, {signature, narrow}] of
+           (parts.length ? parts : [{signature: '', narrow: null}]).entries()) {
+        const litert = i ? await newInstance() : shared;
         const restore = narrow ? narrow() : () => {};
         try {
           compiled[path][signature] = {litert, model: await litert.loadAndCompile(bytes, options)};
