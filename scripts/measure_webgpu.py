@@ -10,7 +10,9 @@ matched to the file's subgraphs in order. Needs chromium and web/node_modules (`
     .venv/bin/python scripts/measure_webgpu.py [CONFIG ...]    # default: every spec
                                                                # and test config
 A CONFIG that is a file (an original-format config, e.g. ../shared/oracle-tpsmm/configs/
-tiny.yaml) is recorded as FOLDER/STEM (oracle-tpsmm/tiny).
+tiny.yaml) is recorded as FOLDER/STEM (oracle-tpsmm/tiny). `--bundle DIR` measures the
+static files of a bundle already built for the one CONFIG named (a synthetic build of a
+384x384 spec takes ~11 min and several GB: build it once, measure it as often as needed).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from fomm_convert.bundle.manifest import BundleError, read_manifest
 from fomm_convert.export.tflite_ops import PLACEMENT_FILE, op_report
 from fomm_convert.families import family_of
 from fomm_convert.formats import tflite_filename
@@ -40,12 +43,16 @@ def configs() -> dict[str, str]:
             **{path.stem: str(path) for path in sorted(TEST_CONFIGS.glob("*.yaml"))}}
 
 
-def measure(name: str, config: str, scratch: Path) -> dict:
-    """{graph digest: record} of one config's static files."""
-    out = scratch / name.replace("/", "-")
+def build(config: str, out: Path) -> Path:
+    """The bundle of one config's static files, from synthetic weights."""
     subprocess.run([sys.executable, "-m", "fomm_convert.cli", "build", "--config", config,
                     "--synthetic", "--formats", "tflite-static", "--out", str(out)],
-                   check=True, cwd=scratch)
+                   check=True, cwd=out.parent)
+    return out
+
+
+def measure(name: str, out: Path) -> dict:
+    """{graph digest: record} of the static files in the bundle `out` of config `name`."""
     records = {}
     for model in MODELS:
         path = out / "tflite" / tflite_filename(model, "fp32", static=True)
@@ -68,7 +75,12 @@ def measure(name: str, config: str, scratch: Path) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("configs", nargs="*", help="names (default: all)")
-    wanted = parser.parse_args().configs
+    parser.add_argument("--bundle", type=Path, help="a bundle already built for the one "
+                        "CONFIG named: measure its static files instead of building them")
+    args = parser.parse_args()
+    wanted = args.configs
+    if args.bundle and len(wanted) != 1:
+        raise SystemExit("--bundle: name the one config it was built for")
     known = configs()
     files = {name: f"{Path(name).parent.parent.name}/{Path(name).stem}" for name in wanted
              if name not in known and Path(name).is_file()}
@@ -77,11 +89,20 @@ def main():
     unknown = [name for name in wanted if name not in known]
     if unknown:
         raise SystemExit(f"unknown config {', '.join(unknown)} (known: {', '.join(known)})")
+    if args.bundle:  # built for that spec (a config file's bundle names its own dataset)
+        try:
+            dataset = read_manifest(args.bundle).get("dataset")
+        except BundleError as err:
+            raise SystemExit(str(err)) from None
+        if wanted[0] in available_specs() and dataset != wanted[0]:
+            raise SystemExit(f"{args.bundle / 'manifest.json'}: dataset is {dataset!r}, "
+                             f"not {wanted[0]}")
     recorded = json.loads(PLACEMENT_FILE.read_text())
     graphs = recorded["graphs"]
     with tempfile.TemporaryDirectory() as scratch:
         for name in wanted or known:
-            for digest, record in measure(name, known[name], Path(scratch)).items():
+            out = args.bundle or build(known[name], Path(scratch) / name.replace("/", "-"))
+            for digest, record in measure(name, out).items():
                 if digest in graphs:  # the same graph in another config
                     record["configs"] = sorted(set(graphs[digest]["configs"]) | {name})
                 graphs[digest] = record

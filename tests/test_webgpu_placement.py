@@ -14,14 +14,7 @@ from fomm_convert.spec import available_specs, load_spec
 GRAPHS = {("kp_detector.static.tflite", "serving_default"),
           *(("generator.static.tflite", s) for s in ("encode_source", "generate",
                                                      "serving_default"))}
-# scripts/measure_webgpu.py tpsmm-ted, 2026-12-07: its kp_detector 767 of 767 ops on the
-# GPU; its generator's compile aborts at LiteRT.js's 2 GiB wasm heap cap, with no tensor
-# near a WebGPU limit (the measurements: docs/runtimes.md, TPSMM placement).
-TED = pytest.mark.xfail(strict=True, reason="issue 22, open: LiteRT.js 2.5.3's wasm heap "
-                        "(2 GiB cap) runs out compiling tpsmm-ted's static generator's three "
-                        "graphs for WebGPU; no record")
-TPSMM_SPECS = [pytest.param(name, marks=[TED] if name == "tpsmm-ted" else [])
-               for name in available_specs() if load_spec(name).family == "tpsmm"]
+TPSMM_SPECS = [name for name in available_specs() if load_spec(name).family == "tpsmm"]
 
 
 @pytest.mark.parametrize("name", TPSMM_SPECS)
