@@ -25,6 +25,10 @@ from . import SignatureCalls
 
 
 def _nchw(image: torch.Tensor) -> torch.Tensor:
+    """A channels-last view, as the original's tensor of a contiguous NHWC picture (its
+    driving frames, a flipped source): the same bits. A picture with other strides (demo.py's
+    RGB slice of an RGBA file) sends the original's detector down its NCHW path, whose
+    keypoints differ by ~4e-7 (docs/runtimes.md, "Other seeds")."""
     return image.permute(0, 3, 1, 2)
 
 
