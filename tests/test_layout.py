@@ -49,7 +49,7 @@ LEAVES = LAYERS[-1]
 # a shared package (torch_model, architecture, ...) that package's, and these.
 FAMILY_PACKAGES = {f.package for f in FAMILIES.values()}
 FAMILY_MODULES = {"tps_solve": "algebra", "keypoint_head": "double_float",
-                  "conditioning": "synth", "onnx_export": "export"}
+                  "tps_kernel": "double_float", "conditioning": "synth", "onnx_export": "export"}
 REGISTRY = "families"  # the one module outside the family packages that names them
 # (ray: its own extra, imported only by --engine ray; executorch: its own extra too.)
 HEAVY = ("torch", "tensorflow", "onnx", "tf_keras", "keras", "ray", "executorch")

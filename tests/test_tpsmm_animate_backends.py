@@ -61,21 +61,10 @@ def expected(nets, clip):  # noqa: F811 (nets: the imported fixture)
     return {mode: make_animation(nets, *inputs, mode) for mode in MODES}
 
 
-# Measured in a full `.ci/run` 2026-12-07 after issue 21's double-float keypoint head
-# joined the ONNX export: OpenVINO's avd frames 1.009e-4 from the loop's (mean 1.3e-6),
-# at both batches; before it they were within the policy. Cause not found yet (OpenVINO
-# rewriting the head's compensated arithmetic is the first suspect: issue 22).
-OPENVINO_AVD = pytest.mark.xfail(strict=True, reason=(
-    "issue 22, open: OpenVINO's avd frames 1.009e-4 > 1e-4 since the keypoint head's "
-    "double-float ONNX export: the original's 5.2e-5 from float64 and OpenVINO's 4.9e-5 in "
-    "opposite directions (docs/performance.md, TPSMM: animate's frames)"))
-
-
 def _cases():
     for mode in MODES:
         for backend in BACKENDS:
-            marks = [OPENVINO_AVD] if (backend, mode) == ("openvino", "avd") else []
-            yield pytest.param(mode, backend, marks=marks)
+            yield pytest.param(mode, backend)
         for runtime in BROWSER:
             yield pytest.param(mode, runtime, marks=pytest.mark.browser)
 

@@ -43,7 +43,7 @@ METADATA = {"kp_detector": {"name": "tiny kp_detector", "licence": "MIT"},
 # shapes: test_gathers_read_shapes_only).
 EXPECTED_OPS = {
     "Abs", "Add", "And", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat",
-    "Constant", "ConstantOfShape", "Conv", "Div", "Equal", "Exp", "Expand", "EyeLike",
+    "Constant", "ConstantOfShape", "Conv", "Div", "Equal", "Exp", "Expand",
     "Gather", "Gemm", "Greater", "GreaterOrEqual",
     "GridSample", "InstanceNormalization", "Less", "LessOrEqual", "Log", "MatMul", "MaxPool",
     "Mod", "Mul", "Neg", "Not", "Or", "Pad", "Pow", "Range", "ReduceMax", "ReduceMin",

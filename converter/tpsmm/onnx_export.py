@@ -19,6 +19,10 @@ What differs from the reference as a backend (tpsmm/runtime/torch_backend.py):
   (tpsmm/tps_solve.py): elementwise ops, comparisons, ReduceMax/ReduceSum, MatMul with
   constant 0/1 masks and Where; no inverse or solve op (TFLite and the GPU delegates have
   none), no gather by computed indices;
+- the TPS is fitted and evaluated in double-float (torch_model/tps.py's "double-float"
+  solve: L in double-float, one step of iterative refinement, the warp rounded once), as
+  the TF graph's: on ill-conditioned systems float32's warp put the frames beyond the
+  parity gate;
 - the relative mode's scale is computed in the graph from FOMM's int32-exact hull areas
   (torch_model/process_kp.py: no input-dependent int64, so OpenVINO's int32 emulation of
   int64 stays exact), where the reference uses float64 areas on the host;
@@ -134,10 +138,10 @@ WRAPPERS = {("kp_detector", "serving_default"): KPDetectorSignature,
 
 def onnx_signatures(spec, nets: dict) -> list[OnnxSignature]:
     """The six graphs of a TPSMM spec's networks (built by tpsmm/torch_model with
-    tps_solve "elimination", weights loaded), in the signatures' order."""
-    if nets["dense_motion_network"].tps_solve != "elimination":
-        raise ValueError("the ONNX graphs solve the TPS systems by elimination "
-                         "(build_models(..., tps_solve='elimination'))")
+    tps_solve "double-float", weights loaded), in the signatures' order."""
+    if nets["dense_motion_network"].tps_solve != "double-float":
+        raise ValueError("the ONNX graphs fit the TPS in double-float "
+                         "(build_models(..., tps_solve='double-float'))")
     out = []
     for model, sigs in signatures(spec).items():
         for contract in sigs.values():
@@ -156,6 +160,6 @@ def export_onnx(spec, checkpoint, metadata: dict[str, dict], out_dir: Path
     from ..checkpoint import Checkpoint, load_checkpoint
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(checkpoint, family=spec.family)
-    nets = load_networks(build_models(spec.model_params(), tps_solve="elimination"),
+    nets = load_networks(build_models(spec.model_params(), tps_solve="double-float"),
                          checkpoint.networks, str(checkpoint.path))
     return write_onnx(onnx_signatures(spec, nets), out_dir, metadata)

@@ -9,12 +9,12 @@ meet without a broadcast of both operands.
 """
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from ... import double_float as df
 from ...tf_model import ops
-from ..architecture import POINTS_PER_TPS, TPS_LOG_EPSILON, TPS_REGULARIZATION
+from ..architecture import POINTS_PER_TPS
+from ..tps_kernel import radial_double, regularization
 from ..tps_solve import Ops, solve
 from .grid import grid_maps
 
@@ -53,35 +53,9 @@ def _zeros(batch, *shape) -> tf.Tensor:
     return ops.tile_to_batch(tf.zeros([1, *shape]), batch)
 
 
-# log(r^2) = log(r^2 * 2**-k) + k log 2 for the k bringing r^2 * 2**-k (exact) nearest 1,
-# where float32's log is accurate to its smaller ulp: (threshold, 2**-k, k log 2 as hi
-# and lo), k = 1..3 above, -1..-2 below (r^2 <= 8 on the grid [-1, 1]^2).
-_OCTAVES = [(2.0 ** (k - 0.5) if k > 0 else 2.0 ** (k + 0.5), 2.0 ** -k,
-             np.float32(k * np.log(2.0)),
-             np.float32(k * np.log(2.0) - np.float64(np.float32(k * np.log(2.0)))))
-            for k in (1, 2, 3, -1, -2)]
-
-
-def _log_double(head, tail):
-    """log(head + tail) as a double-float, head > 0 float32, |tail| <= ulp(head)."""
-    scale, k_hi, k_lo = 1.0, 0.0, 0.0
-    for threshold, factor, hi, lo in _OCTAVES:
-        beyond = head >= threshold if factor < 1 else head < threshold
-        scale = tf.where(beyond, factor, scale)
-        k_hi, k_lo = tf.where(beyond, hi, k_hi), tf.where(beyond, lo, k_lo)
-    reduced = head * scale
-    s, e = df.two_sum(tf.math.log(reduced), k_hi)
-    return df.fast_two_sum(s, e + (k_lo + tail / head))
-
-
 def _radial_double(r2):
-    """The TPS kernel U = r^2 log(r^2 + 1e-9) of a double-float r^2, as a double-float; 0
-    at r = 0 (selected: the float16 TFLite variants round every float constant, and 1e-9
-    rounds to 0, where 0 * log(0) is NaN: the solve of every system, each with U(0) on its
-    diagonal, went NaN and the generator's gathers failed on the NaN coordinates)."""
-    u = df.multiply(r2, _log_double(r2[0] + TPS_LOG_EPSILON, r2[1]))
-    positive = r2[0] > 0.0
-    return tf.where(positive, u[0], 0.0), tf.where(positive, u[1], 0.0)
+    """The TPS kernel of a double-float r^2 (tpsmm/tps_kernel.py)."""
+    return radial_double(r2, tf.where, tf.math.log)
 
 
 def system_matrix_double(points: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -101,9 +75,7 @@ def system_matrix_double(points: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
                     tf.concat([tf.transpose(p, [0, 1, 3, 2]), zeros], axis=3)], axis=2)
     lo = tf.concat([tf.concat([u[1], 0.0 * p], axis=3),
                     tf.concat([0.0 * tf.transpose(p, [0, 1, 3, 2]), zeros], axis=3)], axis=2)
-    regularization = TPS_REGULARIZATION * np.eye(n + 3)[None, None]
-    reg_hi = regularization.astype(np.float32)
-    reg_lo = (regularization - reg_hi).astype(np.float32)
+    reg_hi, reg_lo = regularization(n + 3)
     return df.add((hi, lo), (tf.constant(reg_hi), tf.constant(reg_lo)))
 
 

@@ -90,4 +90,5 @@ class DenseMotionNetwork(nn.Module):
                          for conv, (kind, i) in zip(self.occlusion, self.occlusion_sources)]
         return {"deformed_source": deformed_source, "contribution_maps": contribution_maps,
                 "deformation": deformation, "occlusion_map": occlusion_map,
-                "tps_theta": theta, "tps_control_params": control_params}
+                "tps_theta": tps.rounded(theta),
+                "tps_control_params": tps.rounded(control_params)}
