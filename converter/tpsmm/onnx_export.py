@@ -19,7 +19,7 @@ What differs from the reference as a backend (tpsmm/runtime/torch_backend.py):
   (tpsmm/tps_solve.py): elementwise ops, comparisons, ReduceMax/ReduceSum, MatMul with
   constant 0/1 masks and Where; no inverse or solve op (TFLite and the GPU delegates have
   none), no gather by computed indices;
-- the TPS is fitted and evaluated in double-float (torch_model/tps.py's "double-float"
+- the TPS is fitted and evaluated in double-float (tpsmm/torch_model/tps.py's "double-float"
   solve: L in double-float, one step of iterative refinement, the warp rounded once), as
   the TF graph's: on ill-conditioned systems float32's warp put the frames beyond the
   parity gate;

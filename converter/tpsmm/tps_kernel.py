@@ -1,6 +1,6 @@
 """The TPS kernel U = r^2 log(r^2 + 1e-9) in double-float, for any tensor library given its
-`where` and `log`: what the exported graphs evaluate (TF: tf_model/tps.py; ONNX:
-torch_model/tps.py's "double-float" solve), the torch reference keeping the original's
+`where` and `log`: what the exported graphs evaluate (TF: tpsmm/tf_model/tps.py; ONNX:
+tpsmm/torch_model/tps.py's "double-float" solve), the torch reference keeping the original's
 float32 radial.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ Three ways to fit and evaluate them:
 - "elimination": converter/tpsmm/tps_solve.py's unrolled elimination, on an L built from
   4-D tensors (no inverse or solve op), otherwise the original's float32;
 - "double-float": what the exported graphs compute (the ONNX files; the TF graph's
-  tf_model/tps.py): L in double-float, the elimination with one step of iterative
+  tpsmm/tf_model/tps.py): L in double-float, the elimination with one step of iterative
   refinement, the warp evaluated in double-float and rounded once. On ill-conditioned
   systems (cond(L) ~230) the float32 fit and warp put the generator's frames 1.6e-4 to
   2.4e-4 from float64, beyond the parity gate (docs/runtimes.md).
@@ -79,7 +79,7 @@ def _radial_double(r2):
 
 def system_matrix_double(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """L (B, K, 8, 8) as a double-float (hi, lo): U of the exact differences' squared
-    distances (system_matrix_4d in float64), as tf_model/tps.py's."""
+    distances (system_matrix_4d in float64), as tpsmm/tf_model/tps.py's."""
     x, y = points[:, :, :, 0:1], points[:, :, :, 1:2]
     u = _radial_double(df.add(df.square(df.two_sum(x, -x.transpose(2, 3))),
                               df.square(df.two_sum(y, -y.transpose(2, 3)))))
@@ -150,7 +150,7 @@ def warp_grid(grid: torch.Tensor, theta, points, control_params) -> torch.Tensor
 
 def _warp_grid_double(grid, theta, points, control_params) -> torch.Tensor:
     """warp_grid of double-float theta and control_params, in double-float and in
-    tf_model/tps.py's order (the radial terms summed over the control points, then added
+    tpsmm/tf_model/tps.py's order (the radial terms summed over the control points, then added
     to the affine part), rounded once: float32's sum of terms up to ~37 to warps of a few
     units costs ~6e-6, more where an ill-conditioned fit makes them larger."""
     h, w = grid.shape[:2]
